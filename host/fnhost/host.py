@@ -1,0 +1,240 @@
+"""`Host`: the embedding API. The HTTP API and the CLI call these same methods."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from .capabilities import KvCapability, LogCapability, QueueCapability, SecretsCapability
+from .errors import InvalidWasm, ManifestError, NotFound
+from .invoker import Invoker
+from .manifest import Manifest
+from .runtime import abi
+from .runtime.engine import CompileCache, EngineSettings, EpochTicker, is_component, make_engine
+from .runtime.outcomes import InvocationResult
+from .runtime.sandbox import Call, Prepared, Sandbox
+from .stores import (
+    LIVE,
+    Database,
+    FunctionRecord,
+    InvocationStore,
+    Registry,
+    SQLiteKVStore,
+    SQLiteQueueStore,
+    SQLiteSecretStore,
+    VersionRecord,
+    load_master_key,
+)
+
+WASM_MAGIC = b"\x00asm"
+
+
+@dataclass(frozen=True)
+class Version:
+    """A deployed, immutable version of a function."""
+
+    name: str
+    version: int
+    sha256: str
+    created_at: float
+    created_by: str | None
+    manifest: Manifest
+
+    @classmethod
+    def of(cls, record: VersionRecord) -> Version:
+        return cls(
+            record.name,
+            record.version,
+            record.sha256,
+            record.created_at,
+            record.created_by,
+            Manifest.from_dict(json.loads(record.manifest_json)),
+        )
+
+
+class Host:
+    """A function host over one data directory.
+
+    ``data_dir`` holds ``fnhost.db`` (SQLite, WAL), ``wasm/`` (deployed binaries by sha256) and,
+    unless ``cache_dir`` is given, ``compiled/`` (serialized native code). Invoking is thread-safe.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        cache_dir: str | Path | None = None,
+        master_key: bytes | None = None,
+        engine_settings: EngineSettings | None = None,
+        max_kv_value_bytes: int = 1 << 20,
+        max_queue_message_bytes: int = 256 * 1024,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.wasm_dir = self.data_dir / "wasm"
+        self.wasm_dir.mkdir(exist_ok=True)
+        self.db = Database(self.data_dir / "fnhost.db")
+        self.registry = Registry(self.db)
+        self.kv = SQLiteKVStore(self.db, max_value_bytes=max_kv_value_bytes)
+        self.queues = SQLiteQueueStore(self.db, max_message_bytes=max_queue_message_bytes)
+        self.secrets = SQLiteSecretStore(self.db, master_key or load_master_key(self.data_dir))
+        self.invocations = InvocationStore(self.db)
+        self.settings = engine_settings or EngineSettings()
+        self.engine = make_engine(self.settings)
+        self.ticker = EpochTicker(self.engine, self.settings.epoch_tick_ms)
+        self.compile_cache = CompileCache(
+            Path(cache_dir) if cache_dir else self.data_dir / "compiled", self.engine, self.settings
+        )
+        self.capabilities = [
+            KvCapability(self.kv),
+            QueueCapability(self.queues),
+            SecretsCapability(self.secrets),
+            LogCapability(),
+        ]
+        self.sandbox = Sandbox(self.engine, self.ticker, self.capabilities)
+        self.invoker = Invoker(self.registry, self.sandbox, self.invocations, self._load)
+
+    # deploying -----------------------------------------------------------------------------------
+    def deploy(
+        self,
+        name: str,
+        wasm: bytes,
+        manifest: Manifest | dict[str, Any] | str,
+        *,
+        created_by: str | None = None,
+    ) -> Version:
+        """Validate, compile and record a new version (or return the newest one if identical).
+
+        Nothing is stored unless every check passes: the manifest, the grants, the wasm (compiled
+        now, so the first invoke never compiles), its exports and its imports.
+        """
+        manifest = _manifest(manifest)
+        if manifest.name != name:
+            raise ManifestError(f"name: the manifest names '{manifest.name}' but the deploy is for '{name}'")
+        for cap in self.capabilities:
+            cap.check_grants(manifest)
+        if wasm[:4] != WASM_MAGIC:
+            raise InvalidWasm("module is not WebAssembly (no \\0asm header); build it with `fnhost build`")
+        sha256 = hashlib.sha256(wasm).hexdigest()
+        try:
+            compiled, _cached = self.compile_cache.load(sha256, is_component(wasm), lambda: wasm)
+        except wasmtime.WasmtimeError as e:
+            raise InvalidWasm(f"Wasmtime rejects the module: {str(e).strip().splitlines()[0]}") from None
+        prepared_check = self.sandbox.prepare(name, 0, manifest, compiled)
+        del prepared_check
+        self._store_wasm(sha256, wasm)
+        record = self.registry.add_version(
+            name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
+        )
+        self.invoker.add_prepared(self.sandbox.prepare(name, record.version, manifest, compiled))
+        return Version.of(record)
+
+    def _store_wasm(self, sha256: str, wasm: bytes) -> None:
+        path = self.wasm_dir / f"{sha256}.wasm"
+        if path.exists():
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.wasm_dir, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(wasm)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _load(self, record: VersionRecord) -> Prepared:
+        """A version not prepared in this process (after a restart): load its compiled artifact."""
+        path = self.wasm_dir / f"{record.sha256}.wasm"
+        with open(path, "rb") as f:
+            header = f.read(8)
+        compiled, _ = self.compile_cache.load(record.sha256, is_component(header), path.read_bytes)
+        manifest = Manifest.from_dict(json.loads(record.manifest_json))
+        return self.sandbox.prepare(record.name, record.version, manifest, compiled)
+
+    # invoking ------------------------------------------------------------------------------------
+    def invoke(
+        self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None
+    ) -> InvocationResult:
+        """Run the function's event handler with a direct-invoke payload."""
+        return self.invoker.invoke(
+            name, "event", qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke"
+        )
+
+    def invoke_http(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        *,
+        qualifier: str | int | None = None,
+    ) -> InvocationResult:
+        """Run the function's HTTP handler. `path` includes the query (`/items?id=3`)."""
+        hdrs = [(k.lower(), v) for k, v in (headers or [])]
+
+        def build(ctx: abi.Context) -> Call:
+            return Call(
+                "http", ctx, payload=bytes(body), method=method.upper(), path=path or "/", headers=hdrs
+            )
+
+        return self.invoker.invoke(name, "http", qualifier, build, "http")
+
+    # registry ------------------------------------------------------------------------------------
+    def list_functions(self) -> list[FunctionRecord]:
+        return self.registry.functions()
+
+    def get_function(self, name: str) -> FunctionRecord:
+        record = self.registry.get_function(name)
+        if record is None:
+            raise NotFound(f"no function named '{name}'; deploy it first (fnhost deploy)")
+        return record
+
+    def get_version(self, name: str, qualifier: str | int | None = None) -> Version:
+        return Version.of(self.registry.resolve(name, qualifier))
+
+    def list_versions(self, name: str) -> list[Version]:
+        self.get_function(name)
+        return [Version.of(r) for r in self.registry.versions(name)]
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self.registry.set_alias(name, alias, version)
+
+    def unpin_live(self, name: str) -> None:
+        self.registry.unpin_live(name)
+
+    def delete_function(self, name: str) -> None:
+        """Delete a function, its versions and aliases; garbage-collect unreferenced code."""
+        unreferenced = self.registry.delete_function(name)
+        self.invoker.forget(name)
+        for sha256 in unreferenced:
+            (self.wasm_dir / f"{sha256}.wasm").unlink(missing_ok=True)
+            self.compile_cache.remove(sha256)
+
+    def close(self) -> None:
+        self.ticker.stop()
+        self.db.close()
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _manifest(manifest: Manifest | dict[str, Any] | str) -> Manifest:
+    if isinstance(manifest, Manifest):
+        return manifest
+    if isinstance(manifest, str):
+        return Manifest.from_toml(manifest)
+    return Manifest.from_dict(manifest)
+
+
+__all__ = ["LIVE", "Host", "Version"]

@@ -1,0 +1,124 @@
+"""Encoding of handler inputs and outputs for core modules, byte for byte as docs/abi.md says."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .outcomes import HttpResponse
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+EVENT_INVOKE = 0
+EVENT_QUEUE_BATCH = 1
+EVENT_SCHEDULE = 2
+
+
+@dataclass(frozen=True)
+class Context:
+    invocation_id: str
+    function_name: str
+    function_version: str
+    deadline_unix_ms: int
+    memory_limit_mb: int
+
+
+class AbiError(Exception):
+    """The guest's output does not follow the ABI."""
+
+
+def _bytes(out: list[bytes], data: bytes) -> None:
+    out.append(_U32.pack(len(data)))
+    out.append(data)
+
+
+def _headers(out: list[bytes], headers: list[tuple[str, str]]) -> None:
+    out.append(_U32.pack(len(headers)))
+    for name, value in headers:
+        _bytes(out, name.encode())
+        _bytes(out, value.encode())
+
+
+def _context(out: list[bytes], ctx: Context) -> None:
+    _bytes(out, ctx.invocation_id.encode())
+    _bytes(out, ctx.function_name.encode())
+    _bytes(out, ctx.function_version.encode())
+    out.append(_U64.pack(ctx.deadline_unix_ms))
+    out.append(_U32.pack(ctx.memory_limit_mb))
+
+
+def encode_http_input(
+    ctx: Context, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+) -> bytes:
+    out: list[bytes] = []
+    _context(out, ctx)
+    _bytes(out, method.encode())
+    _bytes(out, path.encode())
+    _headers(out, headers)
+    _bytes(out, body)
+    return b"".join(out)
+
+
+def encode_invoke_input(ctx: Context, payload: bytes) -> bytes:
+    out: list[bytes] = []
+    _context(out, ctx)
+    out.append(bytes([EVENT_INVOKE]))
+    _bytes(out, payload)
+    return b"".join(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def take(self, n: int) -> memoryview:
+        if self.pos + n > len(self.data):
+            raise AbiError(f"output ends at byte {len(self.data)}, expected {n} more at {self.pos}")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u16(self) -> int:
+        return int(_U16.unpack(self.take(2))[0])
+
+    def u32(self) -> int:
+        return int(_U32.unpack(self.take(4))[0])
+
+    def bytes(self) -> bytes:
+        return self.take(self.u32()).tobytes()
+
+    def str(self) -> str:
+        try:
+            return self.bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise AbiError(f"string in output is not UTF-8: {e}") from None
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [(self.str(), self.str()) for _ in range(self.u32())]
+
+
+def split_status(output: bytes) -> tuple[bool, bytes]:
+    """(ok, rest): the tag byte, then either the success value or the UTF-8 error message."""
+    if not output:
+        raise AbiError("handler returned an empty output (expected a tag byte)")
+    if output[0] not in (0, 1):
+        raise AbiError(f"output tag byte is {output[0]}, expected 0 (ok) or 1 (error)")
+    return output[0] == 0, output[1:]
+
+
+def decode_http_response(data: bytes) -> HttpResponse:
+    r = _Reader(data)
+    status = r.u16()
+    headers = r.headers()
+    body = r.bytes()
+    return HttpResponse(status, headers, body)
+
+
+def decode_event_result(data: bytes) -> tuple[bytes, list[str]]:
+    r = _Reader(data)
+    output = r.bytes()
+    failed = [r.str() for _ in range(r.u32())]
+    return output, failed

@@ -1,0 +1,132 @@
+"""The Wasmtime engine of a host: its settings, the one epoch ticker thread, and the compile cache.
+
+Every setting that changes generated code is part of `EngineSettings.cache_key()`: a serialized
+artifact only loads into an engine configured the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib.metadata import version as _dist_version
+from pathlib import Path
+
+import wasmtime
+import wasmtime.component
+
+WASMTIME_VERSION = _dist_version("wasmtime")
+COMPONENT_HEADER = b"\x00asm\x0d\x00\x01\x00"
+CORE_HEADER = b"\x00asm\x01\x00\x00\x00"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    epoch_tick_ms: int = 5
+    max_wasm_stack: int = 1 << 20  # deep recursion traps with "call stack exhausted"
+    cranelift_opt_level: str = "speed"
+
+    def cache_key(self) -> str:
+        settings = {k: v for k, v in asdict(self).items() if k != "epoch_tick_ms"}
+        raw = f"wasmtime={WASMTIME_VERSION};fuel=1;epoch=1;{sorted(settings.items())}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def make_engine(settings: EngineSettings) -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    config.max_wasm_stack = settings.max_wasm_stack
+    config.cranelift_opt_level = settings.cranelift_opt_level
+    config.wasm_component_model = True
+    return wasmtime.Engine(config)
+
+
+class EpochTicker:
+    """One background thread per engine that advances the epoch every `tick_ms`.
+
+    Store deadlines are counted in ticks, so a wall-clock timeout costs no thread per call.
+    """
+
+    def __init__(self, engine: wasmtime.Engine, tick_ms: int) -> None:
+        self.engine = engine
+        self.tick_ms = tick_ms
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fnhost-epoch", daemon=True)
+        self._thread.start()
+
+    def ticks_for(self, timeout_ms: int) -> int:
+        # +1: the current tick may be nearly over when the deadline is set.
+        return -(-timeout_ms // self.tick_ms) + 1
+
+    def _run(self) -> None:
+        interval = self.tick_ms / 1000
+        while not self._stop.wait(interval):
+            self.engine.increment_epoch()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+
+def is_component(wasm: bytes) -> bool:
+    return wasm[:8] == COMPONENT_HEADER
+
+
+class CompileCache:
+    """Compiled artifacts on disk, keyed by wasm sha256 + engine settings + wasmtime version.
+
+    Writes go to a temp file in the same directory and are renamed into place, so concurrent writers
+    never leave a torn file. An entry that fails to load (corrupt, truncated, from another engine)
+    is recompiled and replaced.
+    """
+
+    def __init__(self, root: Path, engine: wasmtime.Engine, settings: EngineSettings) -> None:
+        self.root = root / settings.cache_key()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.engine = engine
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / f"{sha256}.cwasm"
+
+    def load(
+        self, sha256: str, component: bool, wasm: Callable[[], bytes]
+    ) -> tuple[wasmtime.Module | wasmtime.component.Component, bool]:
+        """Return (compiled, was_cached); on a miss compile `wasm()` and store the artifact."""
+        path = self.path_for(sha256)
+        if path.exists():
+            try:
+                if component:
+                    return wasmtime.component.Component.deserialize_file(self.engine, str(path)), True
+                return wasmtime.Module.deserialize_file(self.engine, str(path)), True
+            except (wasmtime.WasmtimeError, ValueError):
+                pass  # corrupt, truncated or from another engine: recompile below
+        code = wasm()
+        compiled: wasmtime.Module | wasmtime.component.Component
+        if component:
+            compiled = wasmtime.component.Component(self.engine, code)
+        else:
+            compiled = wasmtime.Module(self.engine, code)
+        self._store(path, compiled.serialize())
+        return compiled, False
+
+    def _store(self, path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".cwasm")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def remove(self, sha256: str) -> None:
+        self.path_for(sha256).unlink(missing_ok=True)
+
+
+def monotonic_ms() -> float:
+    return time.perf_counter() * 1000

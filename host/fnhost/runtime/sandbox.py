@@ -1,0 +1,441 @@
+"""Running one invocation in a Wasmtime store: limits, the two guest ABIs, and outcome mapping.
+
+Per host: one engine, one component linker and one core linker with every capability linked once.
+Per function version (`Prepared`): the compiled code, export indices, cached call types and the
+core `InstancePre`, all computed once. Per invocation: a fresh store (fuel, epoch deadline,
+memory/table/instance limits, WASI with only the manifest's env and captured stdio) and a fresh
+instance — or, with `instance_reuse`, a warm one of the same version.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import wasmtime
+import wasmtime.component
+from wasmtime import _ffi as ffi
+from wasmtime.component import Record
+from wasmtime.component._enter import enter_wasm
+
+from ..capabilities.base import CallState, Capability, current_state, define_core, set_current_state
+from ..errors import InvalidWasm
+from ..manifest import Manifest
+from . import _fastlist, abi
+from .engine import EpochTicker, is_component
+from .outcomes import HttpResponse, Outcome
+
+_fastlist.install()
+
+WASM_PAGE = 65536
+CORE_HANDLERS = {"http": "fnhost_handle_http", "event": "fnhost_handle_event"}
+COMPONENT_HANDLERS = {"http": "handle-http", "event": "handle-event"}
+
+
+@dataclass
+class Call:
+    """What to run: the HTTP handler with a request, or the event handler with a payload."""
+
+    kind: str  # "http" | "event"
+    ctx: abi.Context
+    payload: bytes = b""
+    method: str = "GET"
+    path: str = "/"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    outcome: Outcome
+    output: bytes = b""
+    response: HttpResponse | None = None
+    error: str | None = None
+    failed_message_ids: list[str] = field(default_factory=list)
+    fuel_consumed: int = 0
+    memory_used_bytes: int | None = None
+
+
+class GuestFailure(Exception):
+    """The handler ran and reported failure, or broke the contract (outcome GuestError)."""
+
+
+@dataclass
+class _Warm:
+    store: wasmtime.Store
+    instance: Any
+    uses: int = 0
+
+
+class Prepared:
+    """One function version, ready to run: everything that does not change between invocations."""
+
+    def __init__(self, sandbox: Sandbox, name: str, version: int, manifest: Manifest, compiled: Any) -> None:
+        self.name = name
+        self.version = version
+        self.manifest = manifest
+        self.limits = manifest.limits
+        self.compiled = compiled
+        self.component = isinstance(compiled, wasmtime.component.Component)
+        self.env = list(manifest.env.items())
+        self._warm: list[_Warm] = []
+        self._lock = threading.Lock()
+        self.exports: dict[str, Any] = {}
+        if self.component:
+            for kind, export in COMPONENT_HANDLERS.items():
+                idx = compiled.get_export_index(export)
+                if idx is not None:
+                    self.exports[kind] = idx
+            if not self.exports:
+                raise InvalidWasm(
+                    "component exports neither handle-http nor handle-event; build it against the "
+                    "world `function` in sdk/wit/fnhost.wit"
+                )
+            self.types: dict[str, tuple[list[Any], Any]] = {}
+        else:
+            names = {e.name for e in compiled.exports}
+            missing = [n for n in ("memory", "fnhost_alloc") if n not in names]
+            if missing:
+                raise InvalidWasm(
+                    f"core module does not export {', '.join(missing)}; see docs/abi.md (Guest exports)"
+                )
+            self.exports = {k: v for k, v in CORE_HANDLERS.items() if v in names}
+            if not self.exports:
+                raise InvalidWasm("core module exports neither fnhost_handle_http nor fnhost_handle_event")
+            self.initialize = "_initialize" in names
+            try:
+                self.pre = sandbox.core_linker.instantiate_pre(compiled)
+            except wasmtime.WasmtimeError as e:
+                raise InvalidWasm(
+                    f"core module imports something fnhost does not provide: {_first_line(e)}"
+                ) from None
+
+    # warm instances --------------------------------------------------------------------------
+    def take_warm(self) -> _Warm | None:
+        if not self.limits.instance_reuse:
+            return None
+        with self._lock:
+            return self._warm.pop() if self._warm else None
+
+    def give_back(self, warm: _Warm) -> None:
+        if warm.uses >= self.limits.instance_reuse:
+            return
+        with self._lock:
+            if len(self._warm) < self.limits.max_concurrency:
+                self._warm.append(warm)
+
+    def drop_warm(self) -> None:
+        with self._lock:
+            self._warm.clear()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _stdout(data: bytes) -> None:
+    current_state().logs.stream("stdout", data)
+
+
+def _stderr(data: bytes) -> None:
+    current_state().logs.stream("stderr", data)
+
+
+class Sandbox:
+    def __init__(
+        self, engine: wasmtime.Engine, ticker: EpochTicker, capabilities: Sequence[Capability]
+    ) -> None:
+        self.engine = engine
+        self.ticker = ticker
+        self.component_linker = wasmtime.component.Linker(engine)
+        self.component_linker.add_wasip2()
+        with self.component_linker.root() as root:
+            for cap in capabilities:
+                cap.link_component(root)
+        self.core_linker = wasmtime.Linker(engine)
+        self.core_linker.define_wasi()
+        for cap in capabilities:
+            cap.link_core(self.core_linker)
+        _link_core_results(self.core_linker)
+
+    def prepare(self, name: str, version: int, manifest: Manifest, compiled: Any) -> Prepared:
+        prepared = Prepared(self, name, version, manifest, compiled)
+        if prepared.component:
+            self._trial_instantiate(prepared)
+        return prepared
+
+    def _trial_instantiate(self, prepared: Prepared) -> None:
+        """Instantiate once at deploy, so a component importing what fnhost lacks fails the deploy."""
+        store = self._new_store(prepared)
+        store.set_fuel(prepared.limits.fuel)
+        store.set_epoch_deadline(self.ticker.ticks_for(prepared.limits.timeout_ms))
+        try:
+            self.component_linker.instantiate(store, prepared.compiled)
+        except wasmtime.WasmtimeError as e:
+            raise InvalidWasm(f"component cannot be instantiated by fnhost: {_first_line(e)}") from None
+
+    # -----------------------------------------------------------------------------------------
+    def _new_store(self, prepared: Prepared) -> wasmtime.Store:
+        store = wasmtime.Store(self.engine)
+        store.set_limits(
+            memory_size=prepared.limits.memory_mb * 2**20,
+            table_elements=1_000_000,
+            instances=64,
+            tables=64,
+            memories=16,
+        )
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = [prepared.name]
+        wasi.env = prepared.env
+        wasi.stdout_custom = _stdout
+        wasi.stderr_custom = _stderr
+        store.set_wasi(wasi)
+        return store
+
+    def run(self, prepared: Prepared, call: Call, state: CallState) -> RunResult:
+        limits = prepared.limits
+        warm = prepared.take_warm()
+        set_current_state(state)
+        store: wasmtime.Store | None = None
+        fuel_set = 0
+        try:
+            store = warm.store if warm else self._new_store(prepared)
+            store.set_fuel(limits.fuel)
+            fuel_set = limits.fuel
+            store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_ms))
+            if warm is None:
+                instance = self._instantiate(prepared, store)
+                warm = _Warm(store, instance)
+            if call.kind not in prepared.exports:
+                raise GuestFailure(f"function does not export a {call.kind} handler")
+            if prepared.component:
+                result = self._call_component(prepared, store, warm.instance, call)
+            else:
+                result = self._call_core(prepared, store, warm.instance, call)
+        except GuestFailure as e:
+            result = RunResult(Outcome.GUEST_ERROR, error=str(e))
+        except wasmtime.Trap as e:
+            result = self._classify(prepared, store, warm, e)
+        except wasmtime.WasmtimeError as e:
+            result = self._classify(prepared, store, warm, e)
+        finally:
+            set_current_state(None)
+            state.logs.flush()
+        if store is not None and fuel_set:
+            try:
+                result.fuel_consumed = fuel_set - store.get_fuel()
+            except wasmtime.WasmtimeError:
+                result.fuel_consumed = fuel_set
+        if warm is not None and not prepared.component:
+            result.memory_used_bytes = _core_memory_size(warm.store, warm.instance)
+        if result.outcome is Outcome.GUEST_ERROR and (result.error or "").startswith("MemoryError"):
+            result.outcome = Outcome.MEMORY_LIMIT
+            result.error = f"memory limit of {limits.memory_mb} MiB reached ({result.error})"
+        if state.denied and result.outcome in (Outcome.GUEST_ERROR, Outcome.GUEST_TRAP):
+            result.outcome = Outcome.DENIED
+            result.error = f"{state.denied[0]} (the function failed after: {result.error})"
+        if result.outcome is Outcome.OK and warm is not None and limits.instance_reuse:
+            warm.uses += 1
+            prepared.give_back(warm)
+        return result
+
+    def _instantiate(self, prepared: Prepared, store: wasmtime.Store) -> Any:
+        if prepared.component:
+            return self.component_linker.instantiate(store, prepared.compiled)
+        instance = prepared.pre.instantiate(store)
+        if prepared.initialize:
+            instance.exports(store)["_initialize"](store)
+        return instance
+
+    def _classify(
+        self, prepared: Prepared, store: wasmtime.Store | None, warm: _Warm | None, e: Exception
+    ) -> RunResult:
+        text = str(e)
+        first = _first_line(e)
+        limits = prepared.limits
+        if "all fuel consumed" in text:
+            return RunResult(
+                Outcome.FUEL_EXHAUSTED, error=f"CPU budget of {limits.fuel} fuel exhausted (limits.fuel)"
+            )
+        if "interrupt" in text:
+            return RunResult(
+                Outcome.TIMEOUT, error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms)"
+            )
+        memory_error = RunResult(
+            Outcome.MEMORY_LIMIT,
+            error=f"memory limit of {limits.memory_mb} MiB reached (limits.memory_mb): {first}",
+        )
+        if "memory" in text and ("limit" in text or "exceed" in text or "grow" in text):
+            return memory_error
+        if warm is not None and store is not None and not prepared.component:
+            size = _core_memory_size(store, warm.instance)
+            if size is not None and size + WASM_PAGE > limits.memory_mb * 2**20:
+                return memory_error
+        if "call stack exhausted" in text:
+            return RunResult(Outcome.GUEST_TRAP, error=f"stack overflow: {first}")
+        return RunResult(Outcome.GUEST_TRAP, error=first)
+
+    # components ------------------------------------------------------------------------------
+    def _call_component(
+        self, prepared: Prepared, store: wasmtime.Store, instance: Any, call: Call
+    ) -> RunResult:
+        func = instance.get_func(store, prepared.exports[call.kind])
+        ctx = _record(
+            invocation_id=call.ctx.invocation_id,
+            function_name=call.ctx.function_name,
+            function_version=call.ctx.function_version,
+            deadline_unix_ms=call.ctx.deadline_unix_ms,
+            memory_limit_mb=call.ctx.memory_limit_mb,
+        )
+        if call.kind == "http":
+            arg = _record(
+                method=call.method, path_with_query=call.path, headers=call.headers, body=call.payload
+            )
+        else:
+            arg = call.payload  # event.invoke(list<u8>): the variant's cases differ by Python type
+        value = _component_call(prepared, call.kind, func, store, ctx, arg)
+        if isinstance(value, str):
+            raise GuestFailure(value)
+        if call.kind == "http":
+            body = value.body
+            _check_size(len(body), prepared.limits.max_response_bytes)
+            response = HttpResponse(value.status, [tuple(h) for h in value.headers], body)
+            return RunResult(Outcome.OK, response=response)
+        output = value.output
+        _check_size(len(output), prepared.limits.max_response_bytes)
+        return RunResult(
+            Outcome.OK, output=output, failed_message_ids=list(getattr(value, "failed-message-ids"))
+        )
+
+    # core modules ----------------------------------------------------------------------------
+    def _call_core(self, prepared: Prepared, store: wasmtime.Store, instance: Any, call: Call) -> RunResult:
+        exports = instance.exports(store)
+        if call.kind == "http":
+            data = abi.encode_http_input(call.ctx, call.method, call.path, call.headers, call.payload)
+        else:
+            data = abi.encode_invoke_input(call.ctx, call.payload)
+        memory = exports["memory"]
+        ptr = exports["fnhost_alloc"](store, len(data))
+        if not ptr:
+            raise GuestFailure(f"fnhost_alloc({len(data)}) returned 0 (guest out of memory)")
+        _write(store, memory, ptr, data)
+        packed = exports[CORE_HANDLERS[call.kind]](store, ptr, len(data))
+        out_ptr, out_len = (packed >> 32) & 0xFFFFFFFF, packed & 0xFFFFFFFF
+        _check_size(out_len, prepared.limits.max_response_bytes)
+        output = _read(store, memory, out_ptr, out_len)
+        try:
+            ok, rest = abi.split_status(output)
+            if not ok:
+                raise GuestFailure(rest.decode("utf-8", "replace"))
+            if call.kind == "http":
+                return RunResult(Outcome.OK, response=abi.decode_http_response(rest))
+            out, failed = abi.decode_event_result(rest)
+            return RunResult(Outcome.OK, output=out, failed_message_ids=failed)
+        except abi.AbiError as e:
+            raise GuestFailure(f"handler output does not follow docs/abi.md: {e}") from None
+
+
+def _check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise GuestFailure(f"output of {size} bytes is over limits.max_response_bytes ({limit})")
+
+
+def _record(**fields: Any) -> Record:
+    record = Record()
+    for key, value in fields.items():
+        setattr(record, key.replace("_", "-"), value)
+    return record
+
+
+def _component_call(prepared: Prepared, kind: str, func: Any, store: wasmtime.Store, *args: Any) -> Any:
+    """Call a component export with its parameter/result types looked up once per version.
+
+    Same steps as wasmtime-py's `Func.__call__`, minus the per-call type queries.
+    """
+    types = prepared.types.get(kind)
+    if types is None:
+        fty = func.type(store)
+        types = ([ty for _, ty in fty.params], fty.result)
+        prepared.types[kind] = types
+    param_tys, result_ty = types
+    params = (ffi.wasmtime_component_val_t * len(args))()
+    converted = 0
+    try:
+        for ty, value in zip(param_tys, args, strict=True):
+            ty.convert_to_c(store, value, ctypes.pointer(params[converted]))
+            converted += 1
+        result = ffi.wasmtime_component_val_t()
+
+        def run() -> Any:
+            return ffi.wasmtime_component_func_call(
+                ctypes.byref(func._func), store._context(), params, converted, ctypes.byref(result), 1
+            )
+
+        enter_wasm(run)
+        value = result_ty.convert_from_c(result)
+    finally:
+        for i in range(converted):
+            ffi.wasmtime_component_val_delete(ctypes.byref(params[i]))
+    func.post_return(store)
+    return value
+
+
+def _memory_view(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, int]:
+    return ctypes.addressof(memory.data_ptr(store).contents), memory.data_len(store)
+
+
+def _write(store: wasmtime.Store, memory: wasmtime.Memory, ptr: int, data: bytes) -> None:
+    base, size = _memory_view(store, memory)
+    if ptr + len(data) > size:
+        raise GuestFailure(f"fnhost_alloc returned {ptr}, outside guest memory for {len(data)} bytes")
+    ctypes.memmove(base + ptr, data, len(data))
+
+
+def _read(store: wasmtime.Store, memory: wasmtime.Memory, ptr: int, length: int) -> bytes:
+    base, size = _memory_view(store, memory)
+    if ptr + length > size:
+        raise GuestFailure(f"handler returned buffer {ptr}+{length}, outside guest memory")
+    return ctypes.string_at(base + ptr, length)
+
+
+def _core_memory_size(store: wasmtime.Store, instance: Any) -> int | None:
+    try:
+        memory = instance.exports(store)["memory"]
+        return int(memory.data_len(store))
+    except (KeyError, wasmtime.WasmtimeError):
+        return None
+
+
+def _link_core_results(linker: wasmtime.Linker) -> None:
+    """`result_len` / `result_read`: how a core guest reads the pending result of a host call."""
+    i32 = wasmtime.ValType.i32()
+
+    def result_len() -> int:
+        return len(current_state().pending)
+
+    def result_read(caller: wasmtime.Caller, dst: int) -> int:
+        from ..capabilities.base import GuestMemory, HostCallError
+
+        state = current_state()
+        data, state.pending = state.pending, b""
+        try:
+            GuestMemory(caller).write(dst, data)
+        except HostCallError:
+            return -1
+        return len(data)
+
+    linker.define_func("fnhost", "result_len", wasmtime.FuncType([], [i32]), result_len)
+    linker.define_func(
+        "fnhost", "result_read", wasmtime.FuncType([i32], [i32]), result_read, access_caller=True
+    )
+
+
+def deadline_ms(timeout_ms: int) -> int:
+    return int(time.time() * 1000) + timeout_ms
+
+
+__all__ = ["Call", "Prepared", "RunResult", "Sandbox", "deadline_ms", "define_core", "is_component"]
