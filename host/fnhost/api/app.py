@@ -1,0 +1,110 @@
+"""`create_app(host)`: the HTTP API over one `Host`, as a Starlette app (served by Hypercorn)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..control.audit import AuditLog
+from ..control.auth import ApiKeys
+from ..control.bundles import BundleLimits
+from ..host import Host
+from . import admin, functions, invoke
+from .context import ApiContext, InvocationPool, context_of
+from .errors import EXCEPTION_HANDLERS
+from .metrics import Metrics
+from .middleware import BodyLimitMiddleware, RequestIdMiddleware
+from .openapi import openapi_document
+
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # invoke payloads and function-URL bodies (Lambda's limit)
+DEFAULT_MAX_BUNDLE_BYTES = BundleLimits().max_upload_bytes
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def create_app(
+    host: Host,
+    *,
+    read_only: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    workers: int = 4,
+    global_concurrency: int = 64,
+    trusted_keys: Sequence[str] = (),
+    keys: ApiKeys | None = None,
+    audit_log: AuditLog | None = None,
+) -> Starlette:
+    """The fnhost HTTP API (see docs/api.md).
+
+    `workers` threads run invocations; at most `global_concurrency` are admitted at once (queued
+    or running), beyond that callers get 429. `read_only` serves functions but refuses every
+    control-plane call with 405. `trusted_keys`, if given, must have signed every deployed bundle.
+    """
+    metrics = Metrics()
+    ctx = ApiContext(
+        host=host,
+        keys=keys if keys is not None else ApiKeys(host.db),
+        audit_log=audit_log if audit_log is not None else AuditLog(host.db),
+        metrics=metrics,
+        pool=InvocationPool(workers, global_concurrency, metrics),
+        read_only=read_only,
+        trusted_keys=list(trusted_keys),
+        max_bundle_bytes=max_bundle_bytes,
+    )
+
+    def route(
+        path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes
+    ) -> Route:
+        return Route(
+            path, endpoint, methods=methods, middleware=[Middleware(BodyLimitMiddleware, max_bytes=limit)]
+        )
+
+    routes = [
+        route("/healthz", healthz, ["GET"]),
+        route("/metrics", metrics.endpoint, ["GET"]),
+        route("/v1/openapi.json", openapi, ["GET"]),
+        route("/v1/functions", functions.list_functions, ["GET"]),
+        route("/v1/functions/{name}", functions.deploy, ["PUT"], limit=max_bundle_bytes),
+        route("/v1/functions/{name}", functions.get_function, ["GET"]),
+        route("/v1/functions/{name}", functions.delete_function, ["DELETE"]),
+        route("/v1/functions/{name}/versions", functions.list_versions, ["GET"]),
+        route("/v1/functions/{name}/aliases/{alias}", functions.set_alias, ["PUT"]),
+        route("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),
+        route("/v1/functions/{name}/invocations", invoke.list_invocations, ["GET"]),
+        route("/v1/invocations/{id}", invoke.get_invocation, ["GET"]),
+        route("/v1/secrets", admin.list_secrets, ["GET"]),
+        route("/v1/secrets/{name}", admin.set_secret, ["PUT"]),
+        route("/v1/secrets/{name}", admin.delete_secret, ["DELETE"]),
+        route("/v1/keys", admin.create_key, ["POST"]),
+        route("/v1/keys", admin.list_keys, ["GET"]),
+        route("/v1/keys/{id}", admin.revoke_key, ["DELETE"]),
+        route("/v1/audit", admin.list_audit, ["GET"]),
+        route("/v1/audit/verify", admin.verify_audit, ["GET"]),
+        route("/fn/{name}", invoke.function_url, ALL_METHODS),
+        route("/fn/{name}/{path:path}", invoke.function_url, ALL_METHODS),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.fnhost = ctx
+    return app
+
+
+async def healthz(request: Request) -> Response:
+    """GET /healthz: liveness; no key needed."""
+    ctx = context_of(request)
+    return JSONResponse(
+        {"status": "ok", "read_only": ctx.read_only, "invocations_in_flight": ctx.pool.in_flight}
+    )
+
+
+async def openapi(request: Request) -> Response:
+    """GET /v1/openapi.json: the OpenAPI 3.1 description of this API; no key needed."""
+    return JSONResponse(openapi_document(read_only=context_of(request).read_only))

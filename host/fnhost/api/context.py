@@ -1,0 +1,214 @@
+"""What every handler shares: the host, keys, audit log, metrics and the invocation pool.
+
+Handlers stay thin: parse the request, `authorize`, call one Host/control method (through
+`blocking`, so SQLite and compiles never run on the event loop), `audit`, answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from starlette.requests import Request
+
+from ..control.audit import AuditLog
+from ..control.auth import DEPLOY, INVOKE, ApiKeys, Principal
+from ..errors import FnhostError, Forbidden, ReadOnly
+from ..host import Host
+from ..runtime.outcomes import InvocationResult
+from .errors import InvalidRequest, Throttled, request_id_of
+from .metrics import Metrics
+
+T = TypeVar("T")
+
+READ = "read"
+"""Not a stored scope: reading a function's metadata and invocation records is allowed to any key
+that may deploy or invoke that function (admin keys included)."""
+
+
+def require_read(principal: Principal, function: str | None) -> None:
+    if principal.allows(DEPLOY, function) or principal.allows(INVOKE, function):
+        return
+    raise Forbidden(
+        f"API key {principal.key_id} ({principal.name}) may not read function '{function}': reading "
+        "needs the 'deploy' or 'invoke' scope for it"
+    )
+
+
+async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Runs a blocking control-plane call (SQLite, compile) on anyio's default thread pool."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+class InvocationPool:
+    """Bounded execution of invocations: `workers` threads, at most `max_in_flight` admitted.
+
+    Admission is checked on the event loop (single-threaded, so a plain counter is exact). An
+    invocation over `max_in_flight` is refused at once with 429 rather than queued without bound;
+    admitted ones wait for one of the `workers` threads.
+    """
+
+    def __init__(self, workers: int, max_in_flight: int, metrics: Metrics) -> None:
+        if workers < 1 or max_in_flight < 1:
+            raise ValueError("workers and global concurrency must be at least 1")
+        self.limiter = anyio.CapacityLimiter(workers)
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.metrics = metrics
+
+    async def run(self, function: str, call: Callable[[], InvocationResult]) -> InvocationResult:
+        if self.in_flight >= self.max_in_flight:
+            self.metrics.throttles.labels(function, "global").inc()
+            raise Throttled(
+                f"{self.in_flight} invocations are in flight, this server's limit "
+                f"(--global-concurrency {self.max_in_flight}); retry after a moment"
+            )
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            result = await anyio.to_thread.run_sync(call, limiter=self.limiter)
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+        self.metrics.observe(result)
+        return result
+
+
+@dataclass
+class AuditNote:
+    target: str
+    detail: dict[str, Any]
+
+
+@dataclass
+class ApiContext:
+    host: Host
+    keys: ApiKeys
+    audit_log: AuditLog
+    metrics: Metrics
+    pool: InvocationPool
+    read_only: bool = False
+    trusted_keys: list[str] = field(default_factory=list)
+    max_bundle_bytes: int = 0
+
+    async def authorize(self, request: Request, scope: str, function: str | None = None) -> Principal:
+        """The caller's key, checked for `scope` (and `function`); a refusal is audited, then raised."""
+        principal = await self.authenticate(request)
+        await self.check(request, principal, scope, function)
+        return principal
+
+    async def authenticate(self, request: Request) -> Principal:
+        """The caller's key (`Unauthorized`, audited, if missing, unknown or revoked)."""
+        try:
+            return await blocking(self.keys.authenticate, request.headers.get("authorization"))
+        except FnhostError as e:
+            await self._audit_denied(request, None, e, {})
+            raise
+
+    async def check(self, request: Request, principal: Principal, scope: str, function: str | None) -> None:
+        """`Forbidden`, audited, unless `principal` has `scope` (for `function`, when named)."""
+        try:
+            if scope == READ:
+                require_read(principal, function)
+            else:
+                principal.require(scope, function)
+        except FnhostError as e:
+            await self._audit_denied(request, principal, e, {"scope": scope, "function": function})
+            raise
+
+    async def _audit_denied(
+        self, request: Request, principal: Principal | None, error: FnhostError, detail: dict[str, Any]
+    ) -> None:
+        await self.audit(
+            request,
+            "auth.denied",
+            target=f"{request.method} {request.url.path}",
+            outcome=error.code,
+            principal=principal,
+            detail={**detail, "message": str(error)},
+        )
+
+    async def audit(
+        self,
+        request: Request,
+        action: str,
+        *,
+        target: str,
+        outcome: str = "ok",
+        principal: Principal | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await blocking(
+            self.audit_log.record,
+            action,
+            target,
+            outcome,
+            principal.key_id if principal is not None else None,
+            request_id_of(request),
+            detail or {},
+        )
+
+    @asynccontextmanager
+    async def audited(
+        self,
+        request: Request,
+        action: str,
+        target: str,
+        principal: Principal,
+        detail: dict[str, Any] | None = None,
+    ) -> AsyncIterator[AuditNote]:
+        """Records `action` when the block ends: outcome `ok`, or the `FnhostError`'s code (re-raised).
+
+        The block may change `note.target` and add to `note.detail` as it learns more.
+        """
+        note = AuditNote(target, dict(detail or {}))
+        try:
+            yield note
+        except FnhostError as e:
+            await self.audit(
+                request,
+                action,
+                target=note.target,
+                outcome=e.code,
+                principal=principal,
+                detail={**note.detail, "message": str(e)},
+            )
+            raise
+        await self.audit(request, action, target=note.target, principal=principal, detail=note.detail)
+
+    def writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnly(
+                f"{what} is disabled: this server runs read-only (--read-only), serving the bundles "
+                "it was started with; deploy to the control-plane server instead"
+            )
+
+
+def context_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.fnhost
+    return ctx
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or `InvalidRequest` naming what is wrong."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest('request body must be a JSON object, e.g. {"version": 2}')
+    return data
+
+
+def query_int(request: Request, name: str, default: int, least: int, most: int) -> int:
+    raw = request.query_params.get(name, str(default))
+    if not raw.isdigit() or not least <= int(raw) <= most:
+        raise InvalidRequest(f"{name}: must be an integer {least}..{most}, got {raw!r}")
+    return int(raw)

@@ -1,0 +1,107 @@
+"""Functions: deploy a bundle, list, describe, list versions, delete, point an alias."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..control.auth import DEPLOY, INVOKE
+from ..control.bundles import BundleLimits, open_bundle
+from ..control.signing import verify_bundle
+from ..host import Version
+from .context import READ, ApiContext, blocking, context_of, json_object
+from .errors import InvalidRequest
+from .serialize import jsonable
+
+
+async def deploy(request: Request) -> Response:
+    """PUT /v1/functions/{name}: body = bundle zip. 201 new version, 200 the same bundle again."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    ctx.writable("deploying")
+    principal = await ctx.authorize(request, DEPLOY, name)
+    data = await request.body()
+    async with ctx.audited(request, "function.deploy", name, principal, {"bytes": len(data)}) as note:
+        version, created = await blocking(_deploy, ctx, name, data, principal.key_id, note.detail)
+        note.detail.update(version=version.version, sha256=version.sha256, created=created)
+    body = {
+        "name": version.name,
+        "version": version.version,
+        "sha256": version.sha256,
+        "created": created,
+        "created_at": version.created_at,
+    }
+    return JSONResponse(body, status_code=201 if created else 200)
+
+
+def _deploy(
+    ctx: ApiContext, name: str, data: bytes, actor: str, detail: dict[str, object]
+) -> tuple[Version, bool]:
+    bundle = open_bundle(data, limits=BundleLimits(max_upload_bytes=ctx.max_bundle_bytes))
+    detail["bundle_sha256"] = bundle.sha256
+    if ctx.trusted_keys:
+        detail["signed_by"] = verify_bundle(bundle, ctx.trusted_keys)
+    if bundle.manifest.name != name:
+        raise InvalidRequest(
+            f"the URL names function {name!r} but the bundle's fnhost.toml says name = "
+            f"{bundle.manifest.name!r}; deploy to /v1/functions/{bundle.manifest.name}"
+        )
+    before = ctx.host.registry.latest(name)
+    version = ctx.host.deploy(name, bundle.wasm, bundle.manifest, created_by=actor)
+    # Host.deploy returns the newest version unchanged when the bundle is identical to it.
+    return version, before is None or version.version > before.version
+
+
+async def list_functions(request: Request) -> Response:
+    """GET /v1/functions: the functions this key may deploy or invoke."""
+    ctx = context_of(request)
+    principal = await ctx.authorize(request, READ)
+    functions = [
+        f
+        for f in await blocking(ctx.host.list_functions)
+        if principal.allows(DEPLOY, f.name) or principal.allows(INVOKE, f.name)
+    ]
+    return JSONResponse({"functions": jsonable(functions)})
+
+
+async def get_function(request: Request) -> Response:
+    """GET /v1/functions/{name}."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    await ctx.authorize(request, READ, name)
+    return JSONResponse(jsonable(await blocking(ctx.host.get_function, name)))
+
+
+async def list_versions(request: Request) -> Response:
+    """GET /v1/functions/{name}/versions."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    await ctx.authorize(request, READ, name)
+    versions = await blocking(ctx.host.list_versions, name)
+    return JSONResponse({"name": name, "versions": jsonable(versions)})
+
+
+async def delete_function(request: Request) -> Response:
+    """DELETE /v1/functions/{name}: every version, alias and unreferenced compiled artifact."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    ctx.writable("deleting functions")
+    principal = await ctx.authorize(request, DEPLOY, name)
+    async with ctx.audited(request, "function.delete", name, principal):
+        await blocking(ctx.host.delete_function, name)
+    return JSONResponse({"name": name, "deleted": True})
+
+
+async def set_alias(request: Request) -> Response:
+    """PUT /v1/functions/{name}/aliases/{alias}: body {"version": N}."""
+    ctx = context_of(request)
+    name, alias = request.path_params["name"], request.path_params["alias"]
+    ctx.writable("setting aliases")
+    principal = await ctx.authorize(request, DEPLOY, name)
+    async with ctx.audited(request, "function.alias", f"{name}:{alias}", principal) as note:
+        version = (await json_object(request)).get("version")
+        note.detail["version"] = version
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InvalidRequest(f'"version" must be an integer version number, got {version!r}')
+        await blocking(ctx.host.set_alias, name, alias, version)
+    return JSONResponse({"name": name, "alias": alias, "version": version})

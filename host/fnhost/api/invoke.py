@@ -1,0 +1,140 @@
+"""Running functions: direct invoke, function URLs, and the invocation records they leave.
+
+Outcome → HTTP status is defined once here (`OUTCOME_STATUS`) and documented in docs/api.md.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..control.auth import INVOKE
+from ..errors import NotFound
+from ..runtime.outcomes import InvocationResult, Outcome
+from .context import READ, ApiContext, blocking, context_of, query_int
+from .errors import error_response, request_id_of
+from .serialize import jsonable
+
+OUTCOME_STATUS: dict[Outcome, int] = {
+    Outcome.OK: 200,
+    # The function failed, not the gateway nor the caller: 502 Bad Gateway, as Lambda/API Gateway do.
+    Outcome.GUEST_ERROR: 502,
+    Outcome.GUEST_TRAP: 502,
+    # Resource limits are the function's own configuration (fnhost.toml), so also "the upstream failed".
+    Outcome.FUEL_EXHAUSTED: 502,
+    Outcome.MEMORY_LIMIT: 502,
+    # A capability outside the manifest's grants: the function's misconfiguration, not the caller's
+    # lack of rights (that is 403 from the API key check, before anything runs).
+    Outcome.DENIED: 502,
+    Outcome.TIMEOUT: 504,
+    Outcome.THROTTLED: 429,
+}
+FUNCTION_URL_STATUS: dict[Outcome, int] = {
+    **OUTCOME_STATUS,
+    # The WIT contract: an `err` from handle-http is reported to the HTTP caller as a 500.
+    Outcome.GUEST_ERROR: 500,
+}
+# Headers the server computes itself; a guest's own values would contradict the body we send.
+_RESPONSE_HEADERS_DROPPED = {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
+
+
+def invocation_headers(result: InvocationResult) -> dict[str, str]:
+    return {
+        "X-Fnhost-Invocation-Id": result.invocation_id,
+        "X-Fnhost-Outcome": result.outcome.value,
+        "X-Fnhost-Version": str(result.version),
+    }
+
+
+def outcome_error(request: Request, result: InvocationResult, statuses: dict[Outcome, int]) -> Response:
+    return error_response(
+        statuses[result.outcome],
+        result.outcome.value,
+        result.error or result.outcome.value,
+        request_id=request_id_of(request),
+        invocation_id=result.invocation_id,
+        headers=invocation_headers(result),
+    )
+
+
+async def invoke(request: Request) -> Response:
+    """POST /v1/functions/{name}/invoke[?qualifier=]: body = event payload, response = output."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    qualifier = request.query_params.get("qualifier") or None
+    await ctx.authorize(request, INVOKE, name)
+    payload = await request.body()
+    call = functools.partial(ctx.host.invoke, name, payload, qualifier=qualifier)
+    result = await ctx.pool.run(name, call)
+    if not result.ok:
+        return outcome_error(request, result, OUTCOME_STATUS)
+    return Response(result.output, media_type="application/octet-stream", headers=invocation_headers(result))
+
+
+async def function_url(request: Request) -> Response:
+    """ANY /fn/{name}/{path}: the function's HTTP handler; public functions need no key."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    public = await blocking(_is_public, ctx, name)
+    if not public:
+        await ctx.authorize(request, INVOKE, name)
+    path = "/" + request.path_params.get("path", "")
+    if request.url.query:
+        path += "?" + request.url.query
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in request.headers.raw
+        # The fnhost API key is the caller's credential for fnhost, never the function's to see.
+        if public or k.lower() != b"authorization"
+    ]
+    body = await request.body()
+    call = functools.partial(ctx.host.invoke_http, name, request.method, path, headers, body)
+    result = await ctx.pool.run(name, call)
+    if not result.ok or result.response is None:
+        return outcome_error(request, result, FUNCTION_URL_STATUS)
+    response = Response(result.response.body, status_code=result.response.status)
+    response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-type"]
+    response.raw_headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in result.response.headers
+        if k.lower() not in _RESPONSE_HEADERS_DROPPED
+    )
+    for k, v in invocation_headers(result).items():
+        response.headers[k] = v
+    return response
+
+
+def _is_public(ctx: ApiContext, name: str) -> bool:
+    return ctx.host.get_version(name).manifest.public
+
+
+async def list_invocations(request: Request) -> Response:
+    """GET /v1/functions/{name}/invocations[?limit=50]: newest first."""
+    ctx = context_of(request)
+    name = request.path_params["name"]
+    await ctx.authorize(request, READ, name)
+    limit = query_int(request, "limit", 50, 1, 1000)
+    records = await blocking(ctx.host.invocations.list, name, limit=limit)
+    return JSONResponse({"name": name, "invocations": [_record(r) for r in records]})
+
+
+async def get_invocation(request: Request) -> Response:
+    """GET /v1/invocations/{id}: outcome, metering, REPORT line and logs."""
+    ctx = context_of(request)
+    principal = await ctx.authenticate(request)
+    invocation_id = request.path_params["id"]
+    record = await blocking(ctx.host.invocations.get, invocation_id)
+    if record is None:
+        raise NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention")
+    await ctx.check(request, principal, READ, record.function)
+    return JSONResponse(_record(record))
+
+
+def _record(record: object) -> object:
+    data = jsonable(record)
+    report = getattr(record, "report", None)
+    if isinstance(data, dict) and isinstance(report, str):
+        data["report"] = report
+    return data
