@@ -22,7 +22,7 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import Record
 from wasmtime.component._enter import enter_wasm
 
-from ..capabilities.base import CallState, Capability, current_state, define_core, set_current_state
+from ..capabilities.base import CallState, Capability, LogBuffer, current_state, set_current_state
 from ..errors import InvalidWasm
 from ..manifest import Manifest
 from . import _fastlist, abi
@@ -66,7 +66,8 @@ class GuestFailure(Exception):
 @dataclass
 class _Warm:
     store: wasmtime.Store
-    instance: Any
+    stdio: _Stdio
+    instance: Any = None
     uses: int = 0
 
 
@@ -137,12 +138,38 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _stdout(data: bytes) -> None:
-    current_state().logs.stream("stdout", data)
+def trap_summary(e: BaseException) -> str:
+    """The cause of a trap plus its innermost frames: "wasm `unreachable` ... (at 0: 0xda - f)"."""
+    text = str(e).strip()
+    head, _, cause = text.partition("Caused by:")
+    cause = " ".join(cause.split()) or _first_line(e)
+    cause = cause.removeprefix("wasm trap: ")
+    frames = [" ".join(line.split()) for line in head.splitlines()[1:4] if line.strip()]
+    return f"{cause} (backtrace: {'; '.join(frames)})" if frames else cause
 
 
-def _stderr(data: bytes) -> None:
-    current_state().logs.stream("stderr", data)
+class _Stdio:
+    """Where a store's stdout/stderr go. Wasmtime calls the callbacks from its own I/O threads, so
+    the target is held here (per store, swapped per invocation) rather than in a thread-local."""
+
+    def __init__(self) -> None:
+        self.logs: LogBuffer | None = None
+        self._lock = threading.Lock()
+
+    def _write(self, stream: str, data: bytes) -> None:
+        with self._lock:
+            if self.logs is not None:
+                self.logs.stream(stream, data)
+
+    def stdout(self, data: bytes) -> None:
+        self._write("stdout", data)
+
+    def stderr(self, data: bytes) -> None:
+        self._write("stderr", data)
+
+    def attach(self, logs: LogBuffer | None) -> None:
+        with self._lock:
+            self.logs = logs
 
 
 class Sandbox:
@@ -170,7 +197,7 @@ class Sandbox:
 
     def _trial_instantiate(self, prepared: Prepared) -> None:
         """Instantiate once at deploy, so a component importing what fnhost lacks fails the deploy."""
-        store = self._new_store(prepared)
+        store = self._new_store(prepared).store
         store.set_fuel(prepared.limits.fuel)
         store.set_epoch_deadline(self.ticker.ticks_for(prepared.limits.timeout_ms))
         try:
@@ -179,8 +206,9 @@ class Sandbox:
             raise InvalidWasm(f"component cannot be instantiated by fnhost: {_first_line(e)}") from None
 
     # -----------------------------------------------------------------------------------------
-    def _new_store(self, prepared: Prepared) -> wasmtime.Store:
+    def _new_store(self, prepared: Prepared) -> _Warm:
         store = wasmtime.Store(self.engine)
+        stdio = _Stdio()
         store.set_limits(
             memory_size=prepared.limits.memory_mb * 2**20,
             table_elements=1_000_000,
@@ -191,10 +219,10 @@ class Sandbox:
         wasi = wasmtime.WasiConfig()
         wasi.argv = [prepared.name]
         wasi.env = prepared.env
-        wasi.stdout_custom = _stdout
-        wasi.stderr_custom = _stderr
+        wasi.stdout_custom = stdio.stdout
+        wasi.stderr_custom = stdio.stderr
         store.set_wasi(wasi)
-        return store
+        return _Warm(store, stdio)
 
     def run(self, prepared: Prepared, call: Call, state: CallState) -> RunResult:
         limits = prepared.limits
@@ -203,13 +231,15 @@ class Sandbox:
         store: wasmtime.Store | None = None
         fuel_set = 0
         try:
-            store = warm.store if warm else self._new_store(prepared)
+            if warm is None:
+                warm = self._new_store(prepared)
+            store = warm.store
+            warm.stdio.attach(state.logs)
             store.set_fuel(limits.fuel)
             fuel_set = limits.fuel
             store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_ms))
-            if warm is None:
-                instance = self._instantiate(prepared, store)
-                warm = _Warm(store, instance)
+            if warm.instance is None:
+                warm.instance = self._instantiate(prepared, store)
             if call.kind not in prepared.exports:
                 raise GuestFailure(f"function does not export a {call.kind} handler")
             if prepared.component:
@@ -224,13 +254,15 @@ class Sandbox:
             result = self._classify(prepared, store, warm, e)
         finally:
             set_current_state(None)
+            if warm is not None:
+                warm.stdio.attach(None)
             state.logs.flush()
         if store is not None and fuel_set:
             try:
                 result.fuel_consumed = fuel_set - store.get_fuel()
             except wasmtime.WasmtimeError:
                 result.fuel_consumed = fuel_set
-        if warm is not None and not prepared.component:
+        if warm is not None and warm.instance is not None and not prepared.component:
             result.memory_used_bytes = _core_memory_size(warm.store, warm.instance)
         if result.outcome is Outcome.GUEST_ERROR and (result.error or "").startswith("MemoryError"):
             result.outcome = Outcome.MEMORY_LIMIT
@@ -254,30 +286,31 @@ class Sandbox:
     def _classify(
         self, prepared: Prepared, store: wasmtime.Store | None, warm: _Warm | None, e: Exception
     ) -> RunResult:
-        text = str(e)
-        first = _first_line(e)
         limits = prepared.limits
-        if "all fuel consumed" in text:
+        code = getattr(e, "trap_code", None)
+        text = str(e)
+        if code is wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in text:
             return RunResult(
                 Outcome.FUEL_EXHAUSTED, error=f"CPU budget of {limits.fuel} fuel exhausted (limits.fuel)"
             )
-        if "interrupt" in text:
+        if code is wasmtime.TrapCode.INTERRUPT:
             return RunResult(
                 Outcome.TIMEOUT, error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms)"
             )
+        summary = trap_summary(e)
         memory_error = RunResult(
             Outcome.MEMORY_LIMIT,
-            error=f"memory limit of {limits.memory_mb} MiB reached (limits.memory_mb): {first}",
+            error=f"memory limit of {limits.memory_mb} MiB reached (limits.memory_mb): {summary}",
         )
-        if "memory" in text and ("limit" in text or "exceed" in text or "grow" in text):
-            return memory_error
-        if warm is not None and store is not None and not prepared.component:
+        if code is None and "memory" in text and ("limit" in text or "exceed" in text):
+            return memory_error  # instantiation needs more memory than the cap
+        if warm is not None and warm.instance is not None and store is not None and not prepared.component:
             size = _core_memory_size(store, warm.instance)
             if size is not None and size + WASM_PAGE > limits.memory_mb * 2**20:
                 return memory_error
-        if "call stack exhausted" in text:
-            return RunResult(Outcome.GUEST_TRAP, error=f"stack overflow: {first}")
-        return RunResult(Outcome.GUEST_TRAP, error=first)
+        if code is wasmtime.TrapCode.STACK_OVERFLOW:
+            return RunResult(Outcome.GUEST_TRAP, error=f"stack overflow: {summary}")
+        return RunResult(Outcome.GUEST_TRAP, error=summary)
 
     # components ------------------------------------------------------------------------------
     def _call_component(

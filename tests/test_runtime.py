@@ -1,0 +1,215 @@
+"""The sandbox through the public Host API, with tiny WAT core modules (no toolchain needed)."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import wat_guests as g
+from fnhost import Host, InvalidWasm, ManifestError, Outcome
+from fnhost.runtime import abi
+
+
+def deploy(host: Host, wasm: bytes, name: str = "f", **limits: int) -> None:
+    host.deploy(name, wasm, {"name": name, "limits": limits, "grants": {"kv": ["b"]}})
+
+
+def test_echo_roundtrip_encodes_context_and_payload(host: Host) -> None:
+    deploy(host, g.ECHO, memory_mb=16)
+    r = host.invoke("f", b"hello")
+    assert r.outcome is Outcome.OK, r.error
+    ctx = abi.Context(r.invocation_id, "f", "1", 0, 16)
+    expected = abi.encode_invoke_input(ctx, b"hello")
+    # everything but the deadline (8 bytes after the three strings) is predictable
+    cut = 4 + len(r.invocation_id) + 4 + 1 + 4 + 1
+    assert r.output[:cut] == expected[:cut]
+    deadline = struct.unpack_from("<Q", r.output, cut)[0]
+    assert abs(deadline - (r.started_at * 1000 + 5000)) < 1000
+    assert r.output[cut + 8 :] == expected[cut + 8 :]
+    assert r.memory_used_bytes == 2 * 65536
+    assert r.fuel_consumed > 0
+    assert f"RequestId: {r.invocation_id}" in r.report and "Memory Size: 16 MB" in r.report
+
+
+def test_large_payload_through_linear_memory(host: Host) -> None:
+    deploy(host, g.ECHO, memory_mb=64)
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    r = host.invoke("f", payload)
+    assert r.outcome is Outcome.OK, r.error
+    assert r.output.endswith(payload + struct.pack("<I", 0)[:0]) or payload in r.output
+
+
+def test_infinite_loop_times_out_within_twice_the_timeout(host: Host) -> None:
+    deploy(host, g.LOOP, timeout_ms=200, fuel=10**15)
+    t0 = time.monotonic()
+    r = host.invoke("f")
+    elapsed = time.monotonic() - t0
+    assert r.outcome is Outcome.TIMEOUT
+    assert "200 ms" in (r.error or "")
+    assert elapsed < 0.4
+
+
+def test_fuel_budget(host: Host) -> None:
+    deploy(host, g.LOOP, timeout_ms=60_000, fuel=5_000_000)
+    r = host.invoke("f")
+    assert r.outcome is Outcome.FUEL_EXHAUSTED
+    assert r.fuel_consumed == 5_000_000
+
+
+def test_memory_bomb_hits_the_cap(host: Host) -> None:
+    deploy(host, g.MEMORY_BOMB, memory_mb=8)
+    r = host.invoke("f")
+    assert r.outcome is Outcome.MEMORY_LIMIT, r.error
+    assert r.memory_used_bytes is not None and r.memory_used_bytes <= 8 * 2**20
+
+
+def test_deep_recursion_is_a_trap(host: Host) -> None:
+    deploy(host, g.RECURSE)
+    r = host.invoke("f")
+    assert r.outcome is Outcome.GUEST_TRAP
+    assert "stack" in (r.error or "")
+
+
+def test_trap_and_guest_error(host: Host) -> None:
+    deploy(host, g.TRAP, name="t")
+    deploy(host, g.FAILS, name="e")
+    r = host.invoke("t")
+    assert r.outcome is Outcome.GUEST_TRAP and "unreachable" in (r.error or "")
+    r = host.invoke("e")
+    assert r.outcome is Outcome.GUEST_ERROR and r.error == "boom"
+
+
+def test_missing_handler_is_a_guest_error(host: Host) -> None:
+    deploy(host, g.ECHO)
+    r = host.invoke_http("f", "GET", "/")
+    assert r.outcome is Outcome.GUEST_ERROR
+    assert "http handler" in (r.error or "")
+
+
+def test_stdout_flood_is_bounded(host: Host) -> None:
+    host.deploy("f", g.STDOUT_FLOOD, {"name": "f", "limits": {"max_log_bytes": 100_000}})
+    r = host.invoke("f", b"x")
+    assert r.outcome is Outcome.OK
+    total = sum(len(line) + 1 for line in r.logs)
+    assert total < 100_000 + 200
+    assert r.logs[-1].startswith("[fnhost] log truncated")
+
+
+def test_host_serves_after_every_failure(host: Host) -> None:
+    deploy(host, g.ECHO, name="ok")
+    for name, wasm, limits in [
+        ("loop", g.LOOP, {"timeout_ms": 50}),
+        ("bomb", g.MEMORY_BOMB, {"memory_mb": 4}),
+        ("rec", g.RECURSE, {}),
+        ("trap", g.TRAP, {}),
+    ]:
+        deploy(host, wasm, name=name, **limits)
+        assert host.invoke(name).outcome is not Outcome.OK
+        assert host.invoke("ok", b"still here").outcome is Outcome.OK
+        assert host.invoke(name).outcome is not Outcome.OK  # the same function fails the same way
+
+
+def test_kv_grant_checked_in_core_abi(host: Host) -> None:
+    host.deploy("granted", g.KV_GET, {"name": "granted", "grants": {"kv": ["b"]}})
+    host.deploy("ungranted", g.KV_GET, {"name": "ungranted", "grants": {"kv": ["other"]}})
+    status = lambda r: struct.unpack("<q", r.output)[0]  # noqa: E731
+    assert status(host.invoke("granted")) == -2  # not-found
+    host.kv.set("b", "k", b"value")
+    assert status(host.invoke("granted")) == 5  # length of the pending result
+    r = host.invoke("ungranted")
+    assert status(r) == -1  # denied, and no trap
+
+
+def test_instance_reuse_keeps_state_until_limit(host: Host) -> None:
+    # ECHO's bump allocator never frees: a warm instance's pointer keeps climbing.
+    deploy(host, g.ECHO, instance_reuse=3)
+    sizes = [host.invoke("f", b"x" * 40_000).memory_used_bytes for _ in range(4)]
+    assert sizes[0] == 2 * 65536
+    assert sizes[2] > sizes[0]  # third call, same instance: grown
+    assert sizes[3] == 2 * 65536  # fourth: a fresh instance after 3 uses
+
+
+def test_instance_discarded_after_trap(host: Host) -> None:
+    deploy(host, g.MEMORY_BOMB, instance_reuse=10, memory_mb=4)
+    assert host.invoke("f").outcome is Outcome.MEMORY_LIMIT
+    assert host.invoke("f").outcome is Outcome.MEMORY_LIMIT  # a fresh instance fails the same way
+
+
+def test_concurrent_invokes_and_throttling(host: Host) -> None:
+    deploy(host, g.LOOP, name="slow", timeout_ms=300, max_concurrency=2)
+    deploy(host, g.ECHO, name="fast")
+    results: list[Outcome] = []
+    threads = [threading.Thread(target=lambda: results.append(host.invoke("slow").outcome)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    fast = [host.invoke("fast", b"p").outcome for _ in range(5)]
+    for t in threads:
+        t.join()
+    assert fast == [Outcome.OK] * 5
+    assert sorted(results) == sorted([Outcome.TIMEOUT, Outcome.TIMEOUT, Outcome.THROTTLED])
+
+
+def test_bad_wasm_and_manifests_store_nothing(host: Host) -> None:
+    with pytest.raises(InvalidWasm, match="not WebAssembly"):
+        host.deploy("f", b"hello", {"name": "f"})
+    with pytest.raises(InvalidWasm, match="Wasmtime rejects"):
+        host.deploy("f", b"\x00asm\x01\x00\x00\x00garbage", {"name": "f"})
+    with pytest.raises(InvalidWasm, match="fnhost_alloc"):
+        host.deploy("f", g.NO_ALLOC, {"name": "f"})
+    with pytest.raises(InvalidWasm, match="imports something"):
+        host.deploy("f", g.UNKNOWN_IMPORT, {"name": "f"})
+    with pytest.raises(ManifestError, match=r"limits.memory_mb: must be 1..4096, got 0"):
+        host.deploy("f", g.ECHO, {"name": "f", "limits": {"memory_mb": 0}})
+    with pytest.raises(ManifestError, match="grants.network"):
+        host.deploy("f", g.ECHO, {"name": "f", "grants": {"network": ["*"]}})
+    with pytest.raises(ManifestError, match="names 'g'"):
+        host.deploy("f", g.ECHO, {"name": "g"})
+    assert host.list_functions() == []
+    assert list((host.data_dir / "wasm").iterdir()) == []
+
+
+def test_versions_aliases_and_idempotent_deploy(host: Host) -> None:
+    v1 = host.deploy("f", g.ECHO, {"name": "f"})
+    assert host.deploy("f", g.ECHO, {"name": "f"}).version == v1.version
+    v2 = host.deploy("f", g.FAILS, {"name": "f"})
+    assert v2.version == 2
+    assert host.invoke("f").outcome is Outcome.GUEST_ERROR
+    assert host.invoke("f", qualifier=1).outcome is Outcome.OK
+    host.set_alias("f", "live", 1)  # roll back
+    assert host.invoke("f").outcome is Outcome.OK
+    host.delete_function("f")
+    assert list((host.data_dir / "wasm").iterdir()) == []
+
+
+def test_compile_cache_survives_restart(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with Host(tmp_path / "d", cache_dir=cache) as h:
+        h.deploy("f", g.ECHO, {"name": "f"})
+    artifacts = list(cache.rglob("*.cwasm"))
+    assert len(artifacts) == 1
+    mtime = artifacts[0].stat().st_mtime_ns
+    with Host(tmp_path / "d", cache_dir=cache) as h:
+        assert h.invoke("f", b"again").outcome is Outcome.OK
+    assert artifacts[0].stat().st_mtime_ns == mtime  # loaded, not recompiled
+
+
+def test_corrupt_cache_entry_is_recompiled(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with Host(tmp_path / "d", cache_dir=cache) as h:
+        h.deploy("f", g.ECHO, {"name": "f"})
+    (artifact,) = cache.rglob("*.cwasm")
+    artifact.write_bytes(b"not a compiled module")
+    with Host(tmp_path / "d", cache_dir=cache) as h:
+        assert h.invoke("f", b"x").outcome is Outcome.OK
+    assert artifact.read_bytes() != b"not a compiled module"
+
+
+def test_invocations_are_recorded(host: Host) -> None:
+    deploy(host, g.ECHO)
+    r = host.invoke("f", b"x")
+    rec = host.invocations.get(r.invocation_id)
+    assert rec is not None and rec.outcome == "ok" and rec.report == r.report

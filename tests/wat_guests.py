@@ -1,0 +1,114 @@
+"""Tiny core-module guests written in WAT, for testing the sandbox without a guest toolchain.
+
+Each follows docs/abi.md: `memory`, a bump `fnhost_alloc`, and `fnhost_handle_event` /
+`fnhost_handle_http` whose bodies are given per guest.
+"""
+
+from __future__ import annotations
+
+import wasmtime
+
+PRELUDE = """
+  (memory (export "memory") 2)
+  (global $bump (mut i32) (i32.const 1024))
+  (func $alloc (export "fnhost_alloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $n)))
+    (if (i32.gt_u (global.get $bump) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.add (i32.div_u (local.get $n) (i32.const 65536)) (i32.const 1)))
+                        (i32.const -1)) (then (return (i32.const 0))))))
+    (local.get $p))
+  ;; output = [0] [u32 len] [input] [u32 0]: an event result whose output is the raw input
+  (func $echo_input (param $ptr i32) (param $len i32) (result i64)
+    (local $out i32)
+    (local.set $out (call $alloc (i32.add (local.get $len) (i32.const 9))))
+    (i32.store8 (local.get $out) (i32.const 0))
+    (i32.store (i32.add (local.get $out) (i32.const 1)) (local.get $len))
+    (memory.copy (i32.add (local.get $out) (i32.const 5)) (local.get $ptr) (local.get $len))
+    (i32.store (i32.add (i32.add (local.get $out) (i32.const 5)) (local.get $len)) (i32.const 0))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (i32.add (local.get $len) (i32.const 9)))))
+"""
+
+
+def module(body: str, imports: str = "") -> bytes:
+    return wasmtime.wat2wasm(f"(module {imports} {PRELUDE} {body})")
+
+
+ECHO = module("""
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (call $echo_input (local.get 0) (local.get 1)))
+""")
+
+LOOP = module("""
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (loop $l (br $l)) (i64.const 0))
+""")
+
+# Grows memory a page at a time until the host refuses, then traps (as an allocator would abort).
+MEMORY_BOMB = module("""
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+    unreachable)
+""")
+
+RECURSE = module("""
+  (func $r (param i64) (result i64) (i64.add (call $r (i64.add (local.get 0) (i64.const 1))) (i64.const 1)))
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64) (call $r (i64.const 0)))
+""")
+
+TRAP = module("""
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64) unreachable)
+""")
+
+# Guest-reported failure: tag 1 + message "boom".
+FAILS = module("""
+  (data (i32.const 16) "\\01boom")
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 5)))
+""")
+
+# Writes 64 KiB to stdout 64 times (4 MiB in all) through WASI fd_write, then echoes.
+STDOUT_FLOOD = module(
+    """
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (local $i i32)
+    (i32.store (i32.const 100) (i32.const 4096))   ;; iovec.buf
+    (i32.store (i32.const 104) (i32.const 65536))  ;; iovec.len
+    (memory.fill (i32.const 4096) (i32.const 65) (i32.const 65536))
+    (i32.store8 (i32.const 69631) (i32.const 10))
+    (loop $l
+      (drop (call $fd_write (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 200)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 64))))
+    (call $echo_input (local.get 0) (local.get 1)))
+""",
+    imports='(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))',
+)
+
+# kv_get on bucket "b" key "k" (bytes at 16 and 17): returns [0][u32 8][i64 status] [u32 0].
+KV_GET = module(
+    """
+  (data (i32.const 16) "bk")
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (local $r i64)
+    (local.set $r (call $kv_get (i32.const 16) (i32.const 1) (i32.const 17) (i32.const 1)))
+    (i32.store8 (i32.const 32) (i32.const 0))
+    (i32.store (i32.const 33) (i32.const 8))
+    (i64.store (i32.const 37) (local.get $r))
+    (i32.store (i32.const 45) (i32.const 0))
+    (i64.or (i64.shl (i64.const 32) (i64.const 32)) (i64.const 17)))
+""",
+    imports='(import "fnhost" "kv_get" (func $kv_get (param i32 i32 i32 i32) (result i64)))',
+)
+
+
+NO_ALLOC = wasmtime.wat2wasm(
+    '(module (memory (export "memory") 1) (func (export "fnhost_handle_event") (param i32 i32) (result i64) (i64.const 0)))'
+)
+
+UNKNOWN_IMPORT = module(
+    """(func (export "fnhost_handle_event") (param i32 i32) (result i64) (call $x) (i64.const 0))""",
+    imports='(import "env" "open_socket" (func $x))',
+)
