@@ -39,6 +39,7 @@ __all__ = [
     "InvocationResult",
     "Limits",
     "Manifest",
+    "ManifestError",
     "NotFound",
     "Outcome",
     "SignatureError",

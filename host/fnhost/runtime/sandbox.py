@@ -26,7 +26,7 @@ from ..capabilities.base import CallState, Capability, LogBuffer, current_state,
 from ..errors import InvalidWasm
 from ..manifest import Manifest
 from . import _fastlist, abi
-from .engine import EpochTicker, is_component
+from .engine import EpochTicker
 from .outcomes import HttpResponse, Outcome
 
 _fastlist.install()
@@ -471,4 +471,4 @@ def deadline_ms(timeout_ms: int) -> int:
     return int(time.time() * 1000) + timeout_ms
 
 
-__all__ = ["Call", "Prepared", "RunResult", "Sandbox", "deadline_ms", "define_core", "is_component"]
+__all__ = ["Call", "Prepared", "RunResult", "Sandbox", "deadline_ms"]
