@@ -1,0 +1,143 @@
+"""Shared by every store: the SQLite base class, argument checks, SQL migrations, error translation, ids."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
+
+import sqlite_utils
+
+from ..manifest import RESOURCE_RE
+from .database import Database, Migration
+from .errors import InvalidArgument, StoreUnavailable, TooLarge
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn `sqlite3.OperationalError` (locked, disk full, I/O error) into a retryable `StoreUnavailable`."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as e:
+            raise StoreUnavailable(
+                f"{method.__qualname__}: the database is unavailable ({e}); retry the call"
+            ) from e
+
+    return wrapper
+
+
+class SQLiteStore:
+    """Base of the SQLite stores: holds the database and applies the store's own migrations.
+
+    The repr shows only the database path, never a key or a stored value.
+    """
+
+    def __init__(self, db: Database, component: str, migrations: Sequence[Migration]) -> None:
+        self._db = db
+        db.migrate(component, migrations)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self._db.path)!r})"
+
+
+def sql_migration(*statements: str) -> Migration:
+    """A migration that runs `statements` in order (inside the migration's transaction).
+
+    `executescript` is not used on purpose: it commits first, which would break the transaction.
+    """
+
+    def apply(db: sqlite_utils.Database) -> None:
+        for statement in statements:
+            db.execute(statement)
+
+    return apply
+
+
+def require_resource_name(kind: str, name: object) -> str:
+    """Check a bucket, queue or secret name against the rule the manifest grants use."""
+    if not isinstance(name, str) or not RESOURCE_RE.match(name):
+        raise InvalidArgument(
+            f"{kind} name {name!r} is not valid: use 1..128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def require_pattern(kind: str, value: object, pattern: re.Pattern[str], rule: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidArgument(f"{kind} {value!r} is not valid: {rule}")
+    return value
+
+
+def utf8_within(kind: str, text: object, limit: int, *, allow_empty: bool = False) -> bytes:
+    """`text` encoded as UTF-8, checked to be non-empty (unless allowed) and at most `limit` bytes.
+
+    The text itself never appears in the messages: it may be a secret.
+    """
+    if not isinstance(text, str):
+        raise InvalidArgument(f"{kind} must be a string, got {type(text).__name__}")
+    if not text and not allow_empty:
+        raise InvalidArgument(f"{kind} must not be empty")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{kind} is not valid Unicode text (it contains a lone surrogate)") from None
+    if len(data) > limit:
+        raise TooLarge(f"{kind} is {len(data)} bytes, over the limit of {limit} bytes")
+    return data
+
+
+def bytes_within(kind: str, value: object, limit: int) -> bytes:
+    """`value` as `bytes`, checked to be at most `limit` bytes long."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidArgument(f"{kind} must be bytes, got {type(value).__name__}")
+    data = bytes(value)
+    if len(data) > limit:
+        raise TooLarge(f"{kind} is {len(data)} bytes, over the limit of {limit} bytes")
+    return data
+
+
+def int_in_range(kind: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgument(f"{kind} must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+class _SortableIds:
+    """Time-ordered ids: 48-bit milliseconds, a 16-bit per-process sequence, 64 random bits (32 hex).
+
+    Ids from one process sort in creation order; ids from different processes sort by millisecond.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._sequence = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms = self._last_ms
+                self._sequence += 1
+                if self._sequence > 0xFFFF:  # 65536 ids in one millisecond: borrow the next one
+                    ms += 1
+                    self._sequence = 0
+            else:
+                self._sequence = 0
+            self._last_ms = ms
+            return f"{ms:012x}{self._sequence:04x}{os.urandom(8).hex()}"
+
+
+new_sortable_id = _SortableIds()
+"""Return a new unique id (32 lower-case hex characters) that sorts by creation time."""

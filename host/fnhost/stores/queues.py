@@ -1,0 +1,215 @@
+"""Durable queues with at-least-once delivery (the store behind the `queue` capability and trigger).
+
+A received message stays in the queue, invisible, until it is acked or its visibility timeout
+passes; then it is delivered again with a higher `receive_count`. Claiming happens in one
+`BEGIN IMMEDIATE` transaction (an `UPDATE ... RETURNING`), and SQLite admits one writer at a time
+across threads and processes, so no visible message is ever handed to two receivers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._common import (
+    SQLiteStore,
+    bytes_within,
+    int_in_range,
+    new_sortable_id,
+    require_resource_name,
+    sql_migration,
+    translate_sqlite_errors,
+)
+from .database import Database
+from .errors import InvalidArgument
+
+MAX_RECEIVE = 1000
+"""The most messages one `receive` call may ask for."""
+MAX_VISIBILITY_TIMEOUT_S = 12 * 3600.0
+
+MIGRATIONS = [
+    sql_migration(
+        "CREATE TABLE queue_messages ("
+        " id TEXT NOT NULL,"
+        " queue TEXT NOT NULL,"
+        " body BLOB NOT NULL,"
+        " enqueued_at REAL NOT NULL,"
+        " visible_at REAL NOT NULL,"
+        " receive_count INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (queue, id)"
+        ")",
+        "CREATE INDEX queue_messages_visible ON queue_messages (queue, visible_at, id)",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    id: str
+    queue: str
+    body: bytes
+    receive_count: int
+    """Deliveries so far, the current one included (0 for a message seen only by `peek`)."""
+    enqueued_at: float
+    """Unix seconds."""
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queue: str
+    depth: int
+    """Messages not yet acked, in flight or not."""
+    in_flight: int
+    """Messages received and not yet acked whose visibility timeout has not passed."""
+
+
+class QueueStore(Protocol):
+    def publish(self, queue: str, body: bytes) -> str:
+        """Append a message; return its id (unique, sorts by publish time)."""
+        ...
+
+    def receive(
+        self, queue: str, max_messages: int = 10, visibility_timeout_s: float = 30.0
+    ) -> list[QueueMessage]:
+        """Claim up to `max_messages` visible messages, oldest first, hiding them for the timeout."""
+        ...
+
+    def ack(self, queue: str, message_id: str) -> bool:
+        """Delete a processed message; False if it no longer exists."""
+        ...
+
+    def release(self, queue: str, message_id: str, delay_s: float = 0.0) -> bool:
+        """Make a received message visible again after `delay_s`; False if it no longer exists."""
+        ...
+
+    def depth(self, queue: str) -> int:
+        """Messages in `queue` not yet acked (visible or in flight)."""
+        ...
+
+    def queues(self) -> list[str]:
+        """Names of the queues that hold messages, sorted."""
+        ...
+
+    def queue_stats(self) -> list[QueueStats]:
+        """Depth and in-flight count of every queue that holds messages, sorted by name."""
+        ...
+
+    def peek(self, queue: str, limit: int = 10) -> list[QueueMessage]:
+        """The oldest messages of `queue`, without claiming them."""
+        ...
+
+    def purge(self, queue: str) -> int:
+        """Delete every message of `queue`; return how many were deleted."""
+        ...
+
+
+_COLUMNS = "id, queue, body, receive_count, enqueued_at"
+
+
+def _message(row: Any) -> QueueMessage:
+    return QueueMessage(id=row[0], queue=row[1], body=bytes(row[2]), receive_count=row[3], enqueued_at=row[4])
+
+
+class SQLiteQueueStore(SQLiteStore):
+    """`QueueStore` over the host database. Raises `InvalidArgument`, `TooLarge`, `StoreUnavailable`.
+
+    `ack` takes the message id, not a per-delivery receipt: a consumer that acks after its
+    visibility timeout passed deletes the message even if it was redelivered meanwhile.
+    """
+
+    def __init__(self, db: Database, max_message_bytes: int = 256 * 1024) -> None:
+        super().__init__(db, "queues", MIGRATIONS)
+        self.max_message_bytes = max_message_bytes
+
+    @translate_sqlite_errors
+    def publish(self, queue: str, body: bytes) -> str:
+        require_resource_name("queue", queue)
+        data = bytes_within("queue message", body, self.max_message_bytes)
+        message_id = new_sortable_id()
+        now = time.time()
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [message_id, queue, data, now, now],
+            )
+        return message_id
+
+    @translate_sqlite_errors
+    def receive(
+        self, queue: str, max_messages: int = 10, visibility_timeout_s: float = 30.0
+    ) -> list[QueueMessage]:
+        require_resource_name("queue", queue)
+        int_in_range("max_messages", max_messages, 1, MAX_RECEIVE)
+        hidden_for = _seconds("visibility_timeout_s", visibility_timeout_s, MAX_VISIBILITY_TIMEOUT_S)
+        with self._db.transaction() as db:
+            now = time.time()  # read inside the write lock, so claims are ordered like the clock
+            rows = db.execute(
+                "UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1 "
+                "WHERE queue = ? AND id IN ("
+                "  SELECT id FROM queue_messages WHERE queue = ? AND visible_at <= ?"
+                "  ORDER BY visible_at, id LIMIT ?"
+                f") RETURNING {_COLUMNS}",
+                [now + hidden_for, queue, queue, now, max_messages],
+            ).fetchall()
+        return sorted((_message(row) for row in rows), key=lambda m: m.id)
+
+    @translate_sqlite_errors
+    def ack(self, queue: str, message_id: str) -> bool:
+        require_resource_name("queue", queue)
+        with self._db.transaction() as db:
+            cursor = db.execute("DELETE FROM queue_messages WHERE queue = ? AND id = ?", [queue, message_id])
+            return cursor.rowcount > 0
+
+    @translate_sqlite_errors
+    def release(self, queue: str, message_id: str, delay_s: float = 0.0) -> bool:
+        require_resource_name("queue", queue)
+        delay = _seconds("delay_s", delay_s, MAX_VISIBILITY_TIMEOUT_S)
+        with self._db.transaction() as db:
+            cursor = db.execute(
+                "UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND id = ?",
+                [time.time() + delay, queue, message_id],
+            )
+            return cursor.rowcount > 0
+
+    @translate_sqlite_errors
+    def depth(self, queue: str) -> int:
+        require_resource_name("queue", queue)
+        row = self._db.db.execute("SELECT count(*) FROM queue_messages WHERE queue = ?", [queue]).fetchone()
+        return int(row[0])
+
+    @translate_sqlite_errors
+    def queues(self) -> list[str]:
+        return [
+            row[0] for row in self._db.db.execute("SELECT DISTINCT queue FROM queue_messages ORDER BY queue")
+        ]
+
+    @translate_sqlite_errors
+    def queue_stats(self) -> list[QueueStats]:
+        rows = self._db.db.execute(
+            "SELECT queue, count(*), sum(visible_at > ?) FROM queue_messages GROUP BY queue ORDER BY queue",
+            [time.time()],
+        )
+        return [QueueStats(queue=row[0], depth=row[1], in_flight=row[2]) for row in rows]
+
+    @translate_sqlite_errors
+    def peek(self, queue: str, limit: int = 10) -> list[QueueMessage]:
+        require_resource_name("queue", queue)
+        int_in_range("limit", limit, 1, MAX_RECEIVE)
+        rows = self._db.db.execute(
+            f"SELECT {_COLUMNS} FROM queue_messages WHERE queue = ? ORDER BY id LIMIT ?", [queue, limit]
+        )
+        return [_message(row) for row in rows]
+
+    @translate_sqlite_errors
+    def purge(self, queue: str) -> int:
+        require_resource_name("queue", queue)
+        with self._db.transaction() as db:
+            return db.execute("DELETE FROM queue_messages WHERE queue = ?", [queue]).rowcount
+
+
+def _seconds(kind: str, value: object, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+        raise InvalidArgument(f"{kind} must be a number of seconds in 0..{high:g}, got {value!r}")
+    return float(value)
