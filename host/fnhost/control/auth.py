@@ -1,0 +1,250 @@
+"""API keys: who may call the control plane and the function endpoints.
+
+A token is `fnh_<key id>_<secret>`: the key id (16 hex digits) finds the row without scanning, the
+secret is 256 random bits. Only sha256(token) is stored — a 256-bit random secret needs no slow
+hash — and it is compared in constant time. A lost token cannot be recovered, only revoked.
+
+Scopes:
+- `admin`: API keys, secrets, the audit log — and everything the other scopes allow;
+- `deploy`: functions, versions and aliases;
+- `invoke`: calling functions.
+`deploy` and `invoke` are independent: a CI key that deploys and smoke-tests wants both. A key's
+`functions` list, when set, limits its `deploy` and `invoke` rights to those functions; an admin key
+cannot be limited (it could mint an unlimited key anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from ..errors import Conflict, Forbidden, NotFound, Unauthorized
+from ..manifest import NAME_RE
+from ..stores.database import Database
+from ._files import write_secret_file
+
+ADMIN, DEPLOY, INVOKE = "admin", "deploy", "invoke"
+SCOPES = frozenset({ADMIN, DEPLOY, INVOKE})
+TOKEN_PREFIX = "fnh"
+BOOTSTRAP_FILE = "admin.key"
+BOOTSTRAP_NAME = "bootstrap-admin"
+
+_TOKEN_RE = re.compile(r"fnh_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+_HOW_TO_SEND = "send it as `Authorization: Bearer <token>`"
+# Compared against when the key id is unknown, so unknown and wrong tokens take the same time.
+_DUMMY_HASH = hashlib.sha256(b"fnhost: no such key").hexdigest()
+
+
+def _create_api_keys(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_sha256 TEXT NOT NULL,
+            scopes TEXT NOT NULL,          -- JSON list
+            functions TEXT,                -- JSON list, NULL: every function
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )"""
+    )
+
+
+MIGRATIONS = [_create_api_keys]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller an API key identifies."""
+
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+    functions: tuple[str, ...] | None  # None: every function
+
+    def allows(self, scope: str, function: str | None = None) -> bool:
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r} (known: {', '.join(sorted(SCOPES))})")
+        if ADMIN in self.scopes:
+            return True
+        if scope not in self.scopes:
+            return False
+        return function is None or self.functions is None or function in self.functions
+
+    def require(self, scope: str, function: str | None = None) -> None:
+        """Raise Forbidden unless this key may use `scope` (on `function`, when one is named)."""
+        if self.allows(scope, function):
+            return
+        if ADMIN not in self.scopes and scope not in self.scopes:
+            raise Forbidden(
+                f"API key {self.key_id} ({self.name}) lacks the '{scope}' scope; "
+                f"use a key that has it (its scopes: {', '.join(sorted(self.scopes))})"
+            )
+        raise Forbidden(
+            f"API key {self.key_id} ({self.name}) may not {scope} function '{function}'; it is limited "
+            f"to: {', '.join(self.functions or ())}"
+        )
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """What `ApiKeys.list` shows: never the token nor its hash."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    functions: tuple[str, ...] | None
+    created_at: str
+    revoked_at: str | None
+
+
+class ApiKeys:
+    """API keys in the host database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.migrate("api_keys", MIGRATIONS)
+
+    def create(self, name: str, scopes: Iterable[str], functions: list[str] | None = None) -> tuple[str, str]:
+        """Create a key; return (key_id, token). The token is shown this once and never stored."""
+        scope_set = set(scopes)
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise ValueError(f"name: must be 1..100 characters, got {name!r}")
+        if not scope_set or not scope_set <= SCOPES:
+            raise ValueError(
+                f"scopes: must be a non-empty subset of {', '.join(sorted(SCOPES))}, got {sorted(scope_set)}"
+            )
+        if functions is not None:
+            if ADMIN in scope_set:
+                raise ValueError(
+                    "functions: an admin key cannot be limited to functions; drop one of the two"
+                )
+            for fn in functions:
+                if not isinstance(fn, str) or not NAME_RE.match(fn):
+                    raise ValueError(f"functions: {fn!r} is not a valid function name")
+            functions = sorted(set(functions))
+        key_id = secrets.token_hex(8)
+        token = f"{TOKEN_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO api_keys (id, name, token_sha256, scopes, functions, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    key_id,
+                    name,
+                    _token_hash(token),
+                    json.dumps(sorted(scope_set)),
+                    None if functions is None else json.dumps(functions),
+                    _now(),
+                ],
+            )
+        return key_id, token
+
+    def authenticate(self, authorization_header: str | None) -> Principal:
+        """The Principal of an `Authorization: Bearer <token>` header; raises Unauthorized."""
+        if not authorization_header or not authorization_header.strip():
+            raise Unauthorized(f"missing API key; {_HOW_TO_SEND}")
+        scheme, _, token = authorization_header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized(f"malformed Authorization header; {_HOW_TO_SEND}")
+        match = _TOKEN_RE.fullmatch(token)
+        if match is None:
+            raise Unauthorized(f"malformed API key (expected fnh_<id>_<secret>); {_HOW_TO_SEND}")
+        key_id = match.group(1)
+        row = self._db.db.execute(
+            "SELECT name, token_sha256, scopes, functions, revoked_at FROM api_keys WHERE id = ?", [key_id]
+        ).fetchone()
+        stored_hash = row[1] if row else _DUMMY_HASH
+        if not hmac.compare_digest(stored_hash, _token_hash(token)) or row is None:
+            raise Unauthorized(f"unknown API key; check the token, {_HOW_TO_SEND}")
+        name, _, scopes, functions, revoked_at = row
+        if revoked_at is not None:
+            raise Unauthorized(f"API key {key_id} was revoked at {revoked_at}; ask an admin for a new key")
+        return Principal(
+            key_id=key_id,
+            name=name,
+            scopes=frozenset(json.loads(scopes)),
+            functions=None if functions is None else tuple(json.loads(functions)),
+        )
+
+    def list(self) -> list[ApiKeyInfo]:
+        rows = self._db.db.execute(
+            "SELECT id, name, scopes, functions, created_at, revoked_at FROM api_keys ORDER BY created_at, id"
+        ).fetchall()
+        return [_info(row) for row in rows]
+
+    def get(self, key_id: str) -> ApiKeyInfo:
+        row = self._db.db.execute(
+            "SELECT id, name, scopes, functions, created_at, revoked_at FROM api_keys WHERE id = ?", [key_id]
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no API key {key_id!r}; list keys to find its id")
+        return _info(row)
+
+    def revoke(self, key_id: str) -> ApiKeyInfo:
+        """Revoke a key (idempotent). Refuses to revoke the last active admin key: nobody could
+        manage keys afterwards, and bootstrap only happens on an empty key table."""
+        with self._db.transaction() as db:
+            info = self.get(key_id)
+            if info.revoked_at is not None:
+                return info
+            if ADMIN in info.scopes:
+                (admins,) = db.execute(
+                    "SELECT COUNT(*) FROM api_keys, json_each(api_keys.scopes) "
+                    "WHERE json_each.value = ? AND revoked_at IS NULL",
+                    [ADMIN],
+                ).fetchone()
+                if admins <= 1:
+                    raise Conflict(
+                        f"API key {key_id} is the last active admin key; create another admin key first"
+                    )
+            db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [_now(), key_id])
+            return self.get(key_id)
+
+    def ensure_bootstrap_admin(self, data_dir: str | Path) -> Path | None:
+        """On first start (no keys at all) create an admin key and write its token to
+        `data_dir/admin.key` (mode 0600, never overwritten). Returns that path, or None if keys
+        already existed. Safe to race: the check and the insert share one write transaction."""
+        path = Path(data_dir) / BOOTSTRAP_FILE
+        with self._db.transaction() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM api_keys").fetchone()
+            if count:
+                return None
+            if path.exists():
+                raise Conflict(
+                    f"{path} exists but the key database is empty (a stale token from another "
+                    "database?); delete the file and start again to create a new admin key"
+                )
+            _, token = self.create(BOOTSTRAP_NAME, {ADMIN})
+            # Written inside the transaction: if the write fails the key is rolled back, so no key
+            # exists whose token nobody has.
+            return write_secret_file(path, (token + "\n").encode("ascii"))
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def _info(row: tuple[str, str, str, str | None, str, str | None]) -> ApiKeyInfo:
+    key_id, name, scopes, functions, created_at, revoked_at = row
+    return ApiKeyInfo(
+        key_id=key_id,
+        name=name,
+        scopes=tuple(json.loads(scopes)),
+        functions=None if functions is None else tuple(json.loads(functions)),
+        created_at=created_at,
+        revoked_at=revoked_at,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
