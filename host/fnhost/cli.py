@@ -1,0 +1,584 @@
+"""The `fnhost` command: a server (`serve`), local tools (`build`, `keys gen-signing`) and a client
+of the HTTP API for everything else.
+
+Client commands talk to ``FNHOST_URL`` (default http://127.0.0.1:8080) with the API key in
+``FNHOST_TOKEN`` or ``--token`` (``@FILE`` reads it from a file, e.g. ``--token @.fnhost/admin.key``).
+Every command is a thin wrapper of one Host call or one API request; errors print the server's
+message and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .errors import FnhostError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_DATA_DIR = ".fnhost"
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr, with exit status 1."""
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def progress(message: str) -> Iterator[None]:
+    """Announce a long step; on a terminal, count the seconds until it ends."""
+    start = time.monotonic()
+    say(f"{message} ...")
+    done = threading.Event()
+    ticker = None
+    if sys.stderr.isatty():
+
+        def tick() -> None:
+            while not done.wait(1.0):
+                print(f"\r  {time.monotonic() - start:.0f}s", end="", file=sys.stderr, flush=True)
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if ticker is not None:
+            ticker.join()
+            print("\r", end="", file=sys.stderr)
+        say(f"  ... {time.monotonic() - start:.1f}s")
+
+
+# server ------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from .api import create_app
+    from .control import ApiKeys
+    from .host import Host
+
+    data_dir = Path(args.data_dir)
+    trusted = [_public_key_arg(k) for k in args.trusted_key]
+    host = Host(data_dir, cache_dir=args.cache_dir)
+    try:
+        admin_file = ApiKeys(host.db).ensure_bootstrap_admin(data_dir)
+        if admin_file is not None:
+            say(f"created the first admin API key; its token is in {admin_file} (mode 0600)")
+            say(f"  use it with: export FNHOST_TOKEN=$(cat {admin_file})")
+        if args.bundles:
+            deploy_bundle_dir(host, Path(args.bundles), trusted)
+        app = create_app(
+            host,
+            read_only=args.read_only,
+            max_body_bytes=args.max_body_bytes,
+            workers=args.workers,
+            global_concurrency=args.global_concurrency,
+            trusted_keys=trusted,
+        )
+        config = Config()
+        config.bind = [f"{args.host}:{args.port}"]
+        config.accesslog = "-" if args.access_log else None
+        config.graceful_timeout = args.graceful_timeout
+        mode = "read-only" if args.read_only else "read-write"
+        say(f"fnhost serving {data_dir} on http://{args.host}:{args.port} ({mode}, {args.workers} workers)")
+        asyncio.run(_serve_until_signal(serve, app, config))
+        say("fnhost stopped")
+    finally:
+        host.close()
+    return 0
+
+
+async def _serve_until_signal(serve: Any, app: Any, config: Any) -> None:
+    """Serve until SIGINT or SIGTERM, then let in-flight requests finish (graceful_timeout)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(app, config, shutdown_trigger=stop.wait)
+
+
+def deploy_bundle_dir(host: Any, bundles: Path, trusted_keys: list[str]) -> None:
+    """Deploy every *.zip in `bundles` (verified if `trusted_keys`); any bad bundle stops the start."""
+    from .control import AuditLog, open_bundle, verify_bundle
+
+    paths = sorted(bundles.glob("*.zip"))
+    if not paths:
+        raise CliError(f"--bundles {bundles}: no *.zip files there; build some with `fnhost build DIR -o`")
+    audit = AuditLog(host.db)
+    for path in paths:
+        try:
+            with progress(f"deploying {path}"):
+                bundle = open_bundle(path.read_bytes())
+                signer = verify_bundle(bundle, trusted_keys) if trusted_keys else None
+                name = bundle.manifest.name
+                version = host.deploy(name, bundle.wasm, bundle.manifest, created_by="serve --bundles")
+        except FnhostError as e:
+            raise CliError(f"{path}: {e}") from None
+        detail = {"source": str(path), "version": version.version, "signed_by": signer}
+        audit.record("function.deploy", name, "ok", None, None, detail)
+        say(f"  {name} version {version.version}" + (f" (signed by {signer})" if signer else ""))
+
+
+def _public_key_arg(value: str) -> str:
+    """`ed25519:<base64>`, or a file holding one (as `fnhost keys gen-signing` writes *.pub)."""
+    from .control import parse_public_key
+
+    key = value if value.startswith("ed25519:") else _read_text(value, "--trusted-key").strip()
+    try:
+        parse_public_key(key)
+    except ValueError as e:
+        raise CliError(f"--trusted-key {value}: {e}") from None
+    return key
+
+
+# local tools -------------------------------------------------------------------------------------
+def build_bundle(
+    src: Path, *, sign: str | None = None, name: str | None = None, cache_dir: Path | None = None
+) -> tuple[str, bytes]:
+    """Build the guest in `src` and pack it (signed with the key file `sign`): (name, zip bytes)."""
+    from .build import build_guest
+    from .control import bundle_digest, pack_bundle, sign_bundle
+
+    with progress(f"building {src}"):
+        built = build_guest(src, cache_dir=cache_dir, progress=lambda m: say(f"  {m}"))
+    manifest_text = (src / "fnhost.toml").read_text(encoding="utf-8")
+    if name is not None and name != built.manifest.name:
+        manifest_text = _renamed(manifest_text, built.manifest.name, name)
+    wasm = built.wasm_path.read_bytes()
+    signature = None
+    if sign is not None:
+        key_pem = Path(sign).read_bytes() if Path(sign).is_file() else None
+        if key_pem is None:
+            raise CliError(
+                f"--sign {sign}: no such key file; make one with `fnhost keys gen-signing -o {sign}`"
+            )
+        signature = sign_bundle(bundle_digest(manifest_text, wasm), key_pem)
+    return name or built.manifest.name, pack_bundle(manifest_text, wasm, signature=signature)
+
+
+def _renamed(manifest_text: str, old: str, new: str) -> str:
+    """The manifest with its top-level `name` changed (deploying one source under several names)."""
+    from .manifest import Manifest
+
+    text, count = re.subn(
+        r'(?m)^(\s*name\s*=\s*)(["\'])' + re.escape(old) + r"\2",
+        rf"\g<1>\g<2>{new}\g<2>",
+        manifest_text,
+        count=1,
+    )
+    if count != 1 or Manifest.from_toml(text).name != new:
+        raise CliError(f"--name: could not rename {old!r} in fnhost.toml; edit its `name` instead")
+    return text
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    out = Path(args.output) if args.output else None
+    if out is not None and out.suffix == ".wasm":  # just the binary, e.g. for Host.deploy or tests
+        if args.sign:
+            raise CliError("--sign signs bundles; write a .zip (-o NAME.zip) to sign")
+        from .build import build_guest
+
+        with progress(f"building {args.dir}"):
+            built = build_guest(Path(args.dir), cache_dir=args.cache_dir, progress=lambda m: say(f"  {m}"))
+        shutil.copyfile(built.wasm_path, out)
+        print(f"wrote {out} ({out.stat().st_size} bytes)")
+        return 0
+    name, data = build_bundle(Path(args.dir), sign=args.sign, cache_dir=args.cache_dir)
+    out = out or Path(f"{name}.zip")
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(data)} bytes{', signed' if args.sign else ''})")
+    return 0
+
+
+def cmd_gen_signing(args: argparse.Namespace) -> int:
+    from .control import generate_signing_key, save_signing_key
+
+    private_pem, public_key = generate_signing_key()
+    path = Path(args.output)
+    try:
+        save_signing_key(path, private_pem)
+        pub = path.with_name(path.name + ".pub")
+        pub.write_text(public_key + "\n", encoding="ascii")
+    except FileExistsError as e:
+        raise CliError(str(e)) from None
+    print(f"private key: {path} (mode 0600; sign with `fnhost build DIR --sign {path}`)")
+    print(f"public key:  {pub} (trust it with `fnhost serve --trusted-key {pub}`)")
+    print(public_key)
+    return 0
+
+
+# client ------------------------------------------------------------------------------------------
+class Client:
+    """The HTTP API, with its JSON errors turned into `CliError` carrying the server's message."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(30.0, read=600.0))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as e:
+            raise CliError(
+                f"cannot reach fnhost at {self.url} ({e}); is `fnhost serve` running there?"
+            ) from None
+        if response.status_code >= 400:
+            raise CliError(_error_text(response))
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        text = f"{error['code']}: {error['message']}"
+        if error.get("invocation_id"):
+            text += f" (invocation {error['invocation_id']}; see `fnhost logs`)"
+        return text
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:500]}"
+
+
+def _client(args: argparse.Namespace) -> Client:
+    token = args.token or os.environ.get("FNHOST_TOKEN")
+    if token and token.startswith("@"):
+        token = _read_text(token[1:], "--token").strip()
+    return Client(args.url or os.environ.get("FNHOST_URL", DEFAULT_URL), token)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from .control import open_bundle
+
+    source = Path(args.source)
+    if source.is_dir():
+        name, data = build_bundle(source, sign=args.sign, name=args.name)
+    elif source.is_file():
+        if args.sign:
+            raise CliError("--sign applies when deploying a source directory; sign zips with `fnhost build`")
+        data = source.read_bytes()
+        try:
+            name = open_bundle(data).manifest.name
+        except FnhostError as e:
+            raise CliError(f"{source}: {e}") from None
+        if args.name and args.name != name:
+            raise CliError(f"{source} is a bundle of {name!r}; rebuild from source with --name {args.name}")
+    else:
+        raise CliError(f"{source}: no such directory or bundle file")
+    client = _client(args)
+    with progress(
+        f"uploading {name} ({len(data)} bytes) to {client.url}; the server validates and compiles it"
+    ):
+        result = client.json(
+            "PUT", f"/v1/functions/{name}", content=data, headers={"Content-Type": "application/zip"}
+        )
+    if result["created"]:
+        print(f"deployed {name} version {result['version']} (sha256 {result['sha256'][:12]})")
+    else:
+        print(f"{name} unchanged: version {result['version']} is this same bundle")
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    payload = b""
+    if args.data is not None:
+        if args.data == "@-":
+            payload = sys.stdin.buffer.read()
+        elif args.data.startswith("@"):
+            payload = _read_bytes(args.data[1:], "--data")
+        else:
+            payload = args.data.encode("utf-8")
+    params = {"qualifier": args.qualifier} if args.qualifier else {}
+    response = _client(args).request(
+        "POST", f"/v1/functions/{args.name}/invoke", content=payload, params=params
+    )
+    if args.verbose:
+        h = response.headers
+        say(
+            f"invocation {h.get('x-fnhost-invocation-id')} version {h.get('x-fnhost-version')} "
+            f"outcome {h.get('x-fnhost-outcome')}"
+        )
+    sys.stdout.buffer.write(response.content)
+    if sys.stdout.isatty() and not response.content.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    functions = _client(args).json("GET", "/v1/functions")["functions"]
+    rows = [("NAME", "LATEST", "ALIASES")]
+    for f in functions:
+        aliases = ", ".join(f"{a['alias']}={a['version']}{'' if a['pinned'] else '*'}" for a in f["aliases"])
+        rows.append((f["name"], str(f["latest_version"]), aliases))
+    _table(rows)
+    if functions:
+        print("(* follows the newest version)")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    records = _client(args).json(
+        "GET", f"/v1/functions/{args.name}/invocations", params={"limit": args.limit}
+    )
+    for r in reversed(records["invocations"]):
+        print(f"START RequestId: {r['id']} Version: {r['version']} Trigger: {r['trigger']}")
+        if r["logs"]:
+            print(r["logs"].rstrip("\n"))
+        if r["error"]:
+            print(f"ERROR {r['outcome']}: {r['error']}")
+        print(r["report"])
+    return 0
+
+
+def cmd_alias_set(args: argparse.Namespace) -> int:
+    _client(args).json(
+        "PUT", f"/v1/functions/{args.name}/aliases/{args.alias}", json={"version": args.version}
+    )
+    print(f"{args.name}:{args.alias} -> version {args.version}")
+    return 0
+
+
+def cmd_secrets_set(args: argparse.Namespace) -> int:
+    value = args.value
+    if value is None:
+        if sys.stdin.isatty():
+            import getpass
+
+            value = getpass.getpass(f"value of secret {args.secret}: ")
+        else:
+            value = sys.stdin.read().rstrip("\n")
+    _client(args).json("PUT", f"/v1/secrets/{args.secret}", json={"value": value})
+    print(f"secret {args.secret} set")
+    return 0
+
+
+def cmd_secrets_rm(args: argparse.Namespace) -> int:
+    _client(args).json("DELETE", f"/v1/secrets/{args.secret}")
+    print(f"secret {args.secret} deleted")
+    return 0
+
+
+def cmd_secrets_list(args: argparse.Namespace) -> int:
+    for name in _client(args).json("GET", "/v1/secrets")["secrets"]:
+        print(name)
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    body = {"name": args.name, "scopes": args.scope, "functions": args.function or None}
+    key = _client(args).json("POST", "/v1/keys", json=body)
+    say(f"created key {key['key_id']} ({', '.join(key['scopes'])}); the token is shown this once:")
+    print(key["token"])
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    rows = [("ID", "NAME", "SCOPES", "FUNCTIONS", "CREATED", "REVOKED")]
+    for k in _client(args).json("GET", "/v1/keys")["keys"]:
+        functions = ",".join(k["functions"]) if k["functions"] is not None else "*"
+        rows.append(
+            (
+                k["key_id"],
+                k["name"],
+                ",".join(k["scopes"]),
+                functions,
+                k["created_at"],
+                k["revoked_at"] or "-",
+            )
+        )
+    _table(rows)
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    _client(args).json("DELETE", f"/v1/keys/{args.key_id}")
+    print(f"key {args.key_id} revoked")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    result = _client(args).json("GET", "/v1/audit/verify")
+    if result["ok"]:
+        print(f"audit log intact: {result['checked']} entries, hash chain verified")
+        return 0
+    raise CliError(
+        f"audit log tampered with: {result['reason']} ({result['checked']} entries verified before it)"
+    )
+
+
+# plumbing ----------------------------------------------------------------------------------------
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _read_bytes(path: str, option: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise CliError(f"{option} @{path}: {e.strerror}") from None
+
+
+def _read_text(path: str, option: str) -> str:
+    return _read_bytes(path, option).decode("utf-8")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    from .api.app import DEFAULT_MAX_BODY_BYTES
+
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--url", help=f"the server (default: $FNHOST_URL or {DEFAULT_URL})")
+    client.add_argument("--token", help="API key, or @FILE holding it (default: $FNHOST_TOKEN)")
+
+    p = argparse.ArgumentParser(prog="fnhost", description="Serverless WebAssembly functions.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the HTTP server (Hypercorn)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument(
+        "--data-dir", default=DEFAULT_DATA_DIR, help=f"database, wasm and keys (default {DEFAULT_DATA_DIR})"
+    )
+    s.add_argument("--cache-dir", help="compiled-code cache (default DATA_DIR/compiled)")
+    s.add_argument(
+        "--workers", type=_positive, default=os.cpu_count() or 2, help="threads running invocations"
+    )
+    s.add_argument(
+        "--global-concurrency",
+        type=_positive,
+        default=64,
+        help="invocations admitted at once, queued or running; more get 429 (default 64)",
+    )
+    s.add_argument(
+        "--max-body-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest invoke payload or function-URL body",
+    )
+    s.add_argument("--bundles", metavar="DIR", help="deploy every *.zip in DIR at start")
+    s.add_argument("--read-only", action="store_true", help="serve functions only: no control-plane API")
+    s.add_argument(
+        "--trusted-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="ed25519:... or a .pub file; when given, every bundle must be signed by one",
+    )
+    s.add_argument("--graceful-timeout", type=float, default=10.0, help="seconds to finish requests at stop")
+    s.add_argument("--access-log", action="store_true", help="log every request to stdout")
+    s.set_defaults(func=cmd_serve)
+
+    b = sub.add_parser("build", help="build a guest's source directory into a bundle zip")
+    b.add_argument("dir")
+    b.add_argument(
+        "-o", "--output", help="bundle path (default NAME.zip); a *.wasm path writes the bare binary"
+    )
+    b.add_argument(
+        "--cache-dir", type=Path, help="build cache (default $FNHOST_CACHE_DIR or ~/.cache/fnhost)"
+    )
+    b.add_argument("--sign", metavar="KEYFILE", help="sign with this Ed25519 private key")
+    b.set_defaults(func=cmd_build)
+
+    d = sub.add_parser(
+        "deploy", parents=[client], help="deploy a source directory (built first) or a bundle zip"
+    )
+    d.add_argument("source", metavar="DIR|BUNDLE.zip")
+    d.add_argument("--name", help="deploy a source directory under this name instead of its manifest's")
+    d.add_argument("--sign", metavar="KEYFILE", help="sign the bundle built from DIR")
+    d.set_defaults(func=cmd_deploy)
+
+    i = sub.add_parser(
+        "invoke", parents=[client], help="invoke a function's event handler; prints the output"
+    )
+    i.add_argument("name")
+    i.add_argument("--data", help="payload: text/JSON, @FILE, or @- for stdin")
+    i.add_argument("--qualifier", help="version number or alias (default live)")
+    i.add_argument("-v", "--verbose", action="store_true", help="print invocation id, version, outcome")
+    i.set_defaults(func=cmd_invoke)
+
+    sub.add_parser("list", parents=[client], help="list functions").set_defaults(func=cmd_list)
+
+    lg = sub.add_parser(
+        "logs", parents=[client], help="recent invocations of a function: logs and REPORT lines"
+    )
+    lg.add_argument("name")
+    lg.add_argument("--limit", type=_positive, default=20)
+    lg.set_defaults(func=cmd_logs)
+
+    a = sub.add_parser("alias", help="aliases").add_subparsers(dest="alias_command", required=True)
+    aset = a.add_parser("set", parents=[client], help="point ALIAS of NAME at VERSION (pins it)")
+    aset.add_argument("name")
+    aset.add_argument("alias")
+    aset.add_argument("version", type=int)
+    aset.set_defaults(func=cmd_alias_set)
+
+    sec = sub.add_parser("secrets", help="secrets").add_subparsers(dest="secrets_command", required=True)
+    sset = sec.add_parser("set", parents=[client], help="set a secret (value from stdin if omitted)")
+    sset.add_argument("secret")
+    sset.add_argument("value", nargs="?")
+    sset.set_defaults(func=cmd_secrets_set)
+    srm = sec.add_parser("rm", parents=[client], help="delete a secret")
+    srm.add_argument("secret")
+    srm.set_defaults(func=cmd_secrets_rm)
+    sec.add_parser("list", parents=[client], help="list secret names").set_defaults(func=cmd_secrets_list)
+
+    k = sub.add_parser("keys", help="API keys and signing keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    kc = k.add_parser("create", parents=[client], help="create an API key; prints its token")
+    kc.add_argument("--name", required=True, help="who or what uses the key")
+    kc.add_argument("--scope", action="append", required=True, choices=["admin", "deploy", "invoke"])
+    kc.add_argument("--function", action="append", help="limit deploy/invoke to this function (repeatable)")
+    kc.set_defaults(func=cmd_keys_create)
+    k.add_parser("list", parents=[client], help="list API keys").set_defaults(func=cmd_keys_list)
+    kr = k.add_parser("revoke", parents=[client], help="revoke an API key")
+    kr.add_argument("key_id")
+    kr.set_defaults(func=cmd_keys_revoke)
+    kg = k.add_parser("gen-signing", help="make an Ed25519 bundle-signing key pair (local)")
+    kg.add_argument("-o", "--output", default="signing.key", help="private key file (default signing.key)")
+    kg.set_defaults(func=cmd_gen_signing)
+
+    au = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    au.add_parser("verify", parents=[client], help="verify the hash chain").set_defaults(
+        func=cmd_audit_verify
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (CliError, FnhostError) as e:
+        say(f"fnhost: error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
