@@ -16,6 +16,7 @@ from .capabilities import KvCapability, LogCapability, QueueCapability, SecretsC
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import Invoker
 from .manifest import Manifest
+from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.engine import CompileCache, EngineSettings, EpochTicker, is_component, make_engine
 from .runtime.outcomes import InvocationResult
@@ -85,7 +86,7 @@ class Host:
         self.kv = SQLiteKVStore(self.db, max_value_bytes=max_kv_value_bytes)
         self.queues = SQLiteQueueStore(self.db, max_message_bytes=max_queue_message_bytes)
         self.secrets = SQLiteSecretStore(self.db, master_key or load_master_key(self.data_dir))
-        self.invocations = InvocationStore(self.db)
+        self.invocations = InvocationRecorder(InvocationStore(self.db))
         self.settings = engine_settings or EngineSettings()
         self.engine = make_engine(self.settings)
         self.ticker = EpochTicker(self.engine, self.settings.epoch_tick_ms)
@@ -219,6 +220,7 @@ class Host:
             self.compile_cache.remove(sha256)
 
     def close(self) -> None:
+        self.invocations.close()
         self.ticker.stop()
         self.db.close()
 

@@ -9,11 +9,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .capabilities.base import CallState, LogBuffer, VersionGrants
+from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.outcomes import InvocationResult, Outcome
 from .runtime.sandbox import Call, Prepared, RunResult, Sandbox
-from .stores import InvocationRecord, InvocationStore, Registry, VersionRecord
-from .stores._common import new_sortable_id
+from .stores import InvocationRecord, Registry, VersionRecord, new_sortable_id
 
 
 class Invoker:
@@ -21,7 +21,7 @@ class Invoker:
         self,
         registry: Registry,
         sandbox: Sandbox,
-        invocations: InvocationStore,
+        invocations: InvocationRecorder,
         load: Callable[[VersionRecord], Prepared],
         max_prepared: int = 256,
     ) -> None:

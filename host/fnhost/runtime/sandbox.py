@@ -26,6 +26,7 @@ from ..capabilities.base import CallState, Capability, LogBuffer, current_state,
 from ..errors import InvalidWasm
 from ..manifest import Manifest
 from . import _fastlist, abi
+from ._corecall import I32, I64, call_i32s, check_signature
 from .engine import EpochTicker
 from .outcomes import HttpResponse, Outcome
 
@@ -106,6 +107,9 @@ class Prepared:
             self.exports = {k: v for k, v in CORE_HANDLERS.items() if v in names}
             if not self.exports:
                 raise InvalidWasm("core module exports neither fnhost_handle_http nor fnhost_handle_event")
+            check_signature(compiled, "fnhost_alloc", [I32], [I32])
+            for export in self.exports.values():
+                check_signature(compiled, export, [I32, I32], [I64])
             self.initialize = "_initialize" in names
             try:
                 self.pre = sandbox.core_linker.instantiate_pre(compiled)
@@ -352,11 +356,11 @@ class Sandbox:
         else:
             data = abi.encode_invoke_input(call.ctx, call.payload)
         memory = exports["memory"]
-        ptr = exports["fnhost_alloc"](store, len(data))
+        ptr = call_i32s(store, exports["fnhost_alloc"], (len(data),), False) & 0xFFFFFFFF
         if not ptr:
             raise GuestFailure(f"fnhost_alloc({len(data)}) returned 0 (guest out of memory)")
         _write(store, memory, ptr, data)
-        packed = exports[CORE_HANDLERS[call.kind]](store, ptr, len(data))
+        packed = call_i32s(store, exports[CORE_HANDLERS[call.kind]], (ptr, len(data)), True)
         out_ptr, out_len = (packed >> 32) & 0xFFFFFFFF, packed & 0xFFFFFFFF
         _check_size(out_len, prepared.limits.max_response_bytes)
         output = _read(store, memory, out_ptr, out_len)

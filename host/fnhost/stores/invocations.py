@@ -8,6 +8,7 @@ Retention is exact and cheap: after each insert, the rows of that function older
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
@@ -79,21 +80,27 @@ class InvocationStore(SQLiteStore):
         super().__init__(db, "invocations", MIGRATIONS)
         self.max_per_function = int_in_range("max_per_function", max_per_function, 1, 10**9)
 
-    @translate_sqlite_errors
     def record(self, rec: InvocationRecord) -> None:
         """Store `rec` (replacing a record with the same id) and apply retention to its function."""
+        self.record_many([rec])
+
+    @translate_sqlite_errors
+    def record_many(self, recs: Sequence[InvocationRecord]) -> None:
+        """Store several records in one transaction, then apply retention once per function."""
         placeholders = ", ".join("?" * len(fields(InvocationRecord)))
         with self._db.transaction() as db:
-            db.execute(
-                f"INSERT OR REPLACE INTO invocations ({_COLUMNS}) VALUES ({placeholders})", astuple(rec)
+            db.conn.executemany(
+                f"INSERT OR REPLACE INTO invocations ({_COLUMNS}) VALUES ({placeholders})",
+                [astuple(rec) for rec in recs],
             )
-            db.execute(
-                "DELETE FROM invocations WHERE function = ? AND (started_at, id) < ("
-                "  SELECT started_at, id FROM invocations WHERE function = ?"
-                "  ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?"
-                ")",
-                [rec.function, rec.function, self.max_per_function - 1],
-            )
+            for function in {rec.function for rec in recs}:
+                db.execute(
+                    "DELETE FROM invocations WHERE function = ? AND (started_at, id) < ("
+                    "  SELECT started_at, id FROM invocations WHERE function = ?"
+                    "  ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?"
+                    ")",
+                    [function, function, self.max_per_function - 1],
+                )
 
     @translate_sqlite_errors
     def get(self, id: str) -> InvocationRecord | None:

@@ -1,0 +1,200 @@
+"""Invoke latency and the data path, measured side by side in one run.
+
+    python bench/invoke.py [--rounds N]
+
+Prints, for the Python hello component and a tiny core module: fresh-instance invoke latency
+through `Host` next to raw wasmtime-py doing the same (new Store with fuel and an epoch deadline,
+WASI, instantiate, call) — the ratio is fnhost's overhead; warm-reuse latency; and body round trips
+(100 KB, 1 MB) through fnhost's bulk list<u8> path next to wasmtime-py's own per-element path.
+Runs are interleaved (A, B, A, B...) so machine noise hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "host"), str(ROOT / "tests")]
+
+import wasmtime  # noqa: E402
+import wasmtime.component  # noqa: E402
+import wat_guests  # noqa: E402
+from wasmtime.component import Record  # noqa: E402
+
+from fnhost import Host, Outcome  # noqa: E402
+from fnhost.build import build_guest  # noqa: E402
+from fnhost.runtime import _fastlist  # noqa: E402
+from fnhost.runtime.engine import make_engine  # noqa: E402
+
+CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
+
+
+def pct(samples: list[float], p: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(len(s) * p))] * 1000
+
+
+def side_by_side(a: Callable[[], object], b: Callable[[], object], rounds: int) -> tuple[list[float], list[float]]:
+    for _ in range(max(3, rounds // 10)):  # warm up both
+        a()
+        b()
+    ta: list[float] = []
+    tb: list[float] = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        a()
+        ta.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        b()
+        tb.append(time.perf_counter() - t)
+    return ta, tb
+
+
+def row(label: str, ta: list[float], tb: list[float], name_a: str, name_b: str) -> None:
+    a50, b50 = pct(ta, 0.5), pct(tb, 0.5)
+    print(
+        f"{label:<34} {name_a} p50 {a50:8.3f} ms  p99 {pct(ta, 0.99):8.3f} | "
+        f"{name_b} p50 {b50:8.3f} ms  p99 {pct(tb, 0.99):8.3f} | ratio {a50 / b50:5.2f}x"
+    )
+
+
+class RawComponent:
+    """Plain wasmtime-py: what a user would write to run the component once per request."""
+
+    def __init__(self, host: Host, path: Path) -> None:
+        self.engine = host.engine  # same settings, same compiled artifact
+        self.component = wasmtime.component.Component.deserialize_file(self.engine, str(path))
+        self.linker = wasmtime.component.Linker(self.engine)
+        self.linker.add_wasip2()
+        with self.linker.root() as root:
+            for iface, funcs in {
+                "kv": ["get", "set", "delete", "list-keys"],
+                "queue": ["publish"],
+                "secrets": ["get"],
+                "log": ["write"],
+            }.items():
+                with root.add_instance(f"fnhost:function/{iface}@0.1.0") as inst:
+                    for f in funcs:
+                        inst.add_func(f, lambda *_: None)
+        self.export = self.component.get_export_index("handle-event")
+
+    def invoke(self, payload: bytes) -> bytes:
+        store = wasmtime.Store(self.engine)
+        store.set_fuel(20_000_000_000)
+        store.set_epoch_deadline(1000)
+        store.set_wasi(wasmtime.WasiConfig())
+        instance = self.linker.instantiate(store, self.component)
+        func = instance.get_func(store, self.export)
+        ctx = Record()
+        for k, v in {"invocation-id": "x", "function-name": "hello", "function-version": "1",
+                     "deadline-unix-ms": 0, "memory-limit-mb": 128}.items():
+            setattr(ctx, k, v)
+        result = func(store, ctx, payload)
+        func.post_return(store)
+        return result.output
+
+
+class RawCore:
+    def __init__(self, engine: wasmtime.Engine, wasm: bytes) -> None:
+        self.engine = engine
+        self.module = wasmtime.Module(engine, wasm)
+        self.linker = wasmtime.Linker(engine)
+        self.linker.define_wasi()
+
+    def invoke(self, payload: bytes) -> bytes:
+        store = wasmtime.Store(self.engine)
+        store.set_fuel(20_000_000_000)
+        store.set_epoch_deadline(1000)
+        store.set_wasi(wasmtime.WasiConfig())
+        instance = self.linker.instantiate(store, self.module)
+        ex = instance.exports(store)
+        ptr = ex["fnhost_alloc"](store, len(payload))
+        ex["memory"].write(store, payload, ptr)
+        packed = ex["fnhost_handle_event"](store, ptr, len(payload))
+        return ex["memory"].read(store, packed >> 32, (packed >> 32) + (packed & 0xFFFFFFFF))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=200)
+    args = ap.parse_args()
+    print(f"fnhost bench/invoke.py — wasmtime {wasmtime.__version__ if hasattr(wasmtime, '__version__') else ''}"
+          f" python {sys.version.split()[0]}, {os.cpu_count()} cores, rounds={args.rounds}")
+    hello = build_guest(ROOT / "guests" / "python" / "hello")
+    with tempfile.TemporaryDirectory() as tmp:
+        host = Host(Path(tmp) / "data", cache_dir=CACHE / "compiled")
+        wasm = hello.wasm_path.read_bytes()
+        host.deploy("hello", wasm, hello.manifest)
+        host.deploy("warm", wasm, {**hello.manifest.to_dict(), "name": "warm",
+                                   "limits": {"instance_reuse": 1000}})
+        host.deploy("core", wat_guests.ECHO, {"name": "core", "limits": {"memory_mb": 64}})
+        host.deploy("corewarm", wat_guests.ECHO, {"name": "corewarm", "limits": {"memory_mb": 64}})
+        import hashlib
+
+        artifact = host.compile_cache.path_for(hashlib.sha256(wasm).hexdigest())
+        raw = RawComponent(host, artifact)
+        raw_core = RawCore(make_engine(host.settings), wat_guests.ECHO)
+        payload = b'{"name": "bench"}'
+        assert host.invoke("hello", payload).outcome is Outcome.OK
+        assert raw.invoke(payload) == host.invoke("hello", payload).output
+
+        print("\n== fresh instance per invoke (fnhost Host.invoke vs raw wasmtime-py) ==")
+        ta, tb = side_by_side(lambda: host.invoke("hello", payload), lambda: raw.invoke(payload), args.rounds)
+        row("python hello component", ta, tb, "fnhost", "raw")
+        ta, tb = side_by_side(lambda: host.invoke("core", payload), lambda: raw_core.invoke(payload), args.rounds)
+        row("tiny core module (WAT echo)", ta, tb, "fnhost", "raw")
+
+        print("\n== warm reuse (instance_reuse=1000) vs fresh, both through fnhost ==")
+        ta, tb = side_by_side(lambda: host.invoke("warm", payload), lambda: host.invoke("hello", payload), args.rounds)
+        row("python hello component", ta, tb, "warm", "fresh")
+
+        print("\n== body round trip: HTTP POST /echo into the Python guest and back ==")
+        for size in (100_000, 1_000_000):
+            body = os.urandom(size)
+            r = host.invoke_http("hello", "POST", "/echo", [], body)
+            assert r.outcome is Outcome.OK and r.response is not None and r.response.body == body, r.error
+            n = max(5, args.rounds // (10 if size < 500_000 else 40))
+            fast = [0.0] * n
+            for i in range(n):
+                t = time.perf_counter()
+                host.invoke_http("hello", "POST", "/echo", [], body)
+                fast[i] = time.perf_counter() - t
+            slow = []
+            if size <= 100_000:  # the library path: 1 MB would take ~4 s a round
+                _restore_library()
+                for _ in range(3):
+                    t = time.perf_counter()
+                    host.invoke_http("hello", "POST", "/echo", [], body)
+                    slow.append(time.perf_counter() - t)
+                _fastlist.install()
+            label = f"{size // 1000} KB python component"
+            if slow:
+                row(label, fast, slow, "bulk", "per-element")
+            else:
+                print(f"{label:<34} bulk p50 {pct(fast, 0.5):8.3f} ms  p99 {pct(fast, 0.99):8.3f}")
+        print("\n== body round trip through a core module (linear memory) ==")
+        for size in (100_000, 1_000_000):
+            body = os.urandom(size)
+            n = max(10, args.rounds // 5)
+            ta, tb = side_by_side(lambda b=body: host.invoke("core", b), lambda b=body: raw_core.invoke(b), n)
+            row(f"{size // 1000} KB core module", ta, tb, "fnhost", "raw")
+        host.close()
+        print(f"\nsamples: fresh {statistics.mean(ta) * 1000:.3f} ms mean (last row)")
+
+
+def _restore_library() -> None:
+    from wasmtime.component import _types
+
+    _types.ListType.convert_to_c = _fastlist._library_to_c  # type: ignore[method-assign]
+    _types.ListType.convert_from_c = _fastlist._library_from_c  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    main()
