@@ -1,12 +1,11 @@
-"""Invocation records written off the hot path: queued by the invoker, written in batches by one
-background thread (one transaction per batch). Reads flush first, so a caller always sees the
-record of an invocation that has returned."""
+"""Invocation records written off the hot path: appended to a list by the invoker (no thread
+wake-up per invocation), written in batches by one background thread (one transaction per batch).
+Reads flush first, so a caller always sees the record of an invocation that has returned."""
 
 from __future__ import annotations
 
 import builtins
 import logging
-import queue
 import threading
 
 from .stores import InvocationRecord, InvocationStore
@@ -15,24 +14,24 @@ log = logging.getLogger("fnhost")
 
 
 class InvocationRecorder:
-    def __init__(self, store: InvocationStore, max_batch: int = 256, interval_s: float = 0.05) -> None:
+    def __init__(self, store: InvocationStore, interval_s: float = 0.1) -> None:
         self.store = store
-        self._queue: queue.Queue[InvocationRecord | None] = queue.Queue()
-        self._max_batch = max_batch
         self._interval = interval_s
-        self._idle = threading.Condition()
-        self._pending = 0
+        self._lock = threading.Lock()
+        self._buffer: list[InvocationRecord] = []
+        self._writing = threading.Lock()  # held while a batch is being written
+        self._wake = threading.Event()
+        self._stop = False
         self._thread = threading.Thread(target=self._run, name="fnhost-recorder", daemon=True)
         self._thread.start()
 
     def record(self, rec: InvocationRecord) -> None:
-        with self._idle:
-            self._pending += 1
-        self._queue.put(rec)
+        with self._lock:
+            self._buffer.append(rec)
 
-    def flush(self, timeout: float = 10.0) -> None:
-        with self._idle:
-            self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+    def flush(self) -> None:
+        """Write everything recorded so far (in this thread)."""
+        self._write_batch()
 
     def get(self, invocation_id: str) -> InvocationRecord | None:
         self.flush()
@@ -45,29 +44,23 @@ class InvocationRecorder:
         return self.store.list(function, limit=limit, before=before)
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._stop = True
+        self._wake.set()
         self._thread.join(timeout=10)
+        self._write_batch()
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get(timeout=self._interval if len(batch) == 1 else 0)
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+    def _write_batch(self) -> None:
+        with self._writing:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return
             try:
                 self.store.record_many(batch)
-            except Exception:  # a failed write must not stop later ones; the invocation itself succeeded
+            except Exception:  # a failed write must not stop later ones; the invocations did run
                 log.exception("fnhost: could not record %d invocation(s)", len(batch))
-            with self._idle:
-                self._pending -= len(batch)
-                self._idle.notify_all()
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(self._interval)
+            self._write_batch()
