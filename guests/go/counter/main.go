@@ -1,0 +1,152 @@
+// Counter: counts in the kv bucket `counters`, and shows what an ungranted bucket returns.
+// It answers byte for byte like guests/python/counter.
+//
+// HTTP:  POST /incr/<key> → {"key":k,"value":n}       GET /get/<key> → {"key":k,"value":n}
+//
+//	DELETE /del/<key> → {"key":k,"deleted":true}  GET /keys?prefix=p → {"keys":[...]}
+//	GET /bucket/<bucket>/<key> reads any bucket: an ungranted one → 403 {"error":"denied",...}
+//
+// Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket": b (default counters)}
+// A host error is answered as {"error": kind, "message": ...} (HTTP status by kind), not as a failure.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"fnhost"
+)
+
+const bucket = "counters"
+
+var statusByKind = map[fnhost.ErrorKind]int{
+	fnhost.KindDenied: 403, fnhost.KindNotFound: 404, fnhost.KindTooLarge: 413,
+	fnhost.KindLimitExceeded: 429, fnhost.KindUnavailable: 503,
+}
+
+func current(bucket, key string) (int64, error) {
+	raw, err := fnhost.KV.Get(bucket, key)
+	if errors.Is(err, fnhost.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("value of %q is not an integer", key)
+	}
+	return n, nil
+}
+
+func run(op, bucket, key, prefix string) ([]byte, error) {
+	switch op {
+	case "incr":
+		n, err := current(bucket, key)
+		if err != nil {
+			return nil, err
+		}
+		if err := fnhost.KV.Set(bucket, key, []byte(strconv.FormatInt(n+1, 10))); err != nil {
+			return nil, err
+		}
+		return fnhost.NewObject().Str("key", key).Int("value", n+1).Bytes(), nil
+	case "get":
+		n, err := current(bucket, key)
+		if err != nil {
+			return nil, err
+		}
+		return fnhost.NewObject().Str("key", key).Int("value", n).Bytes(), nil
+	case "delete":
+		if err := fnhost.KV.Delete(bucket, key); err != nil {
+			return nil, err
+		}
+		return fnhost.NewObject().Str("key", key).Bool("deleted", true).Bytes(), nil
+	case "list":
+		keys, err := fnhost.KV.ListKeys(bucket, prefix, 1000)
+		if err != nil {
+			return nil, err
+		}
+		return fnhost.NewObject().Strings("keys", keys).Bytes(), nil
+	}
+	return nil, fmt.Errorf("unknown op %q (incr, get, delete, list)", op)
+}
+
+// hostError is the answer to a failed host call, or nil if err is not one (then it is a failure).
+func hostError(err error) (*fnhost.Error, []byte) {
+	var e *fnhost.Error
+	if !errors.As(err, &e) {
+		return nil, nil
+	}
+	return e, fnhost.NewObject().Str("error", string(e.Kind)).Str("message", e.Text()).Bytes()
+}
+
+func init() {
+	fnhost.HandleHTTP(func(ctx *fnhost.Context, req *fnhost.Request) (*fnhost.Response, error) {
+		parts := strings.Split(strings.Trim(req.Path, "/"), "/")
+		route := req.Method + " " + parts[0]
+		want := map[string]int{"POST incr": 2, "GET get": 2, "DELETE del": 2, "GET keys": 1, "GET bucket": 3}
+		if n, ok := want[route]; !ok || len(parts) != n {
+			body := fnhost.NewObject().Str("error", "not-found").Str("message", "no route "+req.Method+" "+req.Path)
+			return fnhost.JSON(body.Bytes()).WithStatus(404), nil
+		}
+		var out []byte
+		var err error
+		switch route {
+		case "POST incr":
+			out, err = run("incr", bucket, parts[1], "")
+		case "GET get":
+			out, err = run("get", bucket, parts[1], "")
+		case "DELETE del":
+			out, err = run("delete", bucket, parts[1], "")
+		case "GET keys":
+			prefix, _ := req.Query("prefix")
+			out, err = run("list", bucket, "", prefix)
+		case "GET bucket":
+			out, err = run("get", parts[1], parts[2], "")
+		}
+		if err != nil {
+			e, body := hostError(err)
+			if e == nil {
+				return nil, err
+			}
+			status, ok := statusByKind[e.Kind]
+			if !ok {
+				status = 400
+			}
+			return fnhost.JSON(body).WithStatus(status), nil
+		}
+		return fnhost.JSON(out), nil
+	})
+
+	fnhost.HandleEvent(func(ctx *fnhost.Context, ev *fnhost.Event) (*fnhost.EventResult, error) {
+		if ev.Kind != fnhost.EventInvoke {
+			return nil, fmt.Errorf("counter handles direct invokes only, not %s", ev.Kind)
+		}
+		args := map[string]any{}
+		if err := ev.JSON(&args); err != nil {
+			return nil, fmt.Errorf("payload is not a JSON object: %w", err)
+		}
+		field := func(name, fallback string) string {
+			if s, ok := args[name].(string); ok {
+				return s
+			}
+			return fallback
+		}
+		op, ok := args["op"].(string)
+		if !ok {
+			return nil, errors.New(`payload has no "op" string`)
+		}
+		out, err := run(op, field("bucket", bucket), field("key", ""), field("prefix", ""))
+		if err != nil {
+			if _, body := hostError(err); body != nil {
+				return fnhost.Output(body), nil
+			}
+			return nil, err
+		}
+		return fnhost.Output(out), nil
+	})
+}
+
+func main() {}

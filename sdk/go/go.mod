@@ -1,0 +1,3 @@
+module fnhost
+
+go 1.24
