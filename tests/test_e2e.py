@@ -1,0 +1,176 @@
+"""End to end: `python -m fnhost serve` (real Hypercorn) in a subprocess, driven by the CLI and httpx."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import CACHE_DIR, COMPILED
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO_SRC = ROOT / "guests" / "rust" / "hello"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FNHOST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "host"), env.get("PYTHONPATH")]))
+    env["FNHOST_CACHE_DIR"] = str(CACHE_DIR)
+    env.update(extra)
+    return env
+
+
+def fnhost(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "fnhost", *args], env=env or _env(), capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"fnhost {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(data_dir: Path, *args: str) -> Iterator[str]:
+    """A running `fnhost serve` on a free loopback port; always stopped (SIGTERM, then SIGKILL)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(data_dir.parent / f"serve-{port}.log", "w+")  # noqa: SIM115 (closed in finally)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fnhost",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--cache-dir",
+            str(COMPILED),
+            "--workers",
+            "2",
+            *args,
+        ],
+        env=_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise AssertionError(f"fnhost serve did not start (exit {proc.returncode}):\n{log.read()}")
+            time.sleep(0.1)
+        yield url
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        log.seek(0)
+        assert "fnhost stopped" in log.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_serve_deploy_invoke_over_http(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with server(data_dir) as url:
+        token = (data_dir / "admin.key").read_text().strip()
+        env = _env(FNHOST_URL=url, FNHOST_TOKEN=token)
+
+        deployed = fnhost("deploy", str(HELLO_SRC), env=env)
+        assert "deployed hello version 1" in deployed.stdout
+        assert "uploading hello" in deployed.stderr
+        assert "unchanged" in fnhost("deploy", str(HELLO_SRC), env=env).stdout
+
+        headers = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(f"{url}/v1/functions/hello/invoke", content=b'{"name": "e2e"}', headers=headers)
+        assert (r.status_code, r.content) == (200, b'{"message":"Hello, e2e!"}')
+        assert r.headers["x-fnhost-outcome"] == "ok" and r.headers["x-request-id"]
+        r = httpx.get(f"{url}/fn/hello/hello?name=web")
+        assert r.json() == {"message": "Hello, web!"}
+
+        assert fnhost("invoke", "hello", "--data", '{"name": "cli"}', env=env).stdout == '{"message":"Hello, cli!"}'
+        assert "hello" in fnhost("list", env=env).stdout
+        logs = fnhost("logs", "hello", env=env).stdout
+        assert logs.count("REPORT RequestId:") == 3
+        fnhost("alias", "set", "hello", "prod", "1", env=env)
+        fnhost("secrets", "set", "db-password", "s3cret", env=env)
+        assert fnhost("secrets", "list", env=env).stdout.split() == ["db-password"]
+        new_token = fnhost("keys", "create", "--name", "ci", "--scope", "invoke", env=env).stdout.strip()
+        assert new_token.startswith("fnh_")
+        assert "audit log intact" in fnhost("audit", "verify", env=env).stdout
+
+        failed = fnhost("invoke", "nope", env=env, check=False)
+        assert failed.returncode == 1 and "not_found: function 'nope' does not exist" in failed.stderr
+        denied = fnhost("deploy", str(HELLO_SRC), env=_env(FNHOST_URL=url, FNHOST_TOKEN=new_token), check=False)
+        assert denied.returncode == 1 and "forbidden" in denied.stderr
+
+    stopped = fnhost("list", env=_env(FNHOST_URL=url, FNHOST_TOKEN=token), check=False)
+    assert stopped.returncode == 1 and "cannot reach fnhost" in stopped.stderr
+
+
+def test_read_only_edge_serves_signed_bundles(tmp_path: Path) -> None:
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    fnhost("keys", "gen-signing", "-o", str(tmp_path / "release.key"))
+    fnhost("build", str(HELLO_SRC), "-o", str(bundles / "hello.zip"), "--sign", str(tmp_path / "release.key"))
+
+    with server(
+        tmp_path / "edge", "--read-only", "--bundles", str(bundles), "--trusted-key", str(tmp_path / "release.key.pub")
+    ) as url:
+        assert httpx.get(f"{url}/fn/hello/hello?name=edge").json() == {"message": "Hello, edge!"}
+        token = (tmp_path / "edge" / "admin.key").read_text().strip()
+        r = httpx.put(f"{url}/v1/functions/hello", content=b"x", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 405 and r.json()["error"]["code"] == "read_only"
+
+    # A bundle not signed by the trusted key stops the start, naming the file.
+    fnhost("keys", "gen-signing", "-o", str(tmp_path / "other.key"))
+    start = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fnhost",
+            "serve",
+            "--port",
+            str(_free_port()),
+            "--data-dir",
+            str(tmp_path / "e2"),
+            "--cache-dir",
+            str(COMPILED),
+            "--read-only",
+            "--bundles",
+            str(bundles),
+            "--trusted-key",
+            str(tmp_path / "other.key.pub"),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert start.returncode == 1
+    assert "hello.zip: signed by an untrusted key" in start.stderr
