@@ -75,7 +75,7 @@ def build(src: Path, out: Path) -> None:
 def _env() -> dict[str, str]:
     cache = default_cache_dir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
-    binary, goroot = go()
+    goroot = go()[1]
     env.update(
         GOOS="wasip1",
         GOARCH="wasm",

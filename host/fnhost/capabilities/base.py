@@ -73,11 +73,15 @@ class LogBuffer:
     def add(self, line: str) -> None:
         if self.truncated:
             return
-        n = len(line.encode("utf-8", "replace")) + 1
-        if self.size + n > self.max_bytes:
+        raw = line.encode("utf-8", "replace")
+        if self.size + len(raw) + 1 > self.max_bytes:
+            room = self.max_bytes - self.size - 1
+            if room > 0:  # keep what fits of the line that overflows
+                self.lines.append(raw[:room].decode("utf-8", "ignore"))
             self.truncated = True
             self.lines.append(f"[fnhost] log truncated: over {self.max_bytes} bytes")
             return
+        n = len(raw) + 1
         self.size += n
         self.lines.append(line)
 
@@ -89,7 +93,7 @@ class LogBuffer:
         *complete, rest = buf.split(b"\n")
         for raw in complete:
             self.add(f"[{name}] {raw.decode('utf-8', 'replace')}")
-        if len(rest) > self.max_bytes:
+        if len(rest) > self.max_bytes:  # an endless line: log what fits now
             self.add(f"[{name}] {rest.decode('utf-8', 'replace')}")
             rest = b""
         self._partial[name] = rest

@@ -101,9 +101,7 @@ class Prepared:
             names = {e.name for e in compiled.exports}
             missing = [n for n in ("memory", "fnhost_alloc") if n not in names]
             if missing:
-                raise InvalidWasm(
-                    f"core module does not export {', '.join(missing)}; see docs/abi.md (Guest exports)"
-                )
+                raise InvalidWasm(f"core module does not export {', '.join(missing)}; see docs/abi.md (Guest exports)")
             self.exports = {k: v for k, v in CORE_HANDLERS.items() if v in names}
             if not self.exports:
                 raise InvalidWasm("core module exports neither fnhost_handle_http nor fnhost_handle_event")
@@ -114,9 +112,7 @@ class Prepared:
             try:
                 self.pre = sandbox.core_linker.instantiate_pre(compiled)
             except wasmtime.WasmtimeError as e:
-                raise InvalidWasm(
-                    f"core module imports something fnhost does not provide: {_first_line(e)}"
-                ) from None
+                raise InvalidWasm(f"core module imports something fnhost does not provide: {_first_line(e)}") from None
 
     # warm instances --------------------------------------------------------------------------
     def take_warm(self) -> _Warm | None:
@@ -177,9 +173,7 @@ class _Stdio:
 
 
 class Sandbox:
-    def __init__(
-        self, engine: wasmtime.Engine, ticker: EpochTicker, capabilities: Sequence[Capability]
-    ) -> None:
+    def __init__(self, engine: wasmtime.Engine, ticker: EpochTicker, capabilities: Sequence[Capability]) -> None:
         self.engine = engine
         self.ticker = ticker
         self.component_linker = wasmtime.component.Linker(engine)
@@ -293,15 +287,16 @@ class Sandbox:
         limits = prepared.limits
         code = getattr(e, "trap_code", None)
         text = str(e)
-        if code is wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in text:
-            return RunResult(
-                Outcome.FUEL_EXHAUSTED, error=f"CPU budget of {limits.fuel} fuel exhausted (limits.fuel)"
-            )
-        if code is wasmtime.TrapCode.INTERRUPT:
-            return RunResult(
-                Outcome.TIMEOUT, error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms)"
-            )
         summary = trap_summary(e)
+        if code is None:  # component calls report traps as WasmtimeError: read the cause instead
+            if summary.startswith("interrupt"):
+                code = wasmtime.TrapCode.INTERRUPT
+            elif summary.startswith("call stack exhausted"):
+                code = wasmtime.TrapCode.STACK_OVERFLOW
+        if code is wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in text:
+            return RunResult(Outcome.FUEL_EXHAUSTED, error=f"CPU budget of {limits.fuel} fuel exhausted (limits.fuel)")
+        if code is wasmtime.TrapCode.INTERRUPT:
+            return RunResult(Outcome.TIMEOUT, error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms)")
         memory_error = RunResult(
             Outcome.MEMORY_LIMIT,
             error=f"memory limit of {limits.memory_mb} MiB reached (limits.memory_mb): {summary}",
@@ -317,9 +312,7 @@ class Sandbox:
         return RunResult(Outcome.GUEST_TRAP, error=summary)
 
     # components ------------------------------------------------------------------------------
-    def _call_component(
-        self, prepared: Prepared, store: wasmtime.Store, instance: Any, call: Call
-    ) -> RunResult:
+    def _call_component(self, prepared: Prepared, store: wasmtime.Store, instance: Any, call: Call) -> RunResult:
         func = instance.get_func(store, prepared.exports[call.kind])
         ctx = _record(
             invocation_id=call.ctx.invocation_id,
@@ -329,9 +322,7 @@ class Sandbox:
             memory_limit_mb=call.ctx.memory_limit_mb,
         )
         if call.kind == "http":
-            arg = _record(
-                method=call.method, path_with_query=call.path, headers=call.headers, body=call.payload
-            )
+            arg = _record(method=call.method, path_with_query=call.path, headers=call.headers, body=call.payload)
         else:
             arg = call.payload  # event.invoke(list<u8>): the variant's cases differ by Python type
         value = _component_call(prepared, call.kind, func, store, ctx, arg)
@@ -344,9 +335,7 @@ class Sandbox:
             return RunResult(Outcome.OK, response=response)
         output = value.output
         _check_size(len(output), prepared.limits.max_response_bytes)
-        return RunResult(
-            Outcome.OK, output=output, failed_message_ids=list(getattr(value, "failed-message-ids"))
-        )
+        return RunResult(Outcome.OK, output=output, failed_message_ids=list(getattr(value, "failed-message-ids")))
 
     # core modules ----------------------------------------------------------------------------
     def _call_core(self, prepared: Prepared, store: wasmtime.Store, instance: Any, call: Call) -> RunResult:
@@ -466,9 +455,7 @@ def _link_core_results(linker: wasmtime.Linker) -> None:
         return len(data)
 
     linker.define_func("fnhost", "result_len", wasmtime.FuncType([], [i32]), result_len)
-    linker.define_func(
-        "fnhost", "result_read", wasmtime.FuncType([i32], [i32]), result_read, access_caller=True
-    )
+    linker.define_func("fnhost", "result_read", wasmtime.FuncType([i32], [i32]), result_read, access_caller=True)
 
 
 def deadline_ms(timeout_ms: int) -> int:
