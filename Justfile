@@ -47,5 +47,28 @@ bench:
     FNHOST_CACHE_DIR={{cache}} {{python}} bench/invoke.py
 
 # Start the host on 127.0.0.1:8080 with SQLite in .fnhost/ and the example functions deployed.
-run port="8080":
-    FNHOST_CACHE_DIR={{cache}} {{python}} -m fnhost dev --port {{port}} --data-dir .fnhost
+run port="8080": setup-python
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export FNHOST_CACHE_DIR="{{cache}}" FNHOST_URL="http://127.0.0.1:{{port}}"
+    {{python}} -m fnhost serve --port {{port}} --data-dir .fnhost --cache-dir "{{cache}}/compiled" &
+    server=$!
+    trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
+    for _ in $(seq 100); do
+        curl -fs "$FNHOST_URL/healthz" >/dev/null 2>&1 && break
+        kill -0 $server 2>/dev/null || { echo "the server did not start (see above)"; exit 1; }
+        sleep 0.2
+    done
+    export FNHOST_TOKEN="$(cat .fnhost/admin.key)"
+    examples=(guests/python/hello guests/python/counter guests/python/notify)
+    command -v /usr/bin/rustc >/dev/null && examples+=(guests/rust/hello)
+    for dir in "${examples[@]}"; do {{python}} -m fnhost deploy "$dir"; done
+    echo "demo-token-$(date +%s)" | {{python}} -m fnhost secrets set api-token >/dev/null
+    echo
+    echo "fnhost is running on $FNHOST_URL (data in .fnhost/, admin key in .fnhost/admin.key)."
+    echo "Try:"
+    echo "  curl '$FNHOST_URL/fn/hello/hello?name=you'"
+    echo "  curl -X POST -H \"Authorization: Bearer \$(cat .fnhost/admin.key)\" -d '{\"op\": \"incr\", \"key\": \"visits\"}' $FNHOST_URL/v1/functions/counter/invoke"
+    echo "  FNHOST_TOKEN=\$(cat .fnhost/admin.key) {{python}} -m fnhost logs counter"
+    echo "Stop with Ctrl-C."
+    wait $server
