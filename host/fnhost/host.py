@@ -12,7 +12,7 @@ from typing import Any
 
 import wasmtime
 
-from .capabilities import KvCapability, LogCapability, QueueCapability, SecretsCapability
+from .capabilities import Capability, KvCapability, LogCapability, QueueCapability, SecretsCapability
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import Invoker
 from .manifest import Manifest
@@ -93,7 +93,7 @@ class Host:
         self.compile_cache = CompileCache(
             Path(cache_dir) if cache_dir else self.data_dir / "compiled", self.engine, self.settings
         )
-        self.capabilities = [
+        self.capabilities: list[Capability] = [
             KvCapability(self.kv),
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),

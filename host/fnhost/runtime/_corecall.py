@@ -42,7 +42,7 @@ def call_i32s(store: wasmtime.Store, func: wasmtime.Func, args: tuple[int, ...],
     n = len(args)
     params = (ffi.wasmtime_val_t * n)()
     for i, value in enumerate(args):
-        params[i].kind = _KIND_I32
+        params[i].kind = _KIND_I32  # type: ignore[assignment]
         params[i].of.i32 = value
     results = (ffi.wasmtime_val_t * 1)()
     with enter_wasm(store) as trap:

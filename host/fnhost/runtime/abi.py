@@ -90,14 +90,14 @@ class _Reader:
     def bytes(self) -> bytes:
         return self.take(self.u32()).tobytes()
 
-    def str(self) -> str:
+    def text(self) -> str:
         try:
             return self.bytes().decode("utf-8")
         except UnicodeDecodeError as e:
             raise AbiError(f"string in output is not UTF-8: {e}") from None
 
     def headers(self) -> list[tuple[str, str]]:
-        return [(self.str(), self.str()) for _ in range(self.u32())]
+        return [(self.text(), self.text()) for _ in range(self.u32())]
 
 
 def split_status(output: bytes) -> tuple[bool, bytes]:
@@ -120,5 +120,5 @@ def decode_http_response(data: bytes) -> HttpResponse:
 def decode_event_result(data: bytes) -> tuple[bytes, list[str]]:
     r = _Reader(data)
     output = r.bytes()
-    failed = [r.str() for _ in range(r.u32())]
+    failed = [r.text() for _ in range(r.u32())]
     return output, failed

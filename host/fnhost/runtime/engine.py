@@ -111,7 +111,7 @@ class CompileCache:
             compiled = wasmtime.component.Component(self.engine, code)
         else:
             compiled = wasmtime.Module(self.engine, code)
-        self._store(path, compiled.serialize())
+        self._store(path, bytes(compiled.serialize()))
         return compiled, False
 
     def _store(self, path: Path, data: bytes) -> None:

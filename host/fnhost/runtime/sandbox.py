@@ -278,7 +278,9 @@ class Sandbox:
             return self.component_linker.instantiate(store, prepared.compiled)
         instance = prepared.pre.instantiate(store)
         if prepared.initialize:
-            instance.exports(store)["_initialize"](store)
+            init = instance.exports(store)["_initialize"]
+            assert isinstance(init, wasmtime.Func)
+            init(store)
         return instance
 
     def _classify(
@@ -321,6 +323,7 @@ class Sandbox:
             deadline_unix_ms=call.ctx.deadline_unix_ms,
             memory_limit_mb=call.ctx.memory_limit_mb,
         )
+        arg: Any
         if call.kind == "http":
             arg = _record(method=call.method, path_with_query=call.path, headers=call.headers, body=call.payload)
         else:
