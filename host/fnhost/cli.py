@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             say(f"created the first admin API key; its token is in {admin_file} (mode 0600)")
             say(f"  use it with: export FNHOST_TOKEN=$(cat {admin_file})")
         if args.bundles:
-            deploy_bundle_dir(host, Path(args.bundles), trusted)
+            deploy_at_start(host, _bundle_files(Path(args.bundles)), trusted, created_by="serve --bundles")
+        if args.command == "dev":
+            sources = [(str(d), _builder_of(d)) for d in _guest_dirs(args.guests)]
+            deploy_at_start(host, sources, trusted, created_by="dev", skip_failures=True)
         app = create_app(
             host,
             read_only=args.read_only,
@@ -113,26 +116,57 @@ async def _serve_until_signal(serve: Any, app: Any, config: Any) -> None:
     await serve(app, config, shutdown_trigger=stop.wait)
 
 
-def deploy_bundle_dir(host: Any, bundles: Path, trusted_keys: list[str]) -> None:
-    """Deploy every *.zip in `bundles` (verified if `trusted_keys`); any bad bundle stops the start."""
+def deploy_at_start(
+    host: Any,
+    sources: list[tuple[str, Callable[[], bytes]]],
+    trusted_keys: list[str],
+    *,
+    created_by: str,
+    skip_failures: bool = False,
+) -> None:
+    """Deploy bundles before serving (verified if `trusted_keys`), each audited.
+
+    `sources` are (label, a function returning the bundle zip). A bad bundle stops the start,
+    naming it, unless `skip_failures` (`fnhost dev`: a guest whose toolchain is missing is skipped).
+    """
     from .control import AuditLog, open_bundle, verify_bundle
 
+    audit = AuditLog(host.db)
+    for label, load in sources:
+        try:
+            with progress(f"deploying {label}"):
+                bundle = open_bundle(load())
+                signer = verify_bundle(bundle, trusted_keys) if trusted_keys else None
+                name = bundle.manifest.name
+                version = host.deploy(name, bundle.wasm, bundle.manifest, created_by=created_by)
+        except (FnhostError, CliError) as e:
+            if not skip_failures:
+                raise CliError(f"{label}: {e}") from None
+            say(f"  skipped {label}: {e}")
+            continue
+        detail = {"source": label, "version": version.version, "signed_by": signer}
+        audit.record("function.deploy", name, "ok", None, None, detail)
+        say(f"  {name} version {version.version}" + (f" (signed by {signer})" if signer else ""))
+
+
+def _bundle_files(bundles: Path) -> list[tuple[str, Callable[[], bytes]]]:
     paths = sorted(bundles.glob("*.zip"))
     if not paths:
         raise CliError(f"--bundles {bundles}: no *.zip files there; build some with `fnhost build DIR -o`")
-    audit = AuditLog(host.db)
-    for path in paths:
-        try:
-            with progress(f"deploying {path}"):
-                bundle = open_bundle(path.read_bytes())
-                signer = verify_bundle(bundle, trusted_keys) if trusted_keys else None
-                name = bundle.manifest.name
-                version = host.deploy(name, bundle.wasm, bundle.manifest, created_by="serve --bundles")
-        except FnhostError as e:
-            raise CliError(f"{path}: {e}") from None
-        detail = {"source": str(path), "version": version.version, "signed_by": signer}
-        audit.record("function.deploy", name, "ok", None, None, detail)
-        say(f"  {name} version {version.version}" + (f" (signed by {signer})" if signer else ""))
+    return [(str(p), p.read_bytes) for p in paths]
+
+
+def _guest_dirs(given: list[str] | None) -> list[Path]:
+    """`fnhost dev`'s guests: the ones given, else the repository's Rust examples (fast to build)."""
+    if given:
+        return [Path(g) for g in given]
+    from .build import sdk_root
+
+    return sorted(d for d in (sdk_root().parent / "guests" / "rust").iterdir() if (d / "fnhost.toml").is_file())
+
+
+def _builder_of(src: Path) -> Callable[[], bytes]:
+    return lambda: build_bundle(src)[1]
 
 
 def _public_key_arg(value: str) -> str:
@@ -165,9 +199,7 @@ def build_bundle(
     if sign is not None:
         key_pem = Path(sign).read_bytes() if Path(sign).is_file() else None
         if key_pem is None:
-            raise CliError(
-                f"--sign {sign}: no such key file; make one with `fnhost keys gen-signing -o {sign}`"
-            )
+            raise CliError(f"--sign {sign}: no such key file; make one with `fnhost keys gen-signing -o {sign}`")
         signature = sign_bundle(bundle_digest(manifest_text, wasm), key_pem)
     return name or built.manifest.name, pack_bundle(manifest_text, wasm, signature=signature)
 
@@ -236,9 +268,7 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as e:
-            raise CliError(
-                f"cannot reach fnhost at {self.url} ({e}); is `fnhost serve` running there?"
-            ) from None
+            raise CliError(f"cannot reach fnhost at {self.url} ({e}); is `fnhost serve` running there?") from None
         if response.status_code >= 400:
             raise CliError(_error_text(response))
         return response
@@ -284,12 +314,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     else:
         raise CliError(f"{source}: no such directory or bundle file")
     client = _client(args)
-    with progress(
-        f"uploading {name} ({len(data)} bytes) to {client.url}; the server validates and compiles it"
-    ):
-        result = client.json(
-            "PUT", f"/v1/functions/{name}", content=data, headers={"Content-Type": "application/zip"}
-        )
+    with progress(f"uploading {name} ({len(data)} bytes) to {client.url}; the server validates and compiles it"):
+        result = client.json("PUT", f"/v1/functions/{name}", content=data, headers={"Content-Type": "application/zip"})
     if result["created"]:
         print(f"deployed {name} version {result['version']} (sha256 {result['sha256'][:12]})")
     else:
@@ -307,9 +333,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         else:
             payload = args.data.encode("utf-8")
     params = {"qualifier": args.qualifier} if args.qualifier else {}
-    response = _client(args).request(
-        "POST", f"/v1/functions/{args.name}/invoke", content=payload, params=params
-    )
+    response = _client(args).request("POST", f"/v1/functions/{args.name}/invoke", content=payload, params=params)
     if args.verbose:
         h = response.headers
         say(
@@ -336,9 +360,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    records = _client(args).json(
-        "GET", f"/v1/functions/{args.name}/invocations", params={"limit": args.limit}
-    )
+    records = _client(args).json("GET", f"/v1/functions/{args.name}/invocations", params={"limit": args.limit})
     for r in reversed(records["invocations"]):
         print(f"START RequestId: {r['id']} Version: {r['version']} Trigger: {r['trigger']}")
         if r["logs"]:
@@ -350,9 +372,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_alias_set(args: argparse.Namespace) -> int:
-    _client(args).json(
-        "PUT", f"/v1/functions/{args.name}/aliases/{args.alias}", json={"version": args.version}
-    )
+    _client(args).json("PUT", f"/v1/functions/{args.name}/aliases/{args.alias}", json={"version": args.version})
     print(f"{args.name}:{args.alias} -> version {args.version}")
     return 0
 
@@ -420,9 +440,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if result["ok"]:
         print(f"audit log intact: {result['checked']} entries, hash chain verified")
         return 0
-    raise CliError(
-        f"audit log tampered with: {result['reason']} ({result['checked']} entries verified before it)"
-    )
+    raise CliError(f"audit log tampered with: {result['reason']} ({result['checked']} entries verified before it)")
 
 
 # plumbing ----------------------------------------------------------------------------------------
@@ -460,16 +478,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fnhost", description="Serverless WebAssembly functions.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="run the HTTP server (Hypercorn)")
+    s = argparse.ArgumentParser(add_help=False)  # the options of serve and dev
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8080)
-    s.add_argument(
-        "--data-dir", default=DEFAULT_DATA_DIR, help=f"database, wasm and keys (default {DEFAULT_DATA_DIR})"
-    )
+    s.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"database, wasm and keys (default {DEFAULT_DATA_DIR})")
     s.add_argument("--cache-dir", help="compiled-code cache (default DATA_DIR/compiled)")
-    s.add_argument(
-        "--workers", type=_positive, default=os.cpu_count() or 2, help="threads running invocations"
-    )
+    s.add_argument("--workers", type=_positive, default=os.cpu_count() or 2, help="threads running invocations")
     s.add_argument(
         "--global-concurrency",
         type=_positive,
@@ -493,30 +507,30 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--graceful-timeout", type=float, default=10.0, help="seconds to finish requests at stop")
     s.add_argument("--access-log", action="store_true", help="log every request to stdout")
-    s.set_defaults(func=cmd_serve)
+    sub.add_parser("serve", parents=[s], help="run the HTTP server (Hypercorn)").set_defaults(func=cmd_serve)
+    dev = sub.add_parser("dev", parents=[s], help="serve with example guests built and deployed at start")
+    dev.add_argument(
+        "--guests",
+        action="append",
+        metavar="DIR",
+        help="a guest source directory to build and deploy (repeatable; default guests/rust/*)",
+    )
+    dev.set_defaults(func=cmd_serve)
 
     b = sub.add_parser("build", help="build a guest's source directory into a bundle zip")
     b.add_argument("dir")
-    b.add_argument(
-        "-o", "--output", help="bundle path (default NAME.zip); a *.wasm path writes the bare binary"
-    )
-    b.add_argument(
-        "--cache-dir", type=Path, help="build cache (default $FNHOST_CACHE_DIR or ~/.cache/fnhost)"
-    )
+    b.add_argument("-o", "--output", help="bundle path (default NAME.zip); a *.wasm path writes the bare binary")
+    b.add_argument("--cache-dir", type=Path, help="build cache (default $FNHOST_CACHE_DIR or ~/.cache/fnhost)")
     b.add_argument("--sign", metavar="KEYFILE", help="sign with this Ed25519 private key")
     b.set_defaults(func=cmd_build)
 
-    d = sub.add_parser(
-        "deploy", parents=[client], help="deploy a source directory (built first) or a bundle zip"
-    )
+    d = sub.add_parser("deploy", parents=[client], help="deploy a source directory (built first) or a bundle zip")
     d.add_argument("source", metavar="DIR|BUNDLE.zip")
     d.add_argument("--name", help="deploy a source directory under this name instead of its manifest's")
     d.add_argument("--sign", metavar="KEYFILE", help="sign the bundle built from DIR")
     d.set_defaults(func=cmd_deploy)
 
-    i = sub.add_parser(
-        "invoke", parents=[client], help="invoke a function's event handler; prints the output"
-    )
+    i = sub.add_parser("invoke", parents=[client], help="invoke a function's event handler; prints the output")
     i.add_argument("name")
     i.add_argument("--data", help="payload: text/JSON, @FILE, or @- for stdin")
     i.add_argument("--qualifier", help="version number or alias (default live)")
@@ -525,9 +539,7 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", parents=[client], help="list functions").set_defaults(func=cmd_list)
 
-    lg = sub.add_parser(
-        "logs", parents=[client], help="recent invocations of a function: logs and REPORT lines"
-    )
+    lg = sub.add_parser("logs", parents=[client], help="recent invocations of a function: logs and REPORT lines")
     lg.add_argument("name")
     lg.add_argument("--limit", type=_positive, default=20)
     lg.set_defaults(func=cmd_logs)
@@ -549,9 +561,7 @@ def parser() -> argparse.ArgumentParser:
     srm.set_defaults(func=cmd_secrets_rm)
     sec.add_parser("list", parents=[client], help="list secret names").set_defaults(func=cmd_secrets_list)
 
-    k = sub.add_parser("keys", help="API keys and signing keys").add_subparsers(
-        dest="keys_command", required=True
-    )
+    k = sub.add_parser("keys", help="API keys and signing keys").add_subparsers(dest="keys_command", required=True)
     kc = k.add_parser("create", parents=[client], help="create an API key; prints its token")
     kc.add_argument("--name", required=True, help="who or what uses the key")
     kc.add_argument("--scope", action="append", required=True, choices=["admin", "deploy", "invoke"])
@@ -566,9 +576,7 @@ def parser() -> argparse.ArgumentParser:
     kg.set_defaults(func=cmd_gen_signing)
 
     au = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
-    au.add_parser("verify", parents=[client], help="verify the hash chain").set_defaults(
-        func=cmd_audit_verify
-    )
+    au.add_parser("verify", parents=[client], help="verify the hash chain").set_defaults(func=cmd_audit_verify)
     return p
 
 
