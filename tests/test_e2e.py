@@ -123,10 +123,20 @@ def test_serve_deploy_invoke_over_http(tmp_path: Path) -> None:
         new_token = fnhost("keys", "create", "--name", "ci", "--scope", "invoke", env=env).stdout.strip()
         assert new_token.startswith("fnh_")
         assert "audit log intact" in fnhost("audit", "verify", env=env).stdout
+        fnhost("secrets", "rm", "db-password", env=env)
+        assert fnhost("secrets", "list", env=env).stdout == ""
+        key_id = new_token.split("_")[1]
+        assert key_id in fnhost("keys", "list", env=env).stdout
+        assert f"key {key_id} revoked" in fnhost("keys", "revoke", key_id, env=env).stdout
+        assert (
+            "deployed hello-copy version 1" in fnhost("deploy", str(HELLO_SRC), "--name", "hello-copy", env=env).stdout
+        )
+        assert httpx.get(f"{url}/fn/hello-copy/").json()["function"] == "hello-copy"
 
         failed = fnhost("invoke", "nope", env=env, check=False)
         assert failed.returncode == 1 and "not_found: function 'nope' does not exist" in failed.stderr
-        denied = fnhost("deploy", str(HELLO_SRC), env=_env(FNHOST_URL=url, FNHOST_TOKEN=new_token), check=False)
+        invoker = fnhost("keys", "create", "--name", "web", "--scope", "invoke", env=env).stdout.strip()
+        denied = fnhost("deploy", str(HELLO_SRC), env=_env(FNHOST_URL=url, FNHOST_TOKEN=invoker), check=False)
         assert denied.returncode == 1 and "forbidden" in denied.stderr
 
     stopped = fnhost("list", env=_env(FNHOST_URL=url, FNHOST_TOKEN=token), check=False)
