@@ -185,7 +185,8 @@ def test_function_url_passes_the_request_through(api: Api, wasm: dict[str, bytes
     assert api.call("GET", "/fn/hello").json()["path"] == "/"
     r = api.call("PUT", "/fn/hello/echo", content=b"\x00\xffraw", headers={"content-type": "image/x-test"})
     assert (r.content, r.headers["content-type"]) == (b"\x00\xffraw", "image/x-test")
-    error(api.call("GET", "/fn/nope/x"), 404, "not_found")
+    error(api.call("GET", "/fn/nope/x"), 401, "unauthorized")  # no key: existence is not revealed
+    error(api.call("GET", "/fn/nope/x", api.admin), 404, "not_found")
 
 
 def test_invocation_failures_map_to_statuses(api: Api, wasm: dict[str, bytes]) -> None:

@@ -77,7 +77,11 @@ async def function_url(request: Request) -> Response:
     """ANY /fn/{name}/{path}: the function's HTTP handler; public functions need no key."""
     ctx = context_of(request)
     name = request.path_params["name"]
-    public = await blocking(_is_public, ctx, name)
+    try:
+        public = await blocking(_is_public, ctx, name)
+    except NotFound:
+        await ctx.authorize(request, INVOKE, name)  # no key, no answer on whether a function exists
+        raise
     if not public:
         await ctx.authorize(request, INVOKE, name)
     path = "/" + request.path_params.get("path", "")
@@ -117,7 +121,7 @@ async def list_invocations(request: Request) -> Response:
     await ctx.authorize(request, READ, name)
     limit = query_int(request, "limit", 50, 1, 1000)
     records = await blocking(ctx.host.invocations.list, name, limit=limit)
-    return JSONResponse({"name": name, "invocations": [_record(r) for r in records]})
+    return JSONResponse({"name": name, "invocations": jsonable(records)})
 
 
 async def get_invocation(request: Request) -> Response:
@@ -129,12 +133,4 @@ async def get_invocation(request: Request) -> Response:
     if record is None:
         raise NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention")
     await ctx.check(request, principal, READ, record.function)
-    return JSONResponse(_record(record))
-
-
-def _record(record: object) -> object:
-    data = jsonable(record)
-    report = getattr(record, "report", None)
-    if isinstance(data, dict) and isinstance(report, str):
-        data["report"] = report
-    return data
+    return JSONResponse(jsonable(record))
