@@ -33,6 +33,27 @@ class Invoker:
         self._max_prepared = max_prepared
         self._lock = threading.Lock()
         self._running: dict[str, int] = {}
+        self._resolved: dict[tuple[str, str | int | None], tuple[float, VersionRecord]] = {}
+
+    # version resolution ----------------------------------------------------------------------------
+    RESOLVE_TTL_S = 1.0
+    """How long a resolved alias is trusted without asking SQLite again. Changes made through this
+    host invalidate at once; changes by another process sharing the data dir show within this."""
+
+    def resolve(self, name: str, qualifier: str | int | None) -> VersionRecord:
+        key = (name, qualifier)
+        now = time.monotonic()
+        hit = self._resolved.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        record = self.registry.resolve(name, qualifier)
+        self._resolved[key] = (now + self.RESOLVE_TTL_S, record)
+        return record
+
+    def invalidate(self, name: str) -> None:
+        """Forget resolved aliases of `name` (after a deploy, alias change or delete)."""
+        for key in [k for k in self._resolved if k[0] == name]:
+            self._resolved.pop(key, None)
 
     # prepared versions --------------------------------------------------------------------------
     def add_prepared(self, prepared: Prepared) -> None:
@@ -47,6 +68,7 @@ class Invoker:
                 old.drop_warm()
 
     def forget(self, name: str) -> None:
+        self.invalidate(name)
         with self._lock:
             for key in [k for k in self._prepared if k[0] == name]:
                 self._prepared.pop(key)[0].drop_warm()
@@ -72,7 +94,7 @@ class Invoker:
         build: Callable[[abi.Context], Call],
         trigger: str,
     ) -> InvocationResult:
-        record = self.registry.resolve(name, qualifier)
+        record = self.resolve(name, qualifier)
         prepared, grants = self._get_prepared(record)
         limits = prepared.limits
         invocation_id = new_sortable_id()
