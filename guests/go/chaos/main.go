@@ -5,7 +5,7 @@
 //	loop         spin forever (fuel or the deadline stops it)
 //	spin:N       burn CPU for N loop iterations, then return {"spun":N}
 //	sleep:MS     sleep MS milliseconds of wall-clock time (the deadline stops it, not fuel)
-//	alloc:MB     allocate and touch MB MiB; over the memory cap the Go runtime fails and exits
+//	alloc:MB     allocate and touch MB MiB (4 KiB blocks); over the memory cap the Go runtime aborts
 //	recurse      unbounded recursion until the goroutine stack limit
 //	stdout:N     write N bytes to stdout
 //	trap         panic: the Go runtime reports it and exits with status 2
@@ -77,11 +77,14 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			block := make([]byte, mb<<20)
-			for i := 0; i < len(block); i += 4096 { // touch every page
-				block[i] = 1
+			// Page-sized blocks, as a growing workload would (and as the Rust chaos guest does).
+			blocks := make([][]byte, 0, mb*256)
+			for i := int64(0); i < mb*256; i++ {
+				block := make([]byte, 4096)
+				block[0] = 1 // touch the page
+				blocks = append(blocks, block)
 			}
-			sink = int(block[len(block)/2])
+			sink = len(blocks)
 			out = fnhost.NewObject().Int("allocated_mb", mb)
 		case "recurse":
 			out = fnhost.NewObject().Int("depth", int64(recurse(0)))

@@ -5,7 +5,7 @@
 //!     loop         spin forever (fuel or the deadline stops it)
 //!     spin:N       burn CPU for N loop iterations, then return {"spun":N}
 //!     sleep:MS     sleep MS milliseconds of wall-clock time (the deadline stops it, not fuel)
-//!     alloc:MB     allocate and touch MB MiB; over the memory cap the allocation fails and traps
+//!     alloc:MB     allocate and touch MB MiB (4 KiB blocks); over the memory cap the allocation traps
 //!     recurse      unbounded recursion: the wasm call stack overflows
 //!     stdout:N     write N bytes to stdout
 //!     trap         panic: a wasm `unreachable` trap
@@ -62,10 +62,14 @@ fn event(_ctx: &Context, event: Event) -> Result<String, String> {
             json::object([("slept_ms", ms.into())])
         }
         "alloc" => {
+            // Page-sized blocks, as a growing workload would: the heap grows a page at a time, so
+            // when the cap refuses a grow the memory is at the cap (the host reports MemoryLimit).
             let mb = number(arg)?;
-            let mut block = vec![0u8; (mb as usize) * 1024 * 1024];
-            for i in (0..block.len()).step_by(4096) {
-                unsafe { ptr::write_volatile(&mut block[i], 1) }; // touch every page
+            let mut blocks: Vec<Box<[u8]>> = Vec::with_capacity((mb as usize) * 256);
+            for _ in 0..mb * 256 {
+                let mut block = vec![0u8; 4096].into_boxed_slice();
+                unsafe { ptr::write_volatile(&mut block[0], 1) }; // touch the page
+                blocks.push(block);
             }
             json::object([("allocated_mb", mb.into())])
         }

@@ -1,0 +1,140 @@
+"""One contract, four languages: the same guests in Python, Rust, Go and C, deployed through
+`fnhost.Host` with identical inputs, give byte-identical outputs and the same limit outcomes.
+
+Each guest is built with its real toolchain (`fnhost.build.build_guest`, cached by source hash).
+A language is skipped only when its toolchain is not installed (the skip says which `just` recipe
+installs it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from fnhost import Host, InvocationResult, Outcome
+from fnhost.build import BuiltGuest, build_guest
+from fnhost.errors import BuildError
+
+GUESTS = Path(__file__).resolve().parents[1] / "guests"
+LANGUAGES = ["python", "rust", "go", "c"]
+
+pytestmark = pytest.mark.slow
+
+
+def guest(lang: str, name: str) -> BuiltGuest:
+    src = GUESTS / lang / name
+    if not src.is_dir():
+        pytest.skip(f"no {lang} {name} guest")
+    try:
+        return build_guest(src)
+    except BuildError as e:
+        if "just setup" in str(e):
+            pytest.skip(f"{lang} toolchain not installed: {e}")
+        raise
+
+
+def deploy(host: Host, lang: str, name: str, **limits: int) -> None:
+    built = guest(lang, name)
+    manifest = built.manifest
+    if limits:
+        manifest = dataclasses.replace(manifest, limits=dataclasses.replace(manifest.limits, **limits))
+    host.deploy(name, built.wasm_path.read_bytes(), manifest)
+
+
+def ok_body(r: InvocationResult) -> bytes:
+    assert r.outcome is Outcome.OK, r.error
+    assert r.response is not None
+    return bytes(r.response.body)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_hello_http(host: Host, lang: str) -> None:
+    deploy(host, lang, "hello")
+    r = host.invoke_http("hello", "GET", "/hello?name=x", [("accept", "*/*")], b"")
+    assert ok_body(r) == b'{"message":"Hello, x!"}'
+    assert r.response is not None and r.response.status == 200
+    assert ("content-type", "application/json") in r.response.headers
+
+    r = host.invoke_http("hello", "GET", "/hello?name=%C3%A9t%C3%A9+%22q%22", [], b"")
+    assert ok_body(r) == b'{"message":"Hello, \\u00e9t\\u00e9 \\"q\\"!"}'
+    assert ok_body(host.invoke_http("hello", "GET", "/hello", [], b"")) == b'{"message":"Hello, world!"}'
+
+    r = host.invoke_http("hello", "PUT", "/a/b?q=1&q=2&e", [("User-Agent", "pytest")], b"12345")
+    assert ok_body(r) == (
+        b'{"method":"PUT","path":"/a/b","query":{"q":"1","e":""},"user_agent":"pytest",'
+        b'"body_length":5,"function":"hello","version":"1"}'
+    )
+    r = host.invoke_http("hello", "GET", "/", [], b"")
+    assert b'"query":{},"user_agent":null,"body_length":0' in ok_body(r)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_hello_echo(host: Host, lang: str) -> None:
+    deploy(host, lang, "hello")
+    body = bytes(range(256)) * 1024
+    r = host.invoke_http("hello", "POST", "/echo", [("content-type", "image/png")], body)
+    assert ok_body(r) == body
+    assert r.response is not None and r.response.headers == [("content-type", "image/png")]
+    r = host.invoke_http("hello", "POST", "/echo", [], b"raw")
+    assert ok_body(r) == b"raw"
+    assert r.response is not None and r.response.headers == [("content-type", "application/octet-stream")]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_hello_event(host: Host, lang: str) -> None:
+    deploy(host, lang, "hello")
+    cases = {
+        b'{"name": "x"}': b'{"message":"Hello, x!"}',
+        b'{"name": "\xc3\xa9\\n\xf0\x9f\x98\x80", "name2": [1, {"a": null}]}': (
+            b'{"message":"Hello, \\u00e9\\n\\ud83d\\ude00!"}'
+        ),
+        b"\x00\x01 not json": b"\x00\x01 not json",
+        b'{"name": 3}': b'{"name": 3}',
+        b'["name"]': b'["name"]',
+        b'{"name": "x"} trailing': b'{"name": "x"} trailing',
+        b"": b"",
+    }
+    for payload, expected in cases.items():
+        r = host.invoke("hello", payload)
+        assert r.outcome is Outcome.OK, r.error
+        assert r.output == expected, payload
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_counter_kv(host: Host, lang: str) -> None:
+    deploy(host, lang, "counter")
+    for n in (1, 2):
+        r = host.invoke("counter", b'{"op": "incr", "key": "k"}')
+        assert (r.outcome, r.output) == (Outcome.OK, b'{"key":"k","value":%d}' % n), r.error
+    assert ok_body(host.invoke_http("counter", "POST", "/incr/k", [], b"")) == b'{"key":"k","value":3}'
+    assert host.invoke("counter", b'{"op": "get", "key": "unset"}').output == b'{"key":"unset","value":0}'
+    assert host.invoke("counter", b'{"op": "list"}').output == b'{"keys":["k"]}'
+    r = host.invoke("counter", b'{"op": "delete", "key": "k"}')
+    assert r.output == b'{"key":"k","deleted":true}'
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_counter_denied_bucket(host: Host, lang: str) -> None:
+    deploy(host, lang, "counter")
+    r = host.invoke("counter", b'{"op": "incr", "bucket": "other", "key": "k"}')
+    assert r.outcome is Outcome.OK, r.error
+    out = json.loads(r.output)
+    assert list(out) == ["error", "message"] and out["error"] == "denied" and "other" in out["message"]
+    r = host.invoke_http("counter", "GET", "/bucket/other/k", [], b"")
+    assert r.response is not None and r.response.status == 403
+    assert json.loads(r.response.body)["error"] == "denied"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_chaos_limits(host: Host, lang: str) -> None:
+    deploy(host, lang, "chaos", timeout_ms=500, fuel=10**15, memory_mb=64)
+    assert host.invoke("chaos", b"ok").output == b"ok"
+    r = host.invoke("chaos", b"loop")
+    assert r.outcome is Outcome.TIMEOUT, r.error
+    r = host.invoke("chaos", b"alloc:200")
+    assert r.outcome is Outcome.MEMORY_LIMIT, r.error
+    r = host.invoke("chaos", b"trap")
+    assert r.outcome is Outcome.GUEST_TRAP, r.error
+    assert host.invoke("chaos", b"alloc:8").output == b'{"allocated_mb":8}'
