@@ -21,8 +21,8 @@ ValType = wasmtime.ValType
 ROOT = Path(__file__).resolve().parents[1]
 GUESTS = ROOT / "guests"
 HELLO = ["rust", "go", "c"]
-COUNTER = ["rust", "go"]
-CHAOS = ["rust", "go"]
+COUNTER = ["rust", "go", "c"]
+CHAOS = ["rust", "go", "c"]
 
 pytestmark = pytest.mark.slow
 
