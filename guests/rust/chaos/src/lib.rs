@@ -31,6 +31,7 @@ fn spin_forever() -> ! {
     }
 }
 
+#[allow(unconditional_recursion)] // on purpose: the `recurse` command overflows the stack
 fn recurse(depth: u64) -> u64 {
     let frame = [depth; 64];
     let below = recurse(unsafe { ptr::read_volatile(&frame[63]) } + 1);
