@@ -60,9 +60,10 @@ run port="8080": setup-python
         sleep 0.2
     done
     export FNHOST_TOKEN="$(cat .fnhost/admin.key)"
-    examples=(guests/python/hello guests/python/counter guests/python/notify)
-    command -v /usr/bin/rustc >/dev/null && examples+=(guests/rust/hello)
-    for dir in "${examples[@]}"; do {{python}} -m fnhost deploy "$dir"; done
+    for dir in guests/python/hello guests/python/counter guests/python/notify; do
+        {{python}} -m fnhost deploy "$dir"
+    done
+    if [ -x /usr/bin/rustc ]; then {{python}} -m fnhost deploy guests/rust/hello --name hello-rust; fi
     echo "demo-token-$(date +%s)" | {{python}} -m fnhost secrets set api-token >/dev/null
     echo
     echo "fnhost is running on $FNHOST_URL (data in .fnhost/, admin key in .fnhost/admin.key)."
