@@ -12,8 +12,8 @@ Runs are interleaved (A, B, A, B...) so machine noise hits both sides alike.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,10 +28,10 @@ import wasmtime.component  # noqa: E402
 import wat_guests  # noqa: E402
 from wasmtime.component import Record  # noqa: E402
 
-from fnhost import Host, Outcome  # noqa: E402
+from fnhost import FnhostError, Host, Outcome  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
 from fnhost.runtime import _fastlist  # noqa: E402
-from fnhost.runtime.engine import make_engine  # noqa: E402
+from fnhost.runtime.engine import WASMTIME_VERSION, make_engine  # noqa: E402
 
 CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
 
@@ -125,8 +125,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
     args = ap.parse_args()
-    print(f"fnhost bench/invoke.py — wasmtime {wasmtime.__version__ if hasattr(wasmtime, '__version__') else ''}"
-          f" python {sys.version.split()[0]}, {os.cpu_count()} cores, rounds={args.rounds}")
+    print(f"fnhost bench/invoke.py — wasmtime-py {WASMTIME_VERSION}, python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} cores, rounds={args.rounds}")
     hello = build_guest(ROOT / "guests" / "python" / "hello")
     with tempfile.TemporaryDirectory() as tmp:
         host = Host(Path(tmp) / "data", cache_dir=CACHE / "compiled")
@@ -136,8 +136,6 @@ def main() -> None:
                                    "limits": {"instance_reuse": 1000}})
         host.deploy("core", wat_guests.ECHO, {"name": "core", "limits": {"memory_mb": 64}})
         host.deploy("corewarm", wat_guests.ECHO, {"name": "corewarm", "limits": {"memory_mb": 64}})
-        import hashlib
-
         artifact = host.compile_cache.path_for(hashlib.sha256(wasm).hexdigest())
         raw = RawComponent(host, artifact)
         raw_core = RawCore(make_engine(host.settings), wat_guests.ECHO)
@@ -150,6 +148,26 @@ def main() -> None:
         row("python hello component", ta, tb, "fnhost", "raw")
         ta, tb = side_by_side(lambda: host.invoke("core", payload), lambda: raw_core.invoke(payload), args.rounds)
         row("tiny core module (WAT echo)", ta, tb, "fnhost", "raw")
+
+        print("\n== hello in every guest language: fresh instance per invoke, through fnhost ==")
+        languages = {}
+        for lang in ("python", "rust", "go", "c"):
+            try:
+                built = build_guest(ROOT / "guests" / lang / "hello")
+            except FnhostError as e:  # a toolchain missing on this machine: say so, measure the rest
+                print(f"{lang:<8} skipped: {e}")
+                continue
+            name = f"hello-{lang}"
+            host.deploy(name, built.wasm_path.read_bytes(), {**built.manifest.to_dict(), "name": name})
+            assert host.invoke(name, payload).output.replace(b" ", b"") == b'{"message":"Hello,bench!"}'
+            languages[lang] = [0.0] * args.rounds
+        for i in range(args.rounds):  # interleaved, so noise hits every language alike
+            for lang, samples in languages.items():
+                t = time.perf_counter()
+                host.invoke(f"hello-{lang}", payload)
+                samples[i] = time.perf_counter() - t
+        for lang, samples in languages.items():
+            print(f"{lang:<8} p50 {pct(samples, 0.5):8.3f} ms  p99 {pct(samples, 0.99):8.3f} ms")
 
         print("\n== warm reuse (instance_reuse=1000) vs fresh, both through fnhost ==")
         ta, tb = side_by_side(lambda: host.invoke("warm", payload), lambda: host.invoke("hello", payload), args.rounds)
@@ -186,7 +204,6 @@ def main() -> None:
             ta, tb = side_by_side(lambda b=body: host.invoke("core", b), lambda b=body: raw_core.invoke(b), n)
             row(f"{size // 1000} KB core module", ta, tb, "fnhost", "raw")
         host.close()
-        print(f"\nsamples: fresh {statistics.mean(ta) * 1000:.3f} ms mean (last row)")
 
 
 def _restore_library() -> None:

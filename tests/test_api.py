@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 from conftest import CACHE_DIR, COMPILED
+from openapi_spec_validator import validate
+from starlette.routing import Route
+
 from fnhost import Host
 from fnhost.api import create_app
 from fnhost.build import build_guest
 from fnhost.control import ApiKeys, bundle_digest, generate_signing_key, pack_bundle, sign_bundle
-from openapi_spec_validator import validate
-from starlette.routing import Route
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette suggests httpx2 for its TestClient

@@ -14,9 +14,10 @@ from types import ModuleType
 
 import pytest
 import wasmtime
+from wasmtime.component import Component
+
 from fnhost.build import build_guest, detect_language, read_guest, sdk_root, source_hash
 from fnhost.errors import BuildError, ManifestError
-from wasmtime.component import Component
 
 ROOT = Path(__file__).resolve().parents[1]
 GUESTS = ROOT / "guests" / "python"
@@ -212,8 +213,9 @@ def test_sdk_app_dispatch_and_failures(sdk: ModuleType) -> None:
 
 def test_sdk_maps_every_wit_error(sdk: ModuleType) -> None:
     from componentize_py_types import Err
-    from fnhost_sdk._errors import host_error
     from wit_world.imports import types
+
+    from fnhost_sdk._errors import host_error
 
     cases = [
         (types.Error_Denied("no"), sdk.Denied),

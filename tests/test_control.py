@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from fnhost.control import audit as audit_module
 from fnhost.control.audit import AuditLog, VerifyResult
 from fnhost.control.auth import ApiKeys

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from fnhost import Host, Outcome
 from fnhost.build import build_guest
 

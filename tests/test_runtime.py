@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import wat_guests as g
+
 from fnhost import Host, InvalidWasm, ManifestError, Outcome
 from fnhost.runtime import abi
 

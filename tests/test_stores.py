@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fnhost.errors import NotFound
 from fnhost.stores import (
     LIVE,
