@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from fnhost import Host, InvocationResult, Outcome
 from fnhost.build import BuiltGuest, build_guest
 from fnhost.errors import BuildError

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
+
 from fnhost.build import build_guest
 from fnhost.errors import BuildError
 
