@@ -138,4 +138,6 @@ def test_chaos_limits(host: Host, lang: str) -> None:
     assert r.outcome is Outcome.MEMORY_LIMIT, r.error
     r = host.invoke("chaos", b"trap")
     assert r.outcome is Outcome.GUEST_TRAP, r.error
+    r = host.invoke("chaos", b"raise")
+    assert r.outcome is Outcome.GUEST_ERROR and "chaos: raised on purpose" in (r.error or "")
     assert host.invoke("chaos", b"alloc:8").output == b'{"allocated_mb":8}'
