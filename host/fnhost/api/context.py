@@ -26,6 +26,7 @@ from .errors import InvalidRequest, Throttled, request_id_of
 from .metrics import Metrics
 
 T = TypeVar("T")
+R = TypeVar("R", InvocationResult, InvocationResult | None)
 
 READ = "read"
 """Not a stored scope: reading a function's metadata and invocation records is allowed to any key
@@ -62,7 +63,7 @@ class InvocationPool:
         self.in_flight = 0
         self.metrics = metrics
 
-    async def run(self, function: str, call: Callable[[], InvocationResult]) -> InvocationResult:
+    async def run(self, function: str, call: Callable[[], R]) -> R:
         if self.in_flight >= self.max_in_flight:
             self.metrics.throttles.labels(function, "global").inc()
             raise Throttled(
@@ -76,7 +77,8 @@ class InvocationPool:
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
-        self.metrics.observe(result)
+        if isinstance(result, InvocationResult):
+            self.metrics.observe(result)
         return result
 
 

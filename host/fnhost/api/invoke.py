@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from ..control.auth import INVOKE
 from ..errors import NotFound
 from ..runtime.outcomes import InvocationResult, Outcome
-from .context import READ, ApiContext, blocking, context_of, query_int
+from .context import READ, blocking, context_of, query_int
 from .errors import error_response, request_id_of
 from .serialize import jsonable
 
@@ -77,25 +77,30 @@ async def function_url(request: Request) -> Response:
     """ANY /fn/{name}/{path}: the function's HTTP handler; public functions need no key."""
     ctx = context_of(request)
     name = request.path_params["name"]
-    try:
-        public = await blocking(_is_public, ctx, name)
-    except NotFound:
-        await ctx.authorize(request, INVOKE, name)  # no key, no answer on whether a function exists
-        raise
-    if not public:
-        await ctx.authorize(request, INVOKE, name)
     path = "/" + request.path_params.get("path", "")
     if request.url.query:
         path += "?" + request.url.query
-    headers = [
-        (k.decode("latin-1"), v.decode("latin-1"))
-        for k, v in request.headers.raw
-        # The fnhost API key is the caller's credential for fnhost, never the function's to see.
-        if public or k.lower() != b"authorization"
-    ]
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
     body = await request.body()
-    call = functools.partial(ctx.host.invoke_http, name, request.method, path, headers, body)
-    result = await ctx.pool.run(name, call)
+
+    def run_if_public() -> InvocationResult | None:
+        # One worker-thread hop for a public function; the version checked is the version run.
+        version = ctx.host.get_version(name)
+        if not version.manifest.public:
+            return None
+        return ctx.host.invoke_http(name, request.method, path, headers, body, qualifier=version.version)
+
+    try:
+        result = await ctx.pool.run(name, run_if_public)
+    except NotFound:
+        await ctx.authorize(request, INVOKE, name)  # no key, no answer on whether a function exists
+        raise
+    if result is None:
+        await ctx.authorize(request, INVOKE, name)
+        # The fnhost API key is the caller's credential for fnhost, never the function's to see.
+        private = [(k, v) for k, v in headers if k.lower() != "authorization"]
+        call = functools.partial(ctx.host.invoke_http, name, request.method, path, private, body)
+        result = await ctx.pool.run(name, call)
     if not result.ok or result.response is None:
         return outcome_error(request, result, FUNCTION_URL_STATUS)
     response = Response(result.response.body, status_code=result.response.status)
@@ -108,10 +113,6 @@ async def function_url(request: Request) -> Response:
     for k, v in invocation_headers(result).items():
         response.headers[k] = v
     return response
-
-
-def _is_public(ctx: ApiContext, name: str) -> bool:
-    return ctx.host.get_version(name).manifest.public
 
 
 async def list_invocations(request: Request) -> Response:

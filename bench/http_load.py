@@ -1,0 +1,163 @@
+"""HTTP throughput and latency, side by side in one run, on 127.0.0.1 only.
+
+    python bench/http_load.py [--seconds 5] [--connections 8]
+
+Starts, one after the other on free loopback ports: a bare Starlette JSON endpoint (bench/bare_app.py)
+and `fnhost serve` (the same Hypercorn settings) with two public functions deployed — the C hello
+(a tiny core module) and the Python hello (a component). Each target gets the same bounded load
+from wrk (Debian's `wrk`; else a small threaded Python client), and the script prints req/s, p50
+and p99, and each function's throughput as a fraction of the bare endpoint's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "host")]
+
+from fnhost import Host  # noqa: E402
+from fnhost.build import build_guest  # noqa: E402
+
+CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} not ready after {timeout}s")
+
+
+def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def latency(p: str) -> float:
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        assert m, out
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{url}: {errors.group(1)} error responses\n{out}")
+    return rps, latency("50"), latency("99")
+
+
+def python_load(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
+    samples: list[float] = []
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with httpx.Client() as client:
+            while time.monotonic() < stop:
+                t = time.perf_counter()
+                r = client.get(url)
+                r.raise_for_status()
+                with lock:
+                    samples.append(time.perf_counter() - t)
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    samples.sort()
+    return len(samples) / seconds, samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=8)
+    args = ap.parse_args()
+    load = wrk if shutil.which("wrk") else python_load
+    print(
+        f"fnhost bench/http_load.py — load: {load.__name__}, {args.connections} connections, {args.seconds}s each, "
+        f"{os.cpu_count()} cores"
+    )
+    results: dict[str, tuple[float, float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        with Host(data, cache_dir=CACHE / "compiled") as host:
+            for lang in ("c", "python"):
+                built = build_guest(ROOT / "guests" / lang / "hello")
+                manifest = {**built.manifest.to_dict(), "name": f"hello-{lang}", "http": {"public": True}}
+                host.deploy(f"hello-{lang}", built.wasm_path.read_bytes(), manifest)
+
+        port = free_port()
+        bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_app.py"), str(port)])
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/hello", bare)
+            results["bare starlette"] = load(
+                f"http://127.0.0.1:{port}/hello?name=bench", args.seconds, args.connections
+            )
+        finally:
+            bare.terminate()
+            bare.wait(10)
+
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fnhost",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+                "--cache-dir",
+                str(CACHE / "compiled"),
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT / "host")},
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/healthz", server)
+            for lang in ("c", "python"):
+                url = f"http://127.0.0.1:{port}/fn/hello-{lang}/hello?name=bench"
+                assert httpx.get(url).json() == {"message": "Hello, bench!"}
+                results[f"fnhost {lang} hello"] = load(url, args.seconds, args.connections)
+        finally:
+            server.terminate()
+            server.wait(20)
+
+    base = results["bare starlette"][0]
+    for name, (rps, p50, p99) in results.items():
+        print(f"{name:<20} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  ({rps / base:4.2f}x bare)")
+
+
+if __name__ == "__main__":
+    main()
