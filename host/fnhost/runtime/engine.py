@@ -7,8 +7,6 @@ artifact only loads into an engine configured the same way.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +16,8 @@ from pathlib import Path
 
 import wasmtime
 import wasmtime.component
+
+from .._fs import atomic_write
 
 WASMTIME_VERSION = _dist_version("wasmtime")
 COMPONENT_HEADER = b"\x00asm\x0d\x00\x01\x00"
@@ -111,18 +111,8 @@ class CompileCache:
             compiled = wasmtime.component.Component(self.engine, code)
         else:
             compiled = wasmtime.Module(self.engine, code)
-        self._store(path, bytes(compiled.serialize()))
+        atomic_write(path, bytes(compiled.serialize()))
         return compiled, False
-
-    def _store(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".cwasm")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def remove(self, sha256: str) -> None:
         self.path_for(sha256).unlink(missing_ok=True)
