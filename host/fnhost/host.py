@@ -168,6 +168,22 @@ class Host:
             name, "event", qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke"
         )
 
+    def invoke_event(
+        self,
+        name: str,
+        event: abi.Event,
+        *,
+        qualifier: str | int | None = None,
+        trigger: str = "invoke",
+    ) -> InvocationResult:
+        """Run the event handler with any event: an invoke payload (bytes), an `abi.QueueBatch` or an
+        `abi.ScheduleTick`. `trigger` ("async", "queue", "schedule"...) is kept in the invocation record."""
+        payload = b"" if isinstance(event, abi.QueueBatch | abi.ScheduleTick) else bytes(event)
+        other = None if isinstance(event, bytes | bytearray | memoryview) else event
+        return self.invoker.invoke(
+            name, "event", qualifier, lambda ctx: Call("event", ctx, payload=payload, event=other), trigger
+        )
+
     def invoke_http(
         self,
         name: str,

@@ -57,6 +57,46 @@ class Grants:
 
 
 @dataclass(frozen=True)
+class AsyncConfig:
+    """`[async]`: asynchronous invokes of this function."""
+
+    retries: int = 2  # attempts after the first one fails
+    dead_letter_queue: str | None = None  # where an event goes once its retries are spent
+
+
+@dataclass(frozen=True)
+class QueueTrigger:
+    """`[[triggers.queue]]`: an event-source mapping from a queue to the event handler."""
+
+    queue: str
+    batch_size: int = 10
+    max_batching_window_ms: int = 0  # wait up to this long to fill a batch
+    visibility_timeout_s: int = 30  # a delivered batch stays hidden this long unless acked
+    max_receive_count: int = 5  # deliveries before a message moves to the dead-letter queue
+    dead_letter_queue: str = ""  # default: [async].dead_letter_queue, else "<queue>-dlq"
+
+
+@dataclass(frozen=True)
+class ScheduleTrigger:
+    """`[[triggers.schedule]]`: a cron expression or a fixed rate, in a time zone."""
+
+    name: str
+    cron: str | None = None
+    rate_s: int | None = None
+    timezone: str = "UTC"
+
+
+ASYNC_RANGES: dict[str, tuple[int, int]] = {"retries": (0, 10)}
+QUEUE_TRIGGER_RANGES: dict[str, tuple[int, int]] = {
+    "batch_size": (1, 1000),
+    "max_batching_window_ms": (0, 300_000),
+    "visibility_timeout_s": (1, 43_200),
+    "max_receive_count": (1, 1000),
+}
+RATE_RANGE = (1, 366 * 86_400)
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     module: str = "function.wasm"
@@ -64,6 +104,9 @@ class Manifest:
     env: dict[str, str] = field(default_factory=dict)
     grants: Grants = field(default_factory=Grants)
     public: bool = False  # function URL reachable without an API key
+    async_config: AsyncConfig = field(default_factory=AsyncConfig)
+    queue_triggers: tuple[QueueTrigger, ...] = ()
+    schedules: tuple[ScheduleTrigger, ...] = ()
 
     @classmethod
     def from_toml(cls, text: str | bytes) -> Manifest:
@@ -82,7 +125,7 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         if not isinstance(data, dict):
             raise ManifestError("manifest: must be a table/object")
-        known = {"name", "module", "limits", "env", "grants", "http", "build"}
+        known = {"name", "module", "limits", "env", "grants", "http", "build", "async", "triggers"}
         for key in data:
             if key not in known:
                 raise ManifestError(f"{key}: unknown field (known: {', '.join(sorted(known))})")
@@ -94,19 +137,30 @@ class Manifest:
         module = data.get("module", "function.wasm")
         if not isinstance(module, str) or not module or module.startswith("/") or ".." in module.split("/"):
             raise ManifestError(f"module: must be a relative path inside the bundle, got {module!r}")
+        limits = _limits(data.get("limits", {}))
+        async_config = _async(data.get("async", {}))
+        queue_triggers, schedules = _triggers(data.get("triggers", {}), limits, async_config)
         return cls(
             name=name,
             module=module,
-            limits=_limits(data.get("limits", {})),
+            limits=limits,
             env=_env(data.get("env", {})),
             grants=_grants(data.get("grants", {})),
             public=_http(data.get("http", {})),
+            async_config=async_config,
+            queue_triggers=queue_triggers,
+            schedules=schedules,
         )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["grants"] = {k: list(v) for k, v in d["grants"].items()}
         d["http"] = {"public": d.pop("public")}
+        d["async"] = {k: v for k, v in d.pop("async_config").items() if v is not None}
+        d["triggers"] = {
+            "queue": list(d.pop("queue_triggers")),
+            "schedule": [{k: v for k, v in s.items() if v is not None} for s in d.pop("schedules")],
+        }
         return d
 
 
@@ -165,3 +219,97 @@ def _http(value: Any) -> bool:
     if not isinstance(public, bool):
         raise ManifestError(f"http.public: must be true or false, got {public!r}")
     return public
+
+
+def _int_field(table: dict[str, Any], key: str, where: str, ranges: dict[str, tuple[int, int]]) -> int | None:
+    raw = table.get(key)
+    if raw is None:
+        return None
+    lo, hi = ranges[key]
+    if isinstance(raw, bool) or not isinstance(raw, int) or not lo <= raw <= hi:
+        raise ManifestError(f"{where}.{key}: must be {lo}..{hi}, got {raw!r}")
+    return raw
+
+
+def _known(table: dict[str, Any], where: str, known: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in known:
+            raise ManifestError(f"{where}.{key}: unknown field (known: {', '.join(known)})")
+
+
+def _queue_name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not RESOURCE_RE.match(value):
+        raise ManifestError(f"{where}: {value!r} is not a valid queue name (letters, digits, '.', '_', '-'; 1..128)")
+    return value
+
+
+def _async(value: Any) -> AsyncConfig:
+    table = _table(value, "async")
+    _known(table, "async", ("retries", "dead_letter_queue"))
+    retries = _int_field(table, "retries", "async", ASYNC_RANGES)
+    dlq = table.get("dead_letter_queue")
+    return AsyncConfig(
+        retries=AsyncConfig.retries if retries is None else retries,
+        dead_letter_queue=None if dlq is None else _queue_name(dlq, "async.dead_letter_queue"),
+    )
+
+
+def _triggers(
+    value: Any, limits: Limits, async_config: AsyncConfig
+) -> tuple[tuple[QueueTrigger, ...], tuple[ScheduleTrigger, ...]]:
+    table = _table(value, "triggers")
+    _known(table, "triggers", ("queue", "schedule"))
+    queues: list[QueueTrigger] = []
+    for i, raw in enumerate(_array(table.get("queue", []), "triggers.queue")):
+        where = f"triggers.queue[{i}]"
+        entry = _table(raw, where)
+        _known(entry, where, ("queue", *QUEUE_TRIGGER_RANGES, "dead_letter_queue"))
+        queue = _queue_name(entry.get("queue"), f"{where}.queue")
+        if any(q.queue == queue for q in queues):
+            raise ManifestError(f"{where}.queue: queue '{queue}' is already mapped by an earlier trigger")
+        ints: dict[str, Any] = {
+            k: _int_field(entry, k, where, QUEUE_TRIGGER_RANGES) for k in QUEUE_TRIGGER_RANGES if k in entry
+        }
+        dlq = entry.get("dead_letter_queue") or async_config.dead_letter_queue or f"{queue}-dlq"
+        trigger = QueueTrigger(queue=queue, dead_letter_queue=_queue_name(dlq, f"{where}.dead_letter_queue"), **ints)
+        if trigger.dead_letter_queue == queue:
+            raise ManifestError(f"{where}.dead_letter_queue: must differ from the queue it serves ('{queue}')")
+        if trigger.visibility_timeout_s * 1000 < limits.timeout_ms + trigger.max_batching_window_ms:
+            raise ManifestError(
+                f"{where}.visibility_timeout_s: {trigger.visibility_timeout_s} s is shorter than the batching "
+                f"window ({trigger.max_batching_window_ms} ms) plus the function's limits.timeout_ms "
+                f"({limits.timeout_ms} ms): a batch still running would be redelivered; raise it"
+            )
+        queues.append(trigger)
+    schedules: list[ScheduleTrigger] = []
+    for i, raw in enumerate(_array(table.get("schedule", []), "triggers.schedule")):
+        where = f"triggers.schedule[{i}]"
+        entry = _table(raw, where)
+        _known(entry, where, ("name", "cron", "rate_s", "timezone"))
+        name = entry.get("name")
+        if not isinstance(name, str) or not RESOURCE_RE.match(name):
+            raise ManifestError(f"{where}.name: must be 1..128 letters, digits, '.', '_' or '-', got {name!r}")
+        if any(s.name == name for s in schedules):
+            raise ManifestError(f"{where}.name: schedule '{name}' is defined twice")
+        cron, rate = entry.get("cron"), _int_field(entry, "rate_s", where, {"rate_s": RATE_RANGE})
+        if (cron is None) == (rate is None):
+            raise ManifestError(f"{where}: set exactly one of cron (e.g. '*/5 * * * *') or rate_s (seconds)")
+        if cron is not None and not isinstance(cron, str):
+            raise ManifestError(f"{where}.cron: must be a string, got {cron!r}")
+        tz = entry.get("timezone", "UTC")
+        if not isinstance(tz, str):
+            raise ManifestError(f"{where}.timezone: must be an IANA zone name such as 'UTC', got {tz!r}")
+        from .triggers import cron as cronlib  # here, not at the top: fnhost.triggers imports this module
+
+        try:
+            cronlib.validate(cron, rate, tz)
+        except cronlib.CronError as e:
+            raise ManifestError(f"{where}.{'timezone' if 'time zone' in str(e) else 'cron'}: {e}") from None
+        schedules.append(ScheduleTrigger(name=name, cron=cron, rate_s=rate, timezone=tz))
+    return tuple(queues), tuple(schedules)
+
+
+def _array(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ManifestError(f"{where}: must be an array of tables ([[{where}]]), got {type(value).__name__}")
+    return value

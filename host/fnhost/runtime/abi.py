@@ -17,6 +17,35 @@ EVENT_SCHEDULE = 2
 
 
 @dataclass(frozen=True)
+class BatchMessage:
+    """One message of a queue batch, as the event handler sees it (WIT `queue-message`)."""
+
+    id: str
+    queue: str
+    body: bytes
+    receive_count: int
+
+
+@dataclass(frozen=True)
+class QueueBatch:
+    """The `queue-batch` event: messages delivered together by a queue trigger."""
+
+    messages: tuple[BatchMessage, ...]
+
+
+@dataclass(frozen=True)
+class ScheduleTick:
+    """The `schedule` event: one tick of a schedule (WIT `schedule-tick`)."""
+
+    schedule: str
+    scheduled_unix_ms: int
+
+
+Event = bytes | QueueBatch | ScheduleTick
+"""What the event handler is called with: an invoke payload, a queue batch or a schedule tick."""
+
+
+@dataclass(frozen=True)
 class Context:
     invocation_id: str
     function_name: str
@@ -62,10 +91,27 @@ def encode_http_input(
 
 
 def encode_invoke_input(ctx: Context, payload: bytes) -> bytes:
+    return encode_event_input(ctx, payload)
+
+
+def encode_event_input(ctx: Context, event: Event) -> bytes:
     out: list[bytes] = []
     _context(out, ctx)
-    out.append(bytes([EVENT_INVOKE]))
-    _bytes(out, payload)
+    if isinstance(event, QueueBatch):
+        out.append(bytes([EVENT_QUEUE_BATCH]))
+        out.append(_U32.pack(len(event.messages)))
+        for m in event.messages:
+            _bytes(out, m.id.encode())
+            _bytes(out, m.queue.encode())
+            _bytes(out, m.body)
+            out.append(_U32.pack(m.receive_count))
+    elif isinstance(event, ScheduleTick):
+        out.append(bytes([EVENT_SCHEDULE]))
+        _bytes(out, event.schedule.encode())
+        out.append(_U64.pack(event.scheduled_unix_ms))
+    else:
+        out.append(bytes([EVENT_INVOKE]))
+        _bytes(out, event)
     return b"".join(out)
 
 

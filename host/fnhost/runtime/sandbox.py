@@ -39,11 +39,13 @@ COMPONENT_HANDLERS = {"http": "handle-http", "event": "handle-event"}
 
 @dataclass
 class Call:
-    """What to run: the HTTP handler with a request, or the event handler with a payload."""
+    """What to run: the HTTP handler with a request, or the event handler with an event (`payload`
+    for a direct invoke, else `event`: a queue batch or a schedule tick)."""
 
     kind: str  # "http" | "event"
     ctx: abi.Context
     payload: bytes = b""
+    event: abi.QueueBatch | abi.ScheduleTick | None = None
     method: str = "GET"
     path: str = "/"
     headers: list[tuple[str, str]] = field(default_factory=list)
@@ -327,7 +329,7 @@ class Sandbox:
         if call.kind == "http":
             arg = _record(method=call.method, path_with_query=call.path, headers=call.headers, body=call.payload)
         else:
-            arg = call.payload  # event.invoke(list<u8>): the variant's cases differ by Python type
+            arg = _component_event(call)
         value = _component_call(prepared, call.kind, func, store, ctx, arg)
         if isinstance(value, str):
             raise GuestFailure(value)
@@ -346,7 +348,7 @@ class Sandbox:
         if call.kind == "http":
             data = abi.encode_http_input(call.ctx, call.method, call.path, call.headers, call.payload)
         else:
-            data = abi.encode_invoke_input(call.ctx, call.payload)
+            data = abi.encode_event_input(call.ctx, call.event or call.payload)
         memory = exports["memory"]
         ptr = call_i32s(store, exports["fnhost_alloc"], (len(data),), False) & 0xFFFFFFFF
         if not ptr:
@@ -371,6 +373,19 @@ class Sandbox:
 def _check_size(size: int, limit: int) -> None:
     if size > limit:
         raise GuestFailure(f"output of {size} bytes is over limits.max_response_bytes ({limit})")
+
+
+def _component_event(call: Call) -> Any:
+    """The WIT `event` variant as wasmtime-py lowers it here: untagged, its cases differ by Python
+    type — bytes for `invoke`, a list of records for `queue-batch`, a record for `schedule`."""
+    event = call.event
+    if isinstance(event, abi.QueueBatch):
+        return [
+            _record(id=m.id, queue=m.queue, body=m.body, receive_count=m.receive_count) for m in event.messages
+        ]
+    if isinstance(event, abi.ScheduleTick):
+        return _record(schedule=event.schedule, scheduled_unix_ms=event.scheduled_unix_ms)
+    return call.payload
 
 
 def _record(**fields: Any) -> Record:

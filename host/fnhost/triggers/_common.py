@@ -1,0 +1,102 @@
+"""Shared by the trigger workers: the live manifests of the registry, counters, a stoppable loop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from ..manifest import Manifest
+from ..stores import LIVE, Registry
+
+log = logging.getLogger("fnhost.triggers")
+
+
+class LiveManifests:
+    """The manifest of every function's `live` version (what triggers follow), parsed once per version."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._parsed: dict[tuple[str, int], Manifest] = {}
+        self._lock = threading.Lock()
+
+    def current(self) -> list[Manifest]:
+        out: list[Manifest] = []
+        for fn in self._registry.functions():
+            live = next((a.version for a in fn.aliases if a.alias == LIVE), fn.latest_version)
+            key = (fn.name, live)
+            with self._lock:
+                manifest = self._parsed.get(key)
+            if manifest is None:
+                record = self._registry.get_version(fn.name, live)
+                if record is None:
+                    continue  # deleted meanwhile
+                manifest = Manifest.from_dict(json.loads(record.manifest_json))
+                with self._lock:
+                    self._parsed[key] = manifest
+            out.append(manifest)
+        return out
+
+
+class Counters:
+    """Monotonic counters of one process (Prometheus-style), keyed by a name and a label."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: Counter[tuple[str, str]] = Counter()
+
+    def inc(self, name: str, label: str = "", n: int = 1) -> None:
+        if n:
+            with self._lock:
+                self._values[(name, label)] += n
+
+    def get(self, name: str, label: str = "") -> int:
+        with self._lock:
+            return self._values[(name, label)]
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """{name: {label: value}}."""
+        with self._lock:
+            out: dict[str, dict[str, int]] = {}
+            for (name, label), value in sorted(self._values.items()):
+                out.setdefault(name, {})[label] = value
+            return out
+
+
+class Worker:
+    """A daemon thread running `step` until stopped. `step` returns how long to wait before the next
+    call (0: at once); an exception is logged and the loop goes on after `error_wait_s`."""
+
+    def __init__(self, name: str, step: Callable[[], float], error_wait_s: float = 1.0) -> None:
+        self.name = name
+        self._step = step
+        self._error_wait_s = error_wait_s
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def join(self, timeout: float) -> bool:
+        """True if the thread ended within `timeout` seconds."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                wait = self._step()
+            except Exception:
+                log.exception("fnhost: %s failed; retrying in %.1f s", self.name, self._error_wait_s)
+                wait = self._error_wait_s
+            if wait > 0 and not self.stopping.is_set():
+                self.wake.wait(wait)
+                self.wake.clear()

@@ -1,0 +1,277 @@
+"""Queue triggers (event-source mappings): poll a queue, deliver batches to the event handler.
+
+Delivery is at least once. A batch is claimed with `receive` (the messages become invisible for
+the visibility timeout, their receive count goes up) and deleted only after the handler returns
+`ok`: the messages it names in `failed-message-ids` (or all of them, when the invocation fails,
+times out or the process dies) become visible again when the visibility timeout passes. A message
+delivered `max_receive_count` times that fails again — or that is received once more after that,
+e.g. after a crash — moves to the dead-letter queue, body unchanged, in one transaction with its
+deletion from the source queue.
+
+Mappings come from the `[[triggers.queue]]` tables of each function's `live` manifest and from
+`QueueTriggers.create` (stored in SQLite); one poller thread runs per mapping and follows
+redeploys within `refresh_interval_s`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Conflict, ManifestError, NotFound
+from ..manifest import Manifest, QueueTrigger
+from ..runtime import abi
+from ..runtime.outcomes import Outcome
+from ..stores import QueueMessage
+from ..stores._common import SQLiteStore, sql_migration, translate_sqlite_errors
+from ._common import Counters, LiveManifests, Worker, log
+
+if TYPE_CHECKING:
+    from ..host import Host
+
+MIGRATIONS = [
+    sql_migration(
+        "CREATE TABLE queue_mappings ("
+        " function TEXT NOT NULL,"
+        " queue TEXT NOT NULL,"
+        " config TEXT NOT NULL,"  # the [[triggers.queue]] table, as JSON
+        " created_at REAL NOT NULL,"
+        " PRIMARY KEY (function, queue)"
+        ")",
+    ),
+]
+
+AckHook = Callable[[str, list[str]], None]
+"""Called with (queue, message ids) after an ack commits, with the ids it actually deleted."""
+
+
+@dataclass(frozen=True)
+class QueueMapping:
+    """A queue mapped to a function's event handler (the manifest's `QueueTrigger` plus where it is from)."""
+
+    function: str
+    trigger: QueueTrigger
+    source: str  # "manifest" | "api"
+
+    @property
+    def id(self) -> str:
+        return f"{self.function}:{self.trigger.queue}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "function": self.function, "source": self.source, **asdict(self.trigger)}
+
+
+class QueuePoller:
+    """Delivers one mapping's batches, one at a time, on its own thread."""
+
+    def __init__(
+        self, host: Host, mapping: QueueMapping, counters: Counters, on_ack: AckHook | None, idle_max_s: float
+    ) -> None:
+        self.host = host
+        self.mapping = mapping
+        self.counters = counters
+        self.on_ack = on_ack
+        self.idle_max_s = idle_max_s
+        self._idle_s = 0.0
+        self.worker = Worker(f"fnhost-queue-{mapping.id}", self.step)
+
+    def step(self) -> float:
+        delivered = self.poll_once()
+        self._idle_s = 0.0 if delivered else min(self.idle_max_s, max(0.01, self._idle_s * 2))
+        return self._idle_s
+
+    def poll_once(self) -> int:
+        """Receive and deliver one batch; return the number of messages handed to the function."""
+        t = self.mapping.trigger
+        messages = self.host.queues.receive(t.queue, t.batch_size, t.visibility_timeout_s)
+        if not messages:
+            return 0
+        window_ends = time.monotonic() + t.max_batching_window_ms / 1000
+        while len(messages) < t.batch_size and time.monotonic() < window_ends and not self.worker.stopping.is_set():
+            self.worker.stopping.wait(min(0.02, max(0.0, window_ends - time.monotonic())))
+            messages += self.host.queues.receive(t.queue, t.batch_size - len(messages), t.visibility_timeout_s)
+        expired = [m for m in messages if m.receive_count > t.max_receive_count]
+        if expired:
+            self._dead_letter(expired)
+        batch = [m for m in messages if m.receive_count <= t.max_receive_count]
+        if batch:
+            self._deliver(batch)
+        return len(batch)
+
+    def _deliver(self, batch: list[QueueMessage]) -> None:
+        t = self.mapping.trigger
+        event = abi.QueueBatch(tuple(abi.BatchMessage(m.id, m.queue, m.body, m.receive_count) for m in batch))
+        self.counters.inc("queue_delivered", t.queue, len(batch))
+        try:
+            result = self.host.invoke_event(self.mapping.function, event, trigger="queue")
+        except NotFound:  # the function went away: hand the messages back to other consumers
+            for m in batch:
+                self.host.queues.release(t.queue, m.id)
+            return
+        ids = {m.id for m in batch}
+        if result.outcome is Outcome.OK and set(result.failed_message_ids) <= ids:
+            failed = set(result.failed_message_ids)
+        else:
+            failed = ids
+            if result.outcome is Outcome.OK:
+                result_error = "failed-message-ids names messages that are not in the batch"
+            else:
+                result_error = result.error or result.outcome.value
+            log.warning(
+                "fnhost: queue %s -> %s: batch of %d failed (%s: %s); redelivered after %d s",
+                t.queue, self.mapping.function, len(batch), result.outcome.value, result_error,
+                t.visibility_timeout_s,
+            )  # fmt: skip
+        if failed:
+            self.counters.inc("queue_failed", t.queue, len(failed))
+        if result.outcome is Outcome.THROTTLED:  # not the messages' fault: make them visible again soon
+            for m in batch:
+                self.host.queues.release(t.queue, m.id, delay_s=1.0)
+            return
+        self._ack([m.id for m in batch if m.id not in failed])
+        spent = [m for m in batch if m.id in failed and m.receive_count >= t.max_receive_count]
+        if spent:
+            self._dead_letter(spent)
+
+    @translate_sqlite_errors
+    def _ack(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        queue = self.mapping.trigger.queue
+        with self.host.db.transaction():
+            acked = [i for i in ids if self.host.queues.ack(queue, i)]
+        self.counters.inc("queue_acked", queue, len(acked))
+        if self.on_ack is not None and acked:
+            self.on_ack(queue, acked)
+
+    @translate_sqlite_errors
+    def _dead_letter(self, messages: list[QueueMessage]) -> None:
+        t = self.mapping.trigger
+        moved: list[str] = []
+        with self.host.db.transaction():
+            for m in messages:
+                if self.host.queues.ack(t.queue, m.id):  # still ours: move it; else another consumer did
+                    self.host.queues.publish(t.dead_letter_queue, m.body)
+                    moved.append(m.id)
+        if moved:
+            self.counters.inc("dead_lettered", f"queue:{t.queue}", len(moved))
+            log.warning(
+                "fnhost: queue %s: %d message(s) moved to %s after %d receives: %s",
+                t.queue, len(moved), t.dead_letter_queue, t.max_receive_count, ", ".join(moved),
+            )  # fmt: skip
+            if self.on_ack is not None:
+                self.on_ack(t.queue, moved)
+
+
+class QueueTriggers(SQLiteStore):
+    """Every queue mapping of one host, and their pollers while started."""
+
+    def __init__(
+        self,
+        host: Host,
+        manifests: LiveManifests,
+        counters: Counters,
+        *,
+        on_ack: AckHook | None = None,
+        idle_max_s: float = 0.2,
+    ) -> None:
+        super().__init__(host.db, "queue_mappings", MIGRATIONS)
+        self.host = host
+        self.manifests = manifests
+        self.counters = counters
+        self.on_ack = on_ack
+        self.idle_max_s = idle_max_s
+        self._pollers: dict[str, QueuePoller] = {}
+        self._lock = threading.Lock()
+
+    # mappings --------------------------------------------------------------------------------
+    def list(self) -> builtins.list[QueueMapping]:
+        """Manifest mappings (of live versions) and API mappings, sorted by function and queue."""
+        out = [QueueMapping(m.name, t, "manifest") for m in self.manifests.current() for t in m.queue_triggers]
+        declared = {(m.function, m.trigger.queue) for m in out}
+        for function, config in self._stored():
+            trigger = QueueTrigger(**config)  # validated against the function when it was created
+            if (function, trigger.queue) not in declared:
+                out.append(QueueMapping(function, trigger, "api"))
+        return sorted(out, key=lambda m: (m.function, m.trigger.queue))
+
+    @translate_sqlite_errors
+    def _stored(self) -> builtins.list[tuple[str, dict[str, Any]]]:
+        rows = self._db.db.execute("SELECT function, config FROM queue_mappings ORDER BY function, queue")
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    @translate_sqlite_errors
+    def create(self, function: str, queue: str, **options: Any) -> QueueMapping:
+        """Map `queue` to `function` (options as in `[[triggers.queue]]`); validated like a manifest."""
+        version = self.host.get_version(function)
+        config = {"queue": queue, **options}
+        trigger = _trigger(config, version.manifest)
+        if any(m.function == function and m.trigger.queue == queue for m in self.list()):
+            raise Conflict(f"queue '{queue}' is already mapped to '{function}'; delete that mapping first")
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO queue_mappings (function, queue, config, created_at) VALUES (?, ?, ?, ?)",
+                [function, queue, json.dumps(asdict(trigger)), time.time()],
+            )
+        self.refresh()
+        return QueueMapping(function, trigger, "api")
+
+    @translate_sqlite_errors
+    def delete(self, function: str, queue: str) -> None:
+        """Delete an API mapping (manifest mappings go away with a redeploy without them)."""
+        with self._db.transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM queue_mappings WHERE function = ? AND queue = ?", [function, queue]
+            ).rowcount
+        if not deleted:
+            raise NotFound(f"no API mapping of queue '{queue}' to '{function}' (manifest mappings change by deploy)")
+        self.refresh()
+
+    # pollers ---------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Start pollers for new or changed mappings and stop those of removed ones (if started)."""
+        with self._lock:
+            if self._stopped:
+                return
+            wanted = {m.id: m for m in self.list()}
+            for key in [k for k, p in self._pollers.items() if wanted.get(k) != p.mapping]:
+                self._pollers.pop(key).worker.stop()
+            for key, mapping in wanted.items():
+                if key not in self._pollers:
+                    poller = QueuePoller(self.host, mapping, self.counters, self.on_ack, self.idle_max_s)
+                    self._pollers[key] = poller
+                    poller.worker.start()
+
+    _stopped = True
+
+    def start(self) -> None:
+        with self._lock:
+            self._stopped = False
+        self.refresh()
+
+    def stop(self, timeout_s: float) -> bool:
+        with self._lock:
+            self._stopped = True
+            pollers, self._pollers = list(self._pollers.values()), {}
+        for p in pollers:
+            p.worker.stop()
+        deadline = time.monotonic() + timeout_s
+        return all(p.worker.join(max(0.0, deadline - time.monotonic())) for p in pollers)
+
+
+def _trigger(config: dict[str, Any], manifest: Manifest | None = None) -> QueueTrigger:
+    """A mapping's options validated by the manifest's own rules (against the function's limits)."""
+    base = manifest or Manifest(name="mapping")
+    data = {**base.to_dict(), "triggers": {"queue": [config]}}
+    try:
+        return Manifest.from_dict(data).queue_triggers[0]
+    except ManifestError as e:
+        raise ManifestError(str(e).replace("triggers.queue[0].", "mapping.")) from None
+
+
+__all__ = ["AckHook", "QueueMapping", "QueuePoller", "QueueTriggers"]
