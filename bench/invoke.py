@@ -93,8 +93,13 @@ class RawComponent:
         instance = self.linker.instantiate(store, self.component)
         func = instance.get_func(store, self.export)
         ctx = Record()
-        for k, v in {"invocation-id": "x", "function-name": "hello", "function-version": "1",
-                     "deadline-unix-ms": 0, "memory-limit-mb": 128}.items():
+        for k, v in {
+            "invocation-id": "x",
+            "function-name": "hello",
+            "function-version": "1",
+            "deadline-unix-ms": 0,
+            "memory-limit-mb": 128,
+        }.items():
             setattr(ctx, k, v)
         result = func(store, ctx, payload)
         func.post_return(store)
@@ -125,15 +130,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
     args = ap.parse_args()
-    print(f"fnhost bench/invoke.py — wasmtime-py {WASMTIME_VERSION}, python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} cores, rounds={args.rounds}")
+    print(
+        f"fnhost bench/invoke.py — wasmtime-py {WASMTIME_VERSION}, python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cores, rounds={args.rounds}"
+    )
     hello = build_guest(ROOT / "guests" / "python" / "hello")
     with tempfile.TemporaryDirectory() as tmp:
         host = Host(Path(tmp) / "data", cache_dir=CACHE / "compiled")
         wasm = hello.wasm_path.read_bytes()
         host.deploy("hello", wasm, hello.manifest)
-        host.deploy("warm", wasm, {**hello.manifest.to_dict(), "name": "warm",
-                                   "limits": {"instance_reuse": 1000}})
+        host.deploy("warm", wasm, {**hello.manifest.to_dict(), "name": "warm", "limits": {"instance_reuse": 1000}})
         host.deploy("core", wat_guests.ECHO, {"name": "core", "limits": {"memory_mb": 64}})
         host.deploy("corewarm", wat_guests.ECHO, {"name": "corewarm", "limits": {"memory_mb": 64}})
         artifact = host.compile_cache.path_for(hashlib.sha256(wasm).hexdigest())

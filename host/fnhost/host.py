@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
+from ._fs import atomic_write
 from .capabilities import Capability, KvCapability, LogCapability, QueueCapability, SecretsCapability
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import Invoker
@@ -56,8 +56,14 @@ class Version:
             record.sha256,
             record.created_at,
             record.created_by,
-            Manifest.from_dict(json.loads(record.manifest_json)),
+            _manifest_of(record.manifest_json),
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _manifest_of(manifest_json: str) -> Manifest:
+    """Parsed once per distinct manifest: versions are immutable, and function URLs read it per request."""
+    return Manifest.from_dict(json.loads(manifest_json))
 
 
 class Host:
@@ -131,24 +137,15 @@ class Host:
         prepared_check = self.sandbox.prepare(name, 0, manifest, compiled)
         del prepared_check
         self._store_wasm(sha256, wasm)
-        record = self.registry.add_version(
-            name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
-        )
+        record = self.registry.add_version(name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by)
         self.invoker.add_prepared(self.sandbox.prepare(name, record.version, manifest, compiled))
+        self.invoker.invalidate(name)
         return Version.of(record)
 
     def _store_wasm(self, sha256: str, wasm: bytes) -> None:
         path = self.wasm_dir / f"{sha256}.wasm"
-        if path.exists():
-            return
-        fd, tmp = tempfile.mkstemp(dir=self.wasm_dir, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(wasm)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if not path.exists():
+            atomic_write(path, wasm)
 
     def _load(self, record: VersionRecord) -> Prepared:
         """A version not prepared in this process (after a restart): load its compiled artifact."""
@@ -160,9 +157,7 @@ class Host:
         return self.sandbox.prepare(record.name, record.version, manifest, compiled)
 
     # invoking ------------------------------------------------------------------------------------
-    def invoke(
-        self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None
-    ) -> InvocationResult:
+    def invoke(self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None) -> InvocationResult:
         """Run the function's event handler with a direct-invoke payload."""
         return self.invoker.invoke(
             name, "event", qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke"
@@ -198,9 +193,7 @@ class Host:
         hdrs = [(k.lower(), v) for k, v in (headers or [])]
 
         def build(ctx: abi.Context) -> Call:
-            return Call(
-                "http", ctx, payload=bytes(body), method=method.upper(), path=path or "/", headers=hdrs
-            )
+            return Call("http", ctx, payload=bytes(body), method=method.upper(), path=path or "/", headers=hdrs)
 
         return self.invoker.invoke(name, "http", qualifier, build, "http")
 
@@ -215,7 +208,8 @@ class Host:
         return record
 
     def get_version(self, name: str, qualifier: str | int | None = None) -> Version:
-        return Version.of(self.registry.resolve(name, qualifier))
+        """The version a qualifier names now (an alias resolved within `Invoker.RESOLVE_TTL_S`)."""
+        return Version.of(self.invoker.resolve(name, qualifier))
 
     def list_versions(self, name: str) -> list[Version]:
         self.get_function(name)
@@ -223,9 +217,11 @@ class Host:
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         self.registry.set_alias(name, alias, version)
+        self.invoker.invalidate(name)
 
     def unpin_live(self, name: str) -> None:
         self.registry.unpin_live(name)
+        self.invoker.invalidate(name)
 
     def delete_function(self, name: str) -> None:
         """Delete a function, its versions and aliases; garbage-collect unreferenced code."""
