@@ -67,6 +67,16 @@ def test_memory_bomb_hits_the_cap(host: Host) -> None:
     assert r.memory_used_bytes is not None and r.memory_used_bytes <= 8 * 2**20
 
 
+def test_refused_large_allocation_is_a_memory_limit(host: Host) -> None:
+    # Memory stays small (the one big grow was refused), so only the runtime's stderr tells.
+    deploy(host, g.OOM_ABORT, memory_mb=8)
+    r = host.invoke("f")
+    assert r.outcome is Outcome.MEMORY_LIMIT, r.error
+    assert r.logs == ["[stderr] memory allocation of 209715200 bytes failed"]
+    deploy(host, g.TRAP, name="plain")
+    assert host.invoke("plain").outcome is Outcome.GUEST_TRAP
+
+
 def test_deep_recursion_is_a_trap(host: Host) -> None:
     deploy(host, g.RECURSE)
     r = host.invoke("f")

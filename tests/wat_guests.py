@@ -87,6 +87,19 @@ STDOUT_FLOOD = module(
     imports='(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))',
 )
 
+# What Rust's std does when an allocation is refused: a message on stderr, then abort.
+OOM_ABORT = module(
+    """
+  (data (i32.const 300) "memory allocation of 209715200 bytes failed\\n")
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (i32.store (i32.const 100) (i32.const 300))
+    (i32.store (i32.const 104) (i32.const 44))
+    (drop (call $fd_write (i32.const 2) (i32.const 100) (i32.const 1) (i32.const 200)))
+    unreachable)
+""",
+    imports='(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))',
+)
+
 # kv_get on bucket "b" key "k" (bytes at 16 and 17): returns [0][u32 8][i64 status] [u32 0].
 KV_GET = module(
     """

@@ -37,18 +37,20 @@ def check_signature(
             return
 
 
-def call_i32s(store: wasmtime.Store, func: wasmtime.Func, args: tuple[int, ...], result_i64: bool) -> int:
-    """Call `func(i32...) -> i32|i64` (signature checked at deploy)."""
+def call_i32s(store: wasmtime.Store, func: wasmtime.Func, args: tuple[int, ...], result: str | None) -> int:
+    """Call `func(i32...) -> i32 | i64 | ()` (signature checked at deploy); `result` is "i32", "i64" or None."""
     n = len(args)
-    params = (ffi.wasmtime_val_t * n)()
+    params = (ffi.wasmtime_val_t * max(n, 1))()
     for i, value in enumerate(args):
         params[i].kind = _KIND_I32  # type: ignore[assignment]
         params[i].of.i32 = value
     results = (ffi.wasmtime_val_t * 1)()
     with enter_wasm(store) as trap:
         error = ffi.wasmtime_func_call(
-            store._context(), ctypes.byref(func._func), params, n, results, 1, trap
+            store._context(), ctypes.byref(func._func), params, n, results, 0 if result is None else 1, trap
         )
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
-    return int(results[0].of.i64 if result_i64 else results[0].of.i32)
+    if result is None:
+        return 0
+    return int(results[0].of.i64 if result == "i64" else results[0].of.i32)

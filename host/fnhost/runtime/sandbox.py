@@ -33,6 +33,8 @@ from .outcomes import HttpResponse, Outcome
 _fastlist.install()
 
 WASM_PAGE = 65536
+# What language runtimes print on stderr when an allocation fails (Rust's std, Go's runtime).
+OOM_MARKERS = ("memory allocation of ", "fatal error: out of memory", "runtime: out of memory")
 CORE_HANDLERS = {"http": "fnhost_handle_http", "event": "fnhost_handle_event"}
 COMPONENT_HANDLERS = {"http": "handle-http", "event": "handle-event"}
 
@@ -71,6 +73,7 @@ class _Warm:
     store: wasmtime.Store
     stdio: _Stdio
     instance: Any = None
+    exports: Any = None  # core modules: the instance's exports, looked up once
     uses: int = 0
 
 
@@ -111,6 +114,8 @@ class Prepared:
             for export in self.exports.values():
                 check_signature(compiled, export, [I32, I32], [I64])
             self.initialize = "_initialize" in names
+            if self.initialize:
+                check_signature(compiled, "_initialize", [], [])
             try:
                 self.pre = sandbox.core_linker.instantiate_pre(compiled)
             except wasmtime.WasmtimeError as e:
@@ -239,13 +244,13 @@ class Sandbox:
             fuel_set = limits.fuel
             store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_ms))
             if warm.instance is None:
-                warm.instance = self._instantiate(prepared, store)
+                self._instantiate(prepared, warm)
             if call.kind not in prepared.exports:
                 raise GuestFailure(f"function does not export a {call.kind} handler")
             if prepared.component:
                 result = self._call_component(prepared, store, warm.instance, call)
             else:
-                result = self._call_core(prepared, store, warm.instance, call)
+                result = self._call_core(prepared, store, warm.exports, call)
         except GuestFailure as e:
             result = RunResult(Outcome.GUEST_ERROR, error=str(e))
         except wasmtime.Trap as e:
@@ -262,8 +267,13 @@ class Sandbox:
                 result.fuel_consumed = fuel_set - store.get_fuel()
             except wasmtime.WasmtimeError:
                 result.fuel_consumed = fuel_set
-        if warm is not None and warm.instance is not None and not prepared.component:
-            result.memory_used_bytes = _core_memory_size(warm.store, warm.instance)
+        if warm is not None and warm.exports is not None:
+            result.memory_used_bytes = _core_memory_size(warm.store, warm.exports)
+        if result.outcome is Outcome.GUEST_TRAP and any(m in line for line in state.logs.lines for m in OOM_MARKERS):
+            # a single large allocation refused by the cap traps at low memory: the runtime's own
+            # out-of-memory message on stderr tells it apart from other aborts
+            result.outcome = Outcome.MEMORY_LIMIT
+            result.error = f"memory limit of {limits.memory_mb} MiB reached (limits.memory_mb): {result.error}"
         if result.outcome is Outcome.GUEST_ERROR and (result.error or "").startswith("MemoryError"):
             result.outcome = Outcome.MEMORY_LIMIT
             result.error = f"memory limit of {limits.memory_mb} MiB reached ({result.error})"
@@ -275,15 +285,14 @@ class Sandbox:
             prepared.give_back(warm)
         return result
 
-    def _instantiate(self, prepared: Prepared, store: wasmtime.Store) -> Any:
+    def _instantiate(self, prepared: Prepared, warm: _Warm) -> None:
         if prepared.component:
-            return self.component_linker.instantiate(store, prepared.compiled)
-        instance = prepared.pre.instantiate(store)
+            warm.instance = self.component_linker.instantiate(warm.store, prepared.compiled)
+            return
+        warm.instance = prepared.pre.instantiate(warm.store)
+        warm.exports = warm.instance.exports(warm.store)
         if prepared.initialize:
-            init = instance.exports(store)["_initialize"]
-            assert isinstance(init, wasmtime.Func)
-            init(store)
-        return instance
+            call_i32s(warm.store, warm.exports["_initialize"], (), None)
 
     def _classify(
         self, prepared: Prepared, store: wasmtime.Store | None, warm: _Warm | None, e: Exception
@@ -307,8 +316,8 @@ class Sandbox:
         )
         if code is None and "memory" in text and ("limit" in text or "exceed" in text):
             return memory_error  # instantiation needs more memory than the cap
-        if warm is not None and warm.instance is not None and store is not None and not prepared.component:
-            size = _core_memory_size(store, warm.instance)
+        if warm is not None and warm.exports is not None and store is not None:
+            size = _core_memory_size(store, warm.exports)
             if size is not None and size + WASM_PAGE > limits.memory_mb * 2**20:
                 return memory_error
         if code is wasmtime.TrapCode.STACK_OVERFLOW:
@@ -343,18 +352,17 @@ class Sandbox:
         return RunResult(Outcome.OK, output=output, failed_message_ids=list(getattr(value, "failed-message-ids")))
 
     # core modules ----------------------------------------------------------------------------
-    def _call_core(self, prepared: Prepared, store: wasmtime.Store, instance: Any, call: Call) -> RunResult:
-        exports = instance.exports(store)
+    def _call_core(self, prepared: Prepared, store: wasmtime.Store, exports: Any, call: Call) -> RunResult:
         if call.kind == "http":
             data = abi.encode_http_input(call.ctx, call.method, call.path, call.headers, call.payload)
         else:
             data = abi.encode_event_input(call.ctx, call.event or call.payload)
         memory = exports["memory"]
-        ptr = call_i32s(store, exports["fnhost_alloc"], (len(data),), False) & 0xFFFFFFFF
+        ptr = call_i32s(store, exports["fnhost_alloc"], (len(data),), "i32") & 0xFFFFFFFF
         if not ptr:
             raise GuestFailure(f"fnhost_alloc({len(data)}) returned 0 (guest out of memory)")
         _write(store, memory, ptr, data)
-        packed = call_i32s(store, exports[CORE_HANDLERS[call.kind]], (ptr, len(data)), True)
+        packed = call_i32s(store, exports[CORE_HANDLERS[call.kind]], (ptr, len(data)), "i64")
         out_ptr, out_len = (packed >> 32) & 0xFFFFFFFF, packed & 0xFFFFFFFF
         _check_size(out_len, prepared.limits.max_response_bytes)
         output = _read(store, memory, out_ptr, out_len)
@@ -446,9 +454,9 @@ def _read(store: wasmtime.Store, memory: wasmtime.Memory, ptr: int, length: int)
     return ctypes.string_at(base + ptr, length)
 
 
-def _core_memory_size(store: wasmtime.Store, instance: Any) -> int | None:
+def _core_memory_size(store: wasmtime.Store, exports: Any) -> int | None:
     try:
-        memory = instance.exports(store)["memory"]
+        memory = exports["memory"]
         return int(memory.data_len(store))
     except (KeyError, wasmtime.WasmtimeError):
         return None
