@@ -446,3 +446,57 @@ def test_stop_is_bounded_and_idempotent(host: Host) -> None:
     started = time.monotonic()
     assert t.stop(timeout_s=5) and t.stop()
     assert time.monotonic() - started < 2
+
+
+# the HTTP API ----------------------------------------------------------------------------------------
+@needs_guests
+def test_api_async_invoke_queues_triggers_schedules_and_metrics(host: Host, triggers: Triggers) -> None:
+    import warnings
+
+    from fnhost.api import create_app
+    from fnhost.control import ApiKeys
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    deploy_consumer(
+        host,
+        triggers={"queue": [{"queue": "in", "batch_size": 5}], "schedule": [{"name": "hourly", "cron": "@hourly"}]},
+        **{"async": {"retries": 0}},
+    )
+    admin_file = ApiKeys(host.db).ensure_bootstrap_admin(host.data_dir)
+    assert admin_file is not None
+    auth = {"Authorization": f"Bearer {admin_file.read_text().strip()}"}
+    client = TestClient(create_app(host, triggers=triggers), raise_server_exceptions=False)
+
+    event = {**auth, "X-Fnhost-Invocation-Type": "Event", "X-Fnhost-Idempotency-Key": "k1"}
+    r = client.post("/v1/functions/consumer/invoke", content=b'{"key": "api"}', headers=event)
+    assert r.status_code == 202 and r.json()["status"] == "queued" and r.headers["location"] == r.json()["location"]
+    again = client.post("/v1/functions/consumer/invoke", content=b'{"key": "api"}', headers=event)
+    assert again.status_code == 202 and again.json()["id"] == r.json()["id"]  # idempotent
+    status = client.get(r.json()["location"], headers=auth).json()
+    assert (status["async"], status["status"], status["attempts"]) == (True, "queued", 0)
+    bad = client.post("/v1/functions/consumer/invoke", headers={**auth, "X-Fnhost-Invocation-Type": "Later"})
+    assert bad.status_code == 400 and "RequestResponse" in bad.json()["error"]["message"]
+    assert client.post("/v1/functions/nobody/invoke", headers=event).status_code == 404
+
+    sent = client.post("/v1/queues/backlog/messages", content=b"hello", headers=auth)
+    assert sent.status_code == 201
+    assert client.get("/v1/queues", headers=auth).json()["queues"][0]["queue"] == "backlog"
+    [peeked] = client.get("/v1/queues/backlog/messages", headers=auth).json()["messages"]
+    assert (peeked["id"], peeked["body"]) == (sent.json()["id"], "hello")
+    assert client.delete("/v1/queues/backlog/messages", headers=auth).json()["deleted"] == 1
+    assert client.post("/v1/queues/bad name/messages", content=b"x", headers=auth).status_code == 400
+    assert client.get("/v1/queues").status_code == 401
+
+    [mapping] = client.get("/v1/triggers", headers=auth).json()["queue"]
+    assert (mapping["id"], mapping["batch_size"], mapping["dead_letter_queue"]) == ("consumer:in", 5, "in-dlq")
+    [schedule] = client.get("/v1/schedules", headers=auth).json()["schedules"]
+    assert (schedule["name"], schedule["cron"]) == ("hourly", "@hourly")
+
+    triggers.start()
+    wait_for(lambda: client.get(r.json()["location"], headers=auth).json()["status"] == "succeeded", what="run")
+    metrics = client.get("/metrics").text
+    assert 'fnhost_async_succeeded_total{function="consumer"} 1.0' in metrics
+    assert "fnhost_queue_oldest_message_age_seconds" in metrics

@@ -72,10 +72,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .api import create_app
     from .control import ApiKeys
     from .host import Host
+    from .triggers import Triggers
 
     data_dir = Path(args.data_dir)
     trusted = [_public_key_arg(k) for k in args.trusted_key]
     host = Host(data_dir, cache_dir=args.cache_dir)
+    triggers = Triggers(host)
     try:
         admin_file = ApiKeys(host.db).ensure_bootstrap_admin(data_dir)
         if admin_file is not None:
@@ -93,7 +95,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             global_concurrency=args.global_concurrency,
             trusted_keys=trusted,
+            triggers=triggers,
         )
+        if not args.no_triggers:
+            triggers.start()  # async invokes, queue triggers and schedules (docs/events.md)
         config = Config()
         config.bind = [f"{args.host}:{args.port}"]
         config.accesslog = "-" if args.access_log else None
@@ -103,6 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(_serve_until_signal(serve, app, config))
         say("fnhost stopped")
     finally:
+        if not triggers.stop(timeout_s=args.graceful_timeout):
+            say(f"some trigger workers were still running after {args.graceful_timeout:g} s")
         host.close()
     return 0
 
@@ -333,6 +340,14 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         else:
             payload = args.data.encode("utf-8")
     params = {"qualifier": args.qualifier} if args.qualifier else {}
+    if args.async_:
+        headers = {"X-Fnhost-Invocation-Type": "Event"}
+        if args.idempotency_key:
+            headers["X-Fnhost-Idempotency-Key"] = args.idempotency_key
+        path = f"/v1/functions/{args.name}/invoke"
+        accepted = _client(args).json("POST", path, content=payload, params=params, headers=headers)
+        print(f"accepted {accepted['id']} ({accepted['status']}); status: fnhost invocation {accepted['id']}")
+        return 0
     response = _client(args).request("POST", f"/v1/functions/{args.name}/invoke", content=payload, params=params)
     if args.verbose:
         h = response.headers
@@ -344,6 +359,67 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     if sys.stdout.isatty() and not response.content.endswith(b"\n"):
         sys.stdout.buffer.write(b"\n")
     sys.stdout.flush()
+    return 0
+
+
+def cmd_invocation(args: argparse.Namespace) -> int:
+    record = _client(args).json("GET", f"/v1/invocations/{args.id}")
+    for key, value in record.items():
+        if value is not None and key not in ("logs", "report"):
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_queues_list(args: argparse.Namespace) -> int:
+    queues = _client(args).json("GET", "/v1/queues")["queues"]
+    rows = [("QUEUE", "DEPTH", "IN FLIGHT", "OLDEST")]
+    rows += [(q["queue"], str(q["depth"]), str(q["in_flight"]), f"{q['oldest_age_s']:.1f}s") for q in queues]
+    _table(rows)
+    return 0
+
+
+def cmd_queues_send(args: argparse.Namespace) -> int:
+    body = _read_bytes(args.data[1:], "--data") if args.data.startswith("@") else args.data.encode("utf-8")
+    print(_client(args).json("POST", f"/v1/queues/{args.queue}/messages", content=body)["id"])
+    return 0
+
+
+def cmd_queues_peek(args: argparse.Namespace) -> int:
+    messages = _client(args).json("GET", f"/v1/queues/{args.queue}/messages", params={"limit": args.limit})
+    rows = [("ID", "RECEIVES", "BODY")]
+    rows += [(m["id"], str(m["receive_count"]), m["body"][:80]) for m in messages["messages"]]
+    _table(rows)
+    return 0
+
+
+def cmd_queues_purge(args: argparse.Namespace) -> int:
+    deleted = _client(args).json("DELETE", f"/v1/queues/{args.queue}/messages")["deleted"]
+    print(f"purged {deleted} message(s) from {args.queue}")
+    return 0
+
+
+def cmd_triggers_list(args: argparse.Namespace) -> int:
+    mappings = _client(args).json("GET", "/v1/triggers")["queue"]
+    rows = [("FUNCTION", "QUEUE", "BATCH", "WINDOW", "VISIBILITY", "MAX RECEIVES", "DLQ", "SOURCE")]
+    for m in mappings:
+        rows.append((
+            m["function"], m["queue"], str(m["batch_size"]), f"{m['max_batching_window_ms']}ms",
+            f"{m['visibility_timeout_s']}s", str(m["max_receive_count"]), m["dead_letter_queue"], m["source"],
+        ))  # fmt: skip
+    _table(rows)
+    return 0
+
+
+def cmd_schedules_list(args: argparse.Namespace) -> int:
+    schedules = _client(args).json("GET", "/v1/schedules")["schedules"]
+    rows = [("FUNCTION", "NAME", "WHEN", "TIMEZONE", "NEXT (UTC)", "LAST OUTCOME", "FIRED", "SKIPPED")]
+    for s in schedules:
+        when = s["cron"] or f"every {s['rate_s']}s"
+        due = s["next_due_ms"]
+        next_due = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(due / 1000)) if due else "-"
+        rows.append((s["function"], s["name"], when, s["timezone"], next_due, s["last_outcome"] or "-",
+                     str(s["fired"]), str(s["skipped"])))  # fmt: skip
+    _table(rows)
     return 0
 
 
@@ -507,6 +583,9 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--graceful-timeout", type=float, default=10.0, help="seconds to finish requests at stop")
     s.add_argument("--access-log", action="store_true", help="log every request to stdout")
+    s.add_argument(
+        "--no-triggers", action="store_true", help="do not run async invokes, queue triggers or schedules here"
+    )
     sub.add_parser("serve", parents=[s], help="run the HTTP server (Hypercorn)").set_defaults(func=cmd_serve)
     dev = sub.add_parser("dev", parents=[s], help="serve with example guests built and deployed at start")
     dev.add_argument(
@@ -535,9 +614,34 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--data", help="payload: text/JSON, @FILE, or @- for stdin")
     i.add_argument("--qualifier", help="version number or alias (default live)")
     i.add_argument("-v", "--verbose", action="store_true", help="print invocation id, version, outcome")
+    i.add_argument("--async", dest="async_", action="store_true", help="store the event and return at once (202)")
+    i.add_argument("--idempotency-key", help="with --async: a repeat with this key returns the same invocation")
     i.set_defaults(func=cmd_invoke)
 
     sub.add_parser("list", parents=[client], help="list functions").set_defaults(func=cmd_list)
+
+    inv = sub.add_parser("invocation", parents=[client], help="one invocation, or an async invoke's status")
+    inv.add_argument("id")
+    inv.set_defaults(func=cmd_invocation)
+
+    q = sub.add_parser("queues", help="durable queues").add_subparsers(dest="queues_command", required=True)
+    q.add_parser("list", parents=[client], help="depth, in flight, oldest age").set_defaults(func=cmd_queues_list)
+    qs = q.add_parser("send", parents=[client], help="publish a message; prints its id")
+    qs.add_argument("queue")
+    qs.add_argument("data", help="the body: text, or @FILE")
+    qs.set_defaults(func=cmd_queues_send)
+    qp = q.add_parser("peek", parents=[client], help="the oldest messages, without claiming them")
+    qp.add_argument("queue")
+    qp.add_argument("--limit", type=_positive, default=10)
+    qp.set_defaults(func=cmd_queues_peek)
+    qx = q.add_parser("purge", parents=[client], help="delete every message of a queue")
+    qx.add_argument("queue")
+    qx.set_defaults(func=cmd_queues_purge)
+
+    tr = sub.add_parser("triggers", help="queue triggers").add_subparsers(dest="triggers_command", required=True)
+    tr.add_parser("list", parents=[client], help="queue -> function mappings").set_defaults(func=cmd_triggers_list)
+    sc = sub.add_parser("schedules", help="schedules").add_subparsers(dest="schedules_command", required=True)
+    sc.add_parser("list", parents=[client], help="schedules and their ticks").set_defaults(func=cmd_schedules_list)
 
     lg = sub.add_parser("logs", parents=[client], help="recent invocations of a function: logs and REPORT lines")
     lg.add_argument("name")

@@ -15,7 +15,8 @@ from ..control.audit import AuditLog
 from ..control.auth import ApiKeys
 from ..control.bundles import BundleLimits
 from ..host import Host
-from . import admin, functions, invoke
+from ..triggers import Triggers
+from . import admin, events, functions, invoke
 from .context import ApiContext, InvocationPool, context_of
 from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
@@ -38,20 +39,26 @@ def create_app(
     trusted_keys: Sequence[str] = (),
     keys: ApiKeys | None = None,
     audit_log: AuditLog | None = None,
+    triggers: Triggers | None = None,
 ) -> Starlette:
     """The fnhost HTTP API (see docs/api.md).
 
     `workers` threads run invocations; at most `global_concurrency` are admitted at once (queued
     or running), beyond that callers get 429. `read_only` serves functions but refuses every
     control-plane call with 405. `trusted_keys`, if given, must have signed every deployed bundle.
+    `triggers` serves async invokes, queues and schedules; without it they are accepted and stored
+    but run only where some process has started `Triggers` on the same data dir (`fnhost serve` does).
     """
+    triggers = triggers if triggers is not None else Triggers(host)
     metrics = Metrics()
+    metrics.watch_triggers(triggers)
     ctx = ApiContext(
         host=host,
         keys=keys if keys is not None else ApiKeys(host.db),
         audit_log=audit_log if audit_log is not None else AuditLog(host.db),
         metrics=metrics,
         pool=InvocationPool(workers, global_concurrency, metrics),
+        triggers=triggers,
         read_only=read_only,
         trusted_keys=list(trusted_keys),
         max_bundle_bytes=max_bundle_bytes,
@@ -77,6 +84,12 @@ def create_app(
         route("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),
         route("/v1/functions/{name}/invocations", invoke.list_invocations, ["GET"]),
         route("/v1/invocations/{id}", invoke.get_invocation, ["GET"]),
+        route("/v1/queues", events.list_queues, ["GET"]),
+        route("/v1/queues/{queue}/messages", events.send_message, ["POST"]),
+        route("/v1/queues/{queue}/messages", events.peek_messages, ["GET"]),
+        route("/v1/queues/{queue}/messages", events.purge_queue, ["DELETE"]),
+        route("/v1/triggers", events.list_triggers, ["GET"]),
+        route("/v1/schedules", events.list_schedules, ["GET"]),
         route("/v1/secrets", admin.list_secrets, ["GET"]),
         route("/v1/secrets/{name}", admin.set_secret, ["PUT"]),
         route("/v1/secrets/{name}", admin.delete_secret, ["DELETE"]),

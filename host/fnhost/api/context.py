@@ -22,6 +22,7 @@ from ..control.auth import DEPLOY, INVOKE, ApiKeys, Principal
 from ..errors import FnhostError, Forbidden, ReadOnly
 from ..host import Host
 from ..runtime.outcomes import InvocationResult
+from ..triggers import Triggers
 from .errors import InvalidRequest, Throttled, request_id_of
 from .metrics import Metrics
 
@@ -95,6 +96,7 @@ class ApiContext:
     audit_log: AuditLog
     metrics: Metrics
     pool: InvocationPool
+    triggers: Triggers
     read_only: bool = False
     trusted_keys: list[str] = field(default_factory=list)
     max_bundle_bytes: int = 0

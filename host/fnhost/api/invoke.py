@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 from ..control.auth import INVOKE
 from ..errors import NotFound
 from ..runtime.outcomes import InvocationResult, Outcome
+from . import events
 from .context import READ, blocking, context_of, query_int
-from .errors import error_response, request_id_of
+from .errors import InvalidRequest, error_response, request_id_of
 from .serialize import jsonable
 
 OUTCOME_STATUS: dict[Outcome, int] = {
@@ -64,6 +65,13 @@ async def invoke(request: Request) -> Response:
     ctx = context_of(request)
     name = request.path_params["name"]
     qualifier = request.query_params.get("qualifier") or None
+    invocation_type = request.headers.get(events.INVOCATION_TYPE, "RequestResponse")
+    if invocation_type.lower() == "event":
+        return await events.invoke_async(request, name, qualifier)
+    if invocation_type.lower() != "requestresponse":
+        raise InvalidRequest(
+            f"X-Fnhost-Invocation-Type must be RequestResponse (the default) or Event, not {invocation_type!r}"
+        )
     await ctx.authorize(request, INVOKE, name)
     payload = await request.body()
     call = functools.partial(ctx.host.invoke, name, payload, qualifier=qualifier)
@@ -126,12 +134,19 @@ async def list_invocations(request: Request) -> Response:
 
 
 async def get_invocation(request: Request) -> Response:
-    """GET /v1/invocations/{id}: outcome, metering, REPORT line and logs."""
+    """GET /v1/invocations/{id}: outcome, metering, REPORT line and logs; for the id of an async
+    invoke (202), its status: queued, running, succeeded or failed, attempts, the latest attempt's
+    invocation id, output and error."""
     ctx = context_of(request)
     principal = await ctx.authenticate(request)
     invocation_id = request.path_params["id"]
     record = await blocking(ctx.host.invocations.get, invocation_id)
     if record is None:
-        raise NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention")
+        try:
+            accepted = await blocking(ctx.triggers.async_invocations.get, invocation_id)
+        except NotFound:
+            raise NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention") from None
+        await ctx.check(request, principal, READ, accepted.function)
+        return JSONResponse({"async": True, **accepted.to_dict()})
     await ctx.check(request, principal, READ, record.function)
     return JSONResponse(jsonable(record))

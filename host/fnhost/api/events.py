@@ -1,0 +1,110 @@
+"""Event-driven invocation over HTTP: async invokes, queues, queue triggers, schedules (docs/events.md).
+
+Thin handlers over `fnhost.triggers.Triggers` and `Host.queues`, the same calls the library offers.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..control.auth import ADMIN, INVOKE, Principal
+from ..errors import FnhostError
+from ..stores._common import require_resource_name
+from .context import blocking, context_of, query_int, require_read
+from .serialize import jsonable
+
+INVOCATION_TYPE = "x-fnhost-invocation-type"
+IDEMPOTENCY_KEY = "x-fnhost-idempotency-key"
+
+
+async def invoke_async(request: Request, name: str, qualifier: str | None) -> Response:
+    """POST /v1/functions/{name}/invoke with `X-Fnhost-Invocation-Type: Event`: 202 once stored."""
+    ctx = context_of(request)
+    await ctx.authorize(request, INVOKE, name)
+    payload = await request.body()
+    submit = functools.partial(
+        ctx.triggers.invoke_async,
+        name,
+        payload,
+        qualifier=qualifier,
+        idempotency_key=request.headers.get(IDEMPOTENCY_KEY),
+    )
+    accepted = await blocking(submit)
+    location = f"/v1/invocations/{accepted.id}"
+    return JSONResponse(
+        {"id": accepted.id, "function": name, "status": accepted.status, "location": location},
+        status_code=202,
+        headers={"Location": location, "X-Fnhost-Invocation-Id": accepted.id},
+    )
+
+
+async def list_queues(request: Request) -> Response:
+    """GET /v1/queues: depth, in-flight count and oldest message age of every non-empty queue."""
+    ctx = context_of(request)
+    await ctx.authorize(request, ADMIN)
+    return JSONResponse({"queues": jsonable(await blocking(ctx.triggers.queue_metrics))})
+
+
+async def send_message(request: Request) -> Response:
+    """POST /v1/queues/{queue}/messages: body = the message; returns its id."""
+    ctx = context_of(request)
+    queue = _queue_name(request.path_params["queue"])
+    ctx.writable("sending to queues")
+    await ctx.authorize(request, ADMIN)
+    body = await request.body()
+    message_id = await blocking(ctx.host.queues.publish, queue, body)
+    return JSONResponse({"queue": queue, "id": message_id}, status_code=201)
+
+
+async def peek_messages(request: Request) -> Response:
+    """GET /v1/queues/{queue}/messages[?limit=10]: the oldest messages, not claimed (bodies as text)."""
+    ctx = context_of(request)
+    queue = _queue_name(request.path_params["queue"])
+    await ctx.authorize(request, ADMIN)
+    limit = query_int(request, "limit", 10, 1, 1000)
+    messages = await blocking(ctx.host.queues.peek, queue, limit)
+    return JSONResponse({"queue": queue, "messages": jsonable(messages)})
+
+
+async def purge_queue(request: Request) -> Response:
+    """DELETE /v1/queues/{queue}/messages: delete every message of the queue (audited)."""
+    ctx = context_of(request)
+    queue = _queue_name(request.path_params["queue"])
+    ctx.writable("purging queues")
+    principal = await ctx.authorize(request, ADMIN)
+    async with ctx.audited(request, "queue.purge", queue, principal) as note:
+        deleted = await blocking(ctx.host.queues.purge, queue)
+        note.detail["deleted"] = deleted
+    return JSONResponse({"queue": queue, "deleted": deleted})
+
+
+async def list_triggers(request: Request) -> Response:
+    """GET /v1/triggers: queue mappings (from manifests and the API), of functions the key may read."""
+    ctx = context_of(request)
+    principal = await ctx.authenticate(request)
+    mappings = await blocking(ctx.triggers.queue_mappings)
+    visible = [m.to_dict() for m in mappings if _may_read(principal, m.function)]
+    return JSONResponse({"queue": visible})
+
+
+async def list_schedules(request: Request) -> Response:
+    """GET /v1/schedules: every schedule with its next and last tick, of functions the key may read."""
+    ctx = context_of(request)
+    principal = await ctx.authenticate(request)
+    schedules = await blocking(ctx.triggers.schedules)
+    return JSONResponse({"schedules": [s.to_dict() for s in schedules if _may_read(principal, s.function)]})
+
+
+def _queue_name(name: str) -> str:
+    return require_resource_name("queue", name)
+
+
+def _may_read(principal: Principal, function: str) -> bool:
+    try:
+        require_read(principal, function)
+    except FnhostError:
+        return False
+    return True
