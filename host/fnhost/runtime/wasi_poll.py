@@ -14,7 +14,8 @@ Where it differs from Wasmtime's built-in, on purpose: a subscription on an fd o
 stdin (read) / stdout, stderr (write) gives an event with errno EBADF, not EBADF for the whole
 call (a Go guest's netpoll throws on the latter); stdin, which fnhost leaves empty, reports
 nbytes 0 with the hangup flag; a pointer outside guest memory returns EFAULT instead of
-trapping; pointers need not be aligned. Everything else — which events are ready, the bytes each
+trapping; pointers need not be aligned; an absolute monotonic clock needs the hook's
+`monotonic_origin_of` (else ENOTSUP). Everything else — which events are ready, the bytes each
 event writes (padding left untouched), `nevents`, EINVAL for zero subscriptions, an unknown clock
 or an unknown tag — matches it.
 """
@@ -35,8 +36,11 @@ DEADLINE_TRAP = f"{DEADLINE_TRAP_PREFIX} reached while the guest was waiting (po
 # Re-read the deadline at least this often while asleep, so a deadline moved earlier (say, by a
 # host draining its workers) still ends the wait within one slice.
 SLEEP_SLICE_S = 0.05
+# A guest can pass a million subscriptions (~1.5 µs of host time each) in one call, which epoch
+# interruption cannot stop either: look at the deadline every 2**14 of them.
+_WORK_CHECK_MASK = 2**14 - 1
 
-_ESUCCESS, _EBADF, _EFAULT, _EINVAL = 0, 8, 21, 28
+_ESUCCESS, _EBADF, _EFAULT, _EINVAL, _ENOTSUP = 0, 8, 21, 28, 58
 _CLOCK, _FD_READ, _FD_WRITE = 0, 1, 2
 _REALTIME, _MONOTONIC = 0, 1
 _ABSTIME = 0x1
@@ -55,15 +59,24 @@ _STDIO = {
 }
 
 
-def link_interruptible_poll(linker: wasmtime.Linker, deadline_of: Callable[[], float]) -> None:
+def link_interruptible_poll(
+    linker: wasmtime.Linker,
+    deadline_of: Callable[[], float],
+    monotonic_origin_of: Callable[[], int] | None = None,
+) -> None:
     """Shadow `wasi_snapshot_preview1.poll_oneoff` in `linker` (after `define_wasi()`), leaving
     `linker.allow_shadowing` off afterwards.
 
     `deadline_of()` returns the running invocation's deadline as a `time.monotonic()` value
-    (`math.inf` for none). It is called only when the guest waits, from the thread running the
-    guest, and again every `SLEEP_SLICE_S` while it waits. When the deadline comes before the
-    earliest clock, the call raises `wasmtime.Trap(DEADLINE_TRAP)`, whose message starts with
-    `DEADLINE_TRAP_PREFIX`.
+    (`math.inf` for none). It is called from the thread running the guest only when the guest
+    waits (every `SLEEP_SLICE_S` while it waits) or passes more than 2**14 subscriptions. Once
+    the deadline has passed, the call raises `wasmtime.Trap(DEADLINE_TRAP)`, whose message starts
+    with `DEADLINE_TRAP_PREFIX`.
+
+    `monotonic_origin_of()` returns, in `time.monotonic_ns()`, when the running store's
+    `wasmtime.WasiConfig` was created: Wasmtime counts the guest's monotonic clock from there, and
+    an absolute monotonic timeout is a reading of that clock. Without it such a subscription gets
+    ENOTSUP (relative clocks and the realtime clock need nothing).
     """
     i32 = wasmtime.ValType.i32()
 
@@ -72,7 +85,8 @@ def link_interruptible_poll(linker: wasmtime.Linker, deadline_of: Callable[[], f
             memory = GuestMemory(caller)
         except HostCallError:
             return _EFAULT
-        return _poll(linker, caller, memory, in_ptr, out_ptr, nsubscriptions & 0xFFFFFFFF, nevents_ptr, deadline_of)
+        n = nsubscriptions & 0xFFFFFFFF
+        return _poll(memory, in_ptr, out_ptr, n, nevents_ptr, deadline_of, monotonic_origin_of)
 
     linker.allow_shadowing = True
     try:
@@ -88,14 +102,13 @@ def link_interruptible_poll(linker: wasmtime.Linker, deadline_of: Callable[[], f
 
 
 def _poll(
-    linker: wasmtime.Linker,
-    caller: wasmtime.Caller,
     memory: GuestMemory,
     in_ptr: int,
     out_ptr: int,
     n: int,
     nevents_ptr: int,
     deadline_of: Callable[[], float],
+    monotonic_origin_of: Callable[[], int] | None,
 ) -> int:
     if n == 0:
         return _EINVAL  # preview 1 has no way to sleep forever
@@ -110,12 +123,13 @@ def _poll(
         return _EFAULT
 
     start = time.monotonic()
-    subscriptions = list(_SUBSCRIPTION.iter_unpack(memory.read(in_ptr, n * _SUBSCRIPTION.size)))
+    raw = memory.read(in_ptr, n * _SUBSCRIPTION.size)
     # Per subscription: when its clock is due (monotonic seconds), or None for an fd event.
     due: list[float | None] = []
     waits = True
-    guest_now: int | None = None
-    for _, tag, ident, timeout, flags in subscriptions:
+    for i, (_, tag, ident, timeout, flags) in enumerate(_SUBSCRIPTION.iter_unpack(raw)):
+        if i & _WORK_CHECK_MASK == _WORK_CHECK_MASK:
+            _check_deadline(deadline_of)
         if tag != _CLOCK:
             if tag not in (_FD_READ, _FD_WRITE):
                 return _EINVAL
@@ -128,17 +142,19 @@ def _poll(
             due.append(start + timeout / 1e9)
         elif ident == _REALTIME:
             due.append(start + (timeout - time.time_ns()) / 1e9)
+        elif monotonic_origin_of is None:
+            return _ENOTSUP
         else:
-            if guest_now is None:
-                guest_now = _guest_monotonic_ns(linker, caller, memory, out_ptr)
-            due.append(start + (timeout - guest_now) / 1e9)
+            due.append((monotonic_origin_of() + timeout) / 1e9)
 
     if waits:
         _sleep_until(min(d for d in due if d is not None), deadline_of)
     now = time.monotonic()
 
     count = 0
-    for (userdata, tag, ident, _, _), when in zip(subscriptions, due, strict=True):
+    for i, ((userdata, tag, ident, _, _), when) in enumerate(zip(_SUBSCRIPTION.iter_unpack(raw), due, strict=True)):
+        if i & _WORK_CHECK_MASK == _WORK_CHECK_MASK:
+            _check_deadline(deadline_of)
         event = out_ptr + count * _EVENT_SIZE
         if when is None:
             ready = _STDIO.get((tag, ident))
@@ -155,6 +171,11 @@ def _poll(
     return _ESUCCESS
 
 
+def _check_deadline(deadline_of: Callable[[], float]) -> None:
+    if deadline_of() <= time.monotonic():
+        raise wasmtime.Trap(DEADLINE_TRAP)
+
+
 def _sleep_until(due: float, deadline_of: Callable[[], float]) -> None:
     """Sleep until `due` (monotonic seconds), or trap once the invocation's deadline passes first."""
     while True:
@@ -165,26 +186,6 @@ def _sleep_until(due: float, deadline_of: Callable[[], float]) -> None:
         if deadline <= now:
             raise wasmtime.Trap(DEADLINE_TRAP)
         time.sleep(min(due, deadline, now + SLEEP_SLICE_S) - now)
-
-
-def _guest_monotonic_ns(linker: wasmtime.Linker, caller: wasmtime.Caller, memory: GuestMemory, scratch: int) -> int:
-    """The guest's monotonic clock, for absolute monotonic timeouts.
-
-    Wasmtime counts it from when the store's WASI context was made, which the host cannot see, so
-    ask the built-in `clock_time_get`. It writes its answer to guest memory: borrow the first 8
-    bytes of the events buffer (bounds-checked, at least 32 bytes) and put them back.
-    """
-    clock_time_get = linker.get(caller, "wasi_snapshot_preview1", "clock_time_get")
-    assert isinstance(clock_time_get, wasmtime.Func)
-    saved = memory.read(scratch, 8)
-    try:
-        errno = clock_time_get(caller, _MONOTONIC, 1, scratch)
-        value = int.from_bytes(memory.read(scratch, 8), "little")
-    finally:
-        memory.write(scratch, saved)
-    if errno != _ESUCCESS:
-        raise wasmtime.Trap(f"fnhost: clock_time_get(monotonic) failed with WASI errno {errno}")
-    return value
 
 
 __all__ = ["DEADLINE_TRAP", "DEADLINE_TRAP_PREFIX", "SLEEP_SLICE_S", "link_interruptible_poll"]
