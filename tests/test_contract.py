@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,14 @@ def test_chaos_limits(host: Host, lang: str) -> None:
     r = host.invoke("chaos", b"raise")
     assert r.outcome is Outcome.GUEST_ERROR and "chaos: raised on purpose" in (r.error or "")
     assert host.invoke("chaos", b"alloc:8").output == b'{"allocated_mb":8}'
+
+
+@pytest.mark.parametrize("lang", ["rust", "go", "c"])
+def test_sleeping_core_guest_stops_at_its_timeout(host: Host, lang: str) -> None:
+    # A WASI sleep blocks in the host, where epochs cannot reach: fnhost's poll_oneoff ends it.
+    deploy(host, lang, "chaos", timeout_ms=300)
+    t0 = time.monotonic()
+    r = host.invoke("chaos", b"sleep:60000")
+    assert r.outcome is Outcome.TIMEOUT, r.error
+    assert time.monotonic() - t0 < 0.6
+    assert host.invoke("chaos", b"sleep:20").outcome is Outcome.OK  # short sleeps still work

@@ -12,6 +12,7 @@ A capability module has the same four steps (after Spin's factors):
 from __future__ import annotations
 
 import ctypes
+import math
 import struct
 import threading
 from collections.abc import Callable
@@ -132,6 +133,8 @@ class CallState:
     bytes_left: int
     denied: list[str] = field(default_factory=list)
     pending: bytes = b""  # core ABI: the result of the last host call, read with result_read
+    deadline: float = math.inf  # time.monotonic() at which the invocation times out
+    wasi_clock_origin_ns: int = 0  # time.monotonic_ns() when the store's WASI context was made
 
     def charge(self, nbytes: int) -> None:
         """Count one host call moving `nbytes`; over budget is `limit-exceeded`."""

@@ -29,6 +29,7 @@ from . import _fastlist, abi
 from ._corecall import I32, I64, call_i32s, check_signature
 from .engine import EpochTicker
 from .outcomes import HttpResponse, Outcome
+from .wasi_poll import DEADLINE_TRAP_PREFIX, link_interruptible_poll
 
 _fastlist.install()
 
@@ -74,6 +75,7 @@ class _Warm:
     stdio: _Stdio
     instance: Any = None
     exports: Any = None  # core modules: the instance's exports, looked up once
+    wasi_clock_origin_ns: int = 0  # Wasmtime counts the guest's monotonic clock from the WASI context
     uses: int = 0
 
 
@@ -190,6 +192,11 @@ class Sandbox:
                 cap.link_component(root)
         self.core_linker = wasmtime.Linker(engine)
         self.core_linker.define_wasi()
+        # WASI sleeps block in the host, where epochs cannot interrupt them: this poll_oneoff waits
+        # at most until the invocation's deadline (must be linked before any instantiate_pre).
+        link_interruptible_poll(
+            self.core_linker, lambda: current_state().deadline, lambda: current_state().wasi_clock_origin_ns
+        )
         for cap in capabilities:
             cap.link_core(self.core_linker)
         _link_core_results(self.core_linker)
@@ -214,6 +221,7 @@ class Sandbox:
     def _new_store(self, prepared: Prepared) -> _Warm:
         store = wasmtime.Store(self.engine)
         stdio = _Stdio()
+        origin = time.monotonic_ns()
         store.set_limits(
             memory_size=prepared.limits.memory_mb * 2**20,
             table_elements=1_000_000,
@@ -227,7 +235,7 @@ class Sandbox:
         wasi.stdout_custom = stdio.stdout
         wasi.stderr_custom = stdio.stderr
         store.set_wasi(wasi)
-        return _Warm(store, stdio)
+        return _Warm(store, stdio, wasi_clock_origin_ns=origin)
 
     def run(self, prepared: Prepared, call: Call, state: CallState) -> RunResult:
         limits = prepared.limits
@@ -243,6 +251,8 @@ class Sandbox:
             store.set_fuel(limits.fuel)
             fuel_set = limits.fuel
             store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_ms))
+            state.deadline = time.monotonic() + limits.timeout_ms / 1000
+            state.wasi_clock_origin_ns = warm.wasi_clock_origin_ns
             if warm.instance is None:
                 self._instantiate(prepared, warm)
             if call.kind not in prepared.exports:
@@ -308,7 +318,7 @@ class Sandbox:
                 code = wasmtime.TrapCode.STACK_OVERFLOW
         if code is wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in text:
             return RunResult(Outcome.FUEL_EXHAUSTED, error=f"CPU budget of {limits.fuel} fuel exhausted (limits.fuel)")
-        if code is wasmtime.TrapCode.INTERRUPT:
+        if code is wasmtime.TrapCode.INTERRUPT or DEADLINE_TRAP_PREFIX in text:
             return RunResult(Outcome.TIMEOUT, error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms)")
         memory_error = RunResult(
             Outcome.MEMORY_LIMIT,
