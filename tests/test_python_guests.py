@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,13 @@ def test_chaos_stdout_is_captured(host: Host) -> None:
     r = host.invoke("chaos", b"stdout:100")
     assert r.outcome is Outcome.OK, r.error
     assert "x" * 100 in "".join(r.logs)
+
+
+def test_sleeping_python_guest_stops_at_its_timeout(host: Host) -> None:
+    built = build_guest(GUESTS / "chaos")
+    host.deploy("chaos", built.wasm_path.read_bytes(), {**built.manifest.to_dict(), "limits": {"timeout_ms": 300}})
+    t0 = time.monotonic()
+    r = host.invoke("chaos", b"sleep:60000")
+    assert r.outcome is Outcome.TIMEOUT, r.error
+    assert time.monotonic() - t0 < 0.8
+    assert host.invoke("chaos", b"sleep:20").outcome is Outcome.OK

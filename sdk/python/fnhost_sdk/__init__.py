@@ -13,12 +13,14 @@
 Build with `python -m fnhost build DIR` (or `fnhost build DIR`).
 """
 
-from . import kv, log, queue, secrets
+from . import _sleep, kv, log, queue, secrets
 from ._app import App
 from ._context import Context
 from ._errors import Denied, HostError, InvalidArgument, LimitExceeded, NotFound, TooLarge, Unavailable
 from ._events import Event, EventResult, Invoke, QueueBatch, QueueMessage, Schedule
 from ._http import Headers, Request, Response
+
+_sleep.install()
 
 __all__ = [
     "App",
