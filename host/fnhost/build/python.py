@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from pathlib import Path
 
 from ..errors import BuildError
-from . import require_tool, sdk_root, stderr_tail, wit_dir
+from . import require_tool, run_tool, sdk_root, wit_dir
 
 TOOL = "componentize-py"
 TIMEOUT_S = 600
@@ -18,9 +17,7 @@ TIMEOUT_S = 600
 @functools.cache
 def toolchain_id() -> str:
     tool = require_tool(TOOL, "Python guests")
-    done = subprocess.run([tool, "--version"], capture_output=True, text=True, env=_env(), timeout=60)
-    if done.returncode != 0:
-        raise BuildError(f"`{TOOL} --version` failed: {stderr_tail(done.stderr)}")
+    done = run_tool([tool, "--version"], doing="reporting its version", timeout=60, env=_env())
     return done.stdout.strip() or TOOL
 
 
@@ -36,12 +33,7 @@ def build(src: Path, out: Path) -> None:
     tool = require_tool(TOOL, "Python guests")
     cmd = [tool, "-d", str(wit_dir()), "-w", "function", "componentize",
            "-p", str(src), "-p", str(sdk_dir()), "app", "-o", str(out)]  # fmt: skip
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=src, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"{TOOL} did not finish within {TIMEOUT_S} s building {src}") from None
-    if done.returncode != 0:
-        raise BuildError(f"{TOOL} failed to build {src}:\n{stderr_tail(done.stderr + done.stdout)}")
+    run_tool(cmd, doing=f"building {src}", timeout=TIMEOUT_S, env=_env(), cwd=src)
 
 
 def _env() -> dict[str, str]:

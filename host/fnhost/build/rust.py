@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 import tempfile
 import tomllib
 from pathlib import Path
 
 from ..errors import BuildError
-from . import sdk_root, stderr_tail
+from . import run_tool, sdk_root
 
 TARGET = "wasm32-wasi"
 SETUP = "install it with `just setup-rust` (apt-get install rustc libstd-rust-dev-wasm32 lld-14)"
@@ -32,7 +31,13 @@ def rustc() -> str:
     for candidate in filter(None, candidates):
         if not Path(candidate).is_file():
             continue
-        done = _run([candidate, "--print", "target-libdir", "--target", TARGET], timeout=60)
+        done = run_tool(
+            [candidate, "--print", "target-libdir", "--target", TARGET],
+            doing="looking for its wasm32-wasi std",
+            timeout=60,
+            setup=SETUP,
+            check=False,
+        )
         libdir = Path(done.stdout.strip())
         if done.returncode == 0 and any(libdir.glob("libstd-*.rlib")):
             return candidate
@@ -42,7 +47,7 @@ def rustc() -> str:
 
 @functools.cache
 def toolchain_id() -> str:
-    done = _run([rustc(), "--version"], timeout=60)
+    done = run_tool([rustc(), "--version"], doing="reporting its version", timeout=60, setup=SETUP)
     return f"{done.stdout.strip()} {TARGET} {' '.join(CODEGEN)}"
 
 
@@ -87,16 +92,4 @@ def _crate(src: Path) -> tuple[str, str, Path]:
 
 def _rustc(args: list[str], *, what: str, cwd: Path | None = None) -> None:
     cmd = [rustc(), "--target", TARGET, *CODEGEN, *args]
-    try:
-        done = _run(cmd, timeout=TIMEOUT_S, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"rustc did not finish within {TIMEOUT_S} s building {what}") from None
-    if done.returncode != 0:
-        raise BuildError(f"rustc failed to build {what}:\n{stderr_tail(done.stderr)}")
-
-
-def _run(cmd: list[str], *, timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
-    except FileNotFoundError:
-        raise BuildError(f"{cmd[0]} cannot be run; {SETUP}") from None
+    run_tool(cmd, doing=f"building {what}", timeout=TIMEOUT_S, setup=SETUP, cwd=cwd)
