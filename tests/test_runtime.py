@@ -100,6 +100,13 @@ def test_missing_handler_is_a_guest_error(host: Host) -> None:
     assert "http handler" in (r.error or "")
 
 
+def test_invalid_http_response_is_a_guest_error(host: Host) -> None:
+    deploy(host, g.BAD_STATUS)
+    r = host.invoke_http("f", "GET", "/")
+    assert r.outcome is Outcome.GUEST_ERROR
+    assert r.error == "handler returned HTTP status 1000; it must be 100..599"
+
+
 def test_stdout_flood_is_bounded(host: Host) -> None:
     host.deploy("f", g.STDOUT_FLOOD, {"name": "f", "limits": {"max_log_bytes": 100_000}})
     r = host.invoke("f", b"x")

@@ -100,6 +100,13 @@ OOM_ABORT = module(
     imports='(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))',
 )
 
+# An HTTP handler answering status 1000 (no headers, empty body): not a status a server can send.
+BAD_STATUS = module("""
+  (data (i32.const 16) "\\00\\e8\\03\\00\\00\\00\\00\\00\\00\\00\\00")
+  (func (export "fnhost_handle_http") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 11)))
+""")
+
 # kv_get on bucket "b" key "k" (bytes at 16 and 17): returns [0][u32 8][i64 status] [u32 0].
 KV_GET = module(
     """

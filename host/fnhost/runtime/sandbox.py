@@ -10,6 +10,7 @@ instance — or, with `instance_reuse`, a warm one of the same version.
 from __future__ import annotations
 
 import ctypes
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -356,7 +357,7 @@ class Sandbox:
             body = value.body
             _check_size(len(body), prepared.limits.max_response_bytes)
             response = HttpResponse(value.status, [tuple(h) for h in value.headers], body)
-            return RunResult(Outcome.OK, response=response)
+            return RunResult(Outcome.OK, response=_checked_response(response))
         output = value.output
         _check_size(len(output), prepared.limits.max_response_bytes)
         return RunResult(Outcome.OK, output=output, failed_message_ids=list(getattr(value, "failed-message-ids")))
@@ -381,11 +382,36 @@ class Sandbox:
             if not ok:
                 raise GuestFailure(rest.decode("utf-8", "replace"))
             if call.kind == "http":
-                return RunResult(Outcome.OK, response=abi.decode_http_response(rest))
+                return RunResult(Outcome.OK, response=_checked_response(abi.decode_http_response(rest)))
             out, failed = abi.decode_event_result(rest)
             return RunResult(Outcome.OK, output=out, failed_message_ids=failed)
         except abi.AbiError as e:
             raise GuestFailure(f"handler output does not follow docs/abi.md: {e}") from None
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _checked_response(response: HttpResponse) -> HttpResponse:
+    """An HTTP response a server can send as is: a real status, header names that are tokens and
+    values without control characters (no response splitting), all latin-1 as HTTP/1.1 needs."""
+    if not 100 <= response.status <= 599:
+        raise GuestFailure(f"handler returned HTTP status {response.status}; it must be 100..599")
+    for name, value in response.headers:
+        if not _TOKEN.match(name):
+            raise GuestFailure(f"handler returned an invalid header name {name[:64]!r}")
+        if _BAD_VALUE.search(value) or not _latin1(value):
+            raise GuestFailure(f"header {name!r} has a value with control or non-latin-1 characters")
+    return response
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_size(size: int, limit: int) -> None:
