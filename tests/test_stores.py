@@ -645,3 +645,12 @@ def test_invocation_retention_is_per_function(db: Database) -> None:
     store.record(late)
     assert store.get(late.id) is None
     assert len(store.list("f")) == 5
+
+
+def test_record_deploy_says_whether_it_created(db: Database) -> None:
+    registry = Registry(db)
+    first, created = registry.record_deploy("f", SHA_A, '{"name": "f"}')
+    assert (first.version, created) == (1, True)
+    again, created = registry.record_deploy("f", SHA_A, '{"name": "f"}')
+    assert (again, created) == (first, False)
+    assert registry.record_deploy("f", SHA_B, '{"name": "f"}')[1] is True

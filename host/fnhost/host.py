@@ -47,9 +47,10 @@ class Version:
     created_at: float
     created_by: str | None
     manifest: Manifest
+    created: bool = False  # from `Host.deploy`: this call made it (False: an identical newest existed)
 
     @classmethod
-    def of(cls, record: VersionRecord) -> Version:
+    def of(cls, record: VersionRecord, *, created: bool = False) -> Version:
         return cls(
             record.name,
             record.version,
@@ -57,6 +58,7 @@ class Version:
             record.created_at,
             record.created_by,
             _manifest_of(record.manifest_json),
+            created,
         )
 
 
@@ -137,10 +139,12 @@ class Host:
         prepared_check = self.sandbox.prepare(name, 0, manifest, compiled)
         del prepared_check
         self._store_wasm(sha256, wasm)
-        record = self.registry.add_version(name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by)
+        record, created = self.registry.record_deploy(
+            name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
+        )
         self.invoker.add_prepared(self.sandbox.prepare(name, record.version, manifest, compiled))
         self.invoker.invalidate(name)
-        return Version.of(record)
+        return Version.of(record, created=created)
 
     def _store_wasm(self, sha256: str, wasm: bytes) -> None:
         path = self.wasm_dir / f"{sha256}.wasm"

@@ -22,7 +22,8 @@ async def deploy(request: Request) -> Response:
     principal = await ctx.authorize(request, DEPLOY, name)
     data = await request.body()
     async with ctx.audited(request, "function.deploy", name, principal, {"bytes": len(data)}) as note:
-        version, created = await blocking(_deploy, ctx, name, data, principal.key_id, note.detail)
+        version = await blocking(_deploy, ctx, name, data, principal.key_id, note.detail)
+        created = version.created
         note.detail.update(version=version.version, sha256=version.sha256, created=created)
     body = {
         "name": version.name,
@@ -36,7 +37,7 @@ async def deploy(request: Request) -> Response:
 
 def _deploy(
     ctx: ApiContext, name: str, data: bytes, actor: str, detail: dict[str, object]
-) -> tuple[Version, bool]:
+) -> Version:
     bundle = open_bundle(data, limits=BundleLimits(max_upload_bytes=ctx.max_bundle_bytes))
     detail["bundle_sha256"] = bundle.sha256
     if ctx.trusted_keys:
@@ -46,10 +47,7 @@ def _deploy(
             f"the URL names function {name!r} but the bundle's fnhost.toml says name = "
             f"{bundle.manifest.name!r}; deploy to /v1/functions/{bundle.manifest.name}"
         )
-    before = ctx.host.registry.latest(name)
-    version = ctx.host.deploy(name, bundle.wasm, bundle.manifest, created_by=actor)
-    # Host.deploy returns the newest version unchanged when the bundle is identical to it.
-    return version, before is None or version.version > before.version
+    return ctx.host.deploy(name, bundle.wasm, bundle.manifest, created_by=actor)
 
 
 async def list_functions(request: Request) -> Response:

@@ -97,11 +97,18 @@ class Registry(SQLiteStore):
     def __init__(self, db: Database) -> None:
         super().__init__(db, "registry", MIGRATIONS)
 
-    @translate_sqlite_errors
     def add_version(
         self, name: str, sha256: str, manifest_json: str, created_by: str | None = None
     ) -> VersionRecord:
         """Record a deploy; return the new version, or the newest one if it is identical."""
+        return self.record_deploy(name, sha256, manifest_json, created_by)[0]
+
+    @translate_sqlite_errors
+    def record_deploy(
+        self, name: str, sha256: str, manifest_json: str, created_by: str | None = None
+    ) -> tuple[VersionRecord, bool]:
+        """`add_version`, also saying whether this call created the version (False: an identical
+        newest version already existed). Decided inside the write transaction, so exact under races."""
         _check_function_name(name)
         require_pattern("sha256", sha256, SHA256_RE, "must be 64 lower-case hex digits")
         manifest = _parse_manifest(manifest_json)
@@ -110,7 +117,7 @@ class Registry(SQLiteStore):
             db.execute("INSERT OR IGNORE INTO functions (name, created_at) VALUES (?, ?)", [name, now])
             newest = self._latest(db, name)
             if newest and newest.sha256 == sha256 and json.loads(newest.manifest_json) == manifest:
-                return newest
+                return newest, False
             record = VersionRecord(
                 name=name,
                 version=newest.version + 1 if newest else 1,
@@ -128,7 +135,7 @@ class Registry(SQLiteStore):
                 "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version WHERE pinned = 0",
                 [name, LIVE, record.version],
             )
-            return record
+            return record, True
 
     @translate_sqlite_errors
     def get_version(self, name: str, version: int) -> VersionRecord | None:
