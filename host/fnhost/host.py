@@ -163,9 +163,7 @@ class Host:
     # invoking ------------------------------------------------------------------------------------
     def invoke(self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None) -> InvocationResult:
         """Run the function's event handler with a direct-invoke payload."""
-        return self.invoker.invoke(
-            name, "event", qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke"
-        )
+        return self.invoker.invoke(name, qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke")
 
     def invoke_event(
         self,
@@ -180,7 +178,7 @@ class Host:
         payload = b"" if isinstance(event, abi.QueueBatch | abi.ScheduleTick) else bytes(event)
         other = None if isinstance(event, bytes | bytearray | memoryview) else event
         return self.invoker.invoke(
-            name, "event", qualifier, lambda ctx: Call("event", ctx, payload=payload, event=other), trigger
+            name, qualifier, lambda ctx: Call("event", ctx, payload=payload, event=other), trigger
         )
 
     def invoke_http(
@@ -199,7 +197,7 @@ class Host:
         def build(ctx: abi.Context) -> Call:
             return Call("http", ctx, payload=bytes(body), method=method.upper(), path=path or "/", headers=hdrs)
 
-        return self.invoker.invoke(name, "http", qualifier, build, "http")
+        return self.invoker.invoke(name, qualifier, build, "http")
 
     # registry ------------------------------------------------------------------------------------
     def list_functions(self) -> list[FunctionRecord]:

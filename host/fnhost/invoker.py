@@ -89,7 +89,6 @@ class Invoker:
     def invoke(
         self,
         name: str,
-        call_kind: str,
         qualifier: str | int | None,
         build: Callable[[abi.Context], Call],
         trigger: str,
@@ -128,9 +127,7 @@ class Invoker:
         finally:
             self._leave(name)
         duration_ms = (time.perf_counter() - t0) * 1000
-        return self._finish(
-            record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines
-        )
+        return self._finish(record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines)
 
     def _finish(
         self,

@@ -23,7 +23,15 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import Record
 from wasmtime.component._enter import enter_wasm
 
-from ..capabilities.base import CallState, Capability, LogBuffer, current_state, set_current_state
+from ..capabilities.base import (
+    CallState,
+    Capability,
+    GuestMemory,
+    HostCallError,
+    LogBuffer,
+    current_state,
+    set_current_state,
+)
 from ..errors import InvalidWasm
 from ..manifest import Manifest
 from . import _fastlist, abi
@@ -424,9 +432,7 @@ def _component_event(call: Call) -> Any:
     type — bytes for `invoke`, a list of records for `queue-batch`, a record for `schedule`."""
     event = call.event
     if isinstance(event, abi.QueueBatch):
-        return [
-            _record(id=m.id, queue=m.queue, body=m.body, receive_count=m.receive_count) for m in event.messages
-        ]
+        return [_record(id=m.id, queue=m.queue, body=m.body, receive_count=m.receive_count) for m in event.messages]
     if isinstance(event, abi.ScheduleTick):
         return _record(schedule=event.schedule, scheduled_unix_ms=event.scheduled_unix_ms)
     return call.payload
@@ -506,8 +512,6 @@ def _link_core_results(linker: wasmtime.Linker) -> None:
         return len(current_state().pending)
 
     def result_read(caller: wasmtime.Caller, dst: int) -> int:
-        from ..capabilities.base import GuestMemory, HostCallError
-
         state = current_state()
         data, state.pending = state.pending, b""
         try:
@@ -520,8 +524,4 @@ def _link_core_results(linker: wasmtime.Linker) -> None:
     linker.define_func("fnhost", "result_read", wasmtime.FuncType([i32], [i32]), result_read, access_caller=True)
 
 
-def deadline_ms(timeout_ms: int) -> int:
-    return int(time.time() * 1000) + timeout_ms
-
-
-__all__ = ["Call", "Prepared", "RunResult", "Sandbox", "deadline_ms"]
+__all__ = ["Call", "Prepared", "RunResult", "Sandbox"]
