@@ -133,16 +133,16 @@ class Host:
             raise InvalidWasm("module is not WebAssembly (no \\0asm header); build it with `fnhost build`")
         sha256 = hashlib.sha256(wasm).hexdigest()
         try:
-            compiled, _cached = self.compile_cache.load(sha256, is_component(wasm), lambda: wasm)
+            compiled, _ = self.compile_cache.load(sha256, is_component(wasm), lambda: wasm)
         except wasmtime.WasmtimeError as e:
             raise InvalidWasm(f"Wasmtime rejects the module: {str(e).strip().splitlines()[0]}") from None
-        prepared_check = self.sandbox.prepare(name, 0, manifest, compiled)
-        del prepared_check
+        prepared = self.sandbox.prepare(name, 0, manifest, compiled)  # checks exports and imports
         self._store_wasm(sha256, wasm)
         record, created = self.registry.record_deploy(
             name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
         )
-        self.invoker.add_prepared(self.sandbox.prepare(name, record.version, manifest, compiled))
+        prepared.version = record.version
+        self.invoker.add_prepared(prepared)
         self.invoker.invalidate(name)
         return Version.of(record, created=created)
 
@@ -157,8 +157,7 @@ class Host:
         with open(path, "rb") as f:
             header = f.read(8)
         compiled, _ = self.compile_cache.load(record.sha256, is_component(header), path.read_bytes)
-        manifest = Manifest.from_dict(json.loads(record.manifest_json))
-        return self.sandbox.prepare(record.name, record.version, manifest, compiled)
+        return self.sandbox.prepare(record.name, record.version, _manifest_of(record.manifest_json), compiled)
 
     # invoking ------------------------------------------------------------------------------------
     def invoke(self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None) -> InvocationResult:
