@@ -601,3 +601,10 @@ def test_audit_concurrent_appends_from_processes_keep_one_chain(db: Database) ->
     assert [p.wait(timeout=120) for p in procs] == [0] * 4
     result = AuditLog(db).verify()
     assert (result.ok, result.checked) == (True, 120)
+
+
+def test_create_key_rejects_non_string_scopes(tmp_path: Path) -> None:
+    keys = ApiKeys(Database(tmp_path / "db.sqlite"))
+    with pytest.raises(ValueError, match="scopes: must be scope names"):
+        keys.create("ci", [{}])  # type: ignore[list-item]
+    assert keys.list() == []

@@ -115,6 +115,9 @@ class ApiKeys:
 
     def create(self, name: str, scopes: Iterable[str], functions: list[str] | None = None) -> tuple[str, str]:
         """Create a key; return (key_id, token). The token is shown this once and never stored."""
+        scopes = list(scopes)
+        if not all(isinstance(s, str) for s in scopes):
+            raise ValueError(f"scopes: must be scope names ({', '.join(sorted(SCOPES))}), got {scopes!r}")
         scope_set = set(scopes)
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise ValueError(f"name: must be 1..100 characters, got {name!r}")
