@@ -130,6 +130,15 @@ def test_host_serves_after_every_failure(host: Host) -> None:
         assert host.invoke(name).outcome is not Outcome.OK  # the same function fails the same way
 
 
+def test_log_calls_count_against_the_host_call_budget(host: Host) -> None:
+    deploy(host, g.LOG_LOOP, max_host_calls=10)
+    r = host.invoke("f")
+    assert r.outcome is Outcome.OK
+    assert r.logs[:10] == ["[info] hi"] * 10
+    assert r.logs[10].startswith("[fnhost] log lines dropped from here: host-call budget")
+    assert len(r.logs) == 11
+
+
 def test_kv_grant_checked_in_core_abi(host: Host) -> None:
     host.deploy("granted", g.KV_GET, {"name": "granted", "grants": {"kv": ["b"]}})
     host.deploy("ungranted", g.KV_GET, {"name": "ungranted", "grants": {"kv": ["other"]}})

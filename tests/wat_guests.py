@@ -107,6 +107,21 @@ BAD_STATUS = module("""
     (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 11)))
 """)
 
+# Calls log_write 1000 times with "hi" (a host-call budget test).
+LOG_LOOP = module(
+    """
+  (data (i32.const 16) "hi")
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (local $i i32)
+    (loop $l
+      (call $log (i32.const 1) (i32.const 16) (i32.const 2))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+    (call $echo_input (local.get 0) (local.get 1)))
+""",
+    imports='(import "fnhost" "log_write" (func $log (param i32 i32 i32)))',
+)
+
 # kv_get on bucket "b" key "k" (bytes at 16 and 17): returns [0][u32 8][i64 status] [u32 0].
 KV_GET = module(
     """

@@ -69,6 +69,7 @@ class LogBuffer:
         self.lines: list[str] = []
         self.size = 0
         self.truncated = False
+        self.budget_spent = False  # log calls stopped by the host-call budget (marked once)
         self._partial = {"stdout": b"", "stderr": b""}
 
     def add(self, line: str) -> None:

@@ -1,4 +1,7 @@
-"""Log lines from the guest, recorded with the invocation (bounded by limits.max_log_bytes)."""
+"""Log lines from the guest, recorded with the invocation (bounded by limits.max_log_bytes).
+
+A log call counts against the invocation's host-call budget like any other; `log.write` has no
+error to return, so once the budget is spent lines are dropped (the log says so once)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,13 @@ class LogCapability:
 
     def write(self, level: str, message: str) -> None:
         state = current_state()
+        try:
+            state.charge(len(message))
+        except HostCallError as e:
+            if not state.logs.budget_spent:
+                state.logs.budget_spent = True
+                state.logs.add(f"[fnhost] log lines dropped from here: {e.message}")
+            return
         state.logs.add(f"[{level}] {message}")
 
     def link_component(self, root: LinkerInstance) -> None:
@@ -34,6 +44,8 @@ class LogCapability:
 
     def link_core(self, linker: Linker) -> None:
         def log_write(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
+            # never copy more than the log can keep: a huge length costs the host nothing
+            length = min(length & 0xFFFFFFFF, current_state().logs.max_bytes)
             try:
                 message = GuestMemory(caller).read(ptr, length).decode("utf-8", "replace")
             except HostCallError as e:
