@@ -1,6 +1,6 @@
 """HTTP throughput and latency, side by side in one run, on 127.0.0.1 only.
 
-    python bench/http_load.py [--seconds 5] [--connections 8]
+    python bench/http_load.py [--seconds 5] [--connections 8] [--processes 1]
 
 Starts, one after the other on free loopback ports: a bare Starlette JSON endpoint (bench/bare_app.py)
 and `fnhost serve` (the same Hypercorn settings) with two public functions deployed — the C hello
@@ -54,6 +54,16 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise SystemExit(f"{url} not ready after {timeout}s")
 
 
+def wait_processes(url: str, processes: int, timeout: float = 60) -> None:
+    """With `--processes N`, wait until every server process has answered (X-Fnhost-Process)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while processes > 1 and len(seen) < processes:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url}: only {len(seen)} of {processes} processes answered after {timeout}s")
+        seen.add(httpx.get(url, timeout=1).headers["x-fnhost-process"])  # a fresh connection each time
+
+
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
@@ -101,11 +111,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--processes", type=int, default=1, help="fnhost serve --processes")
     args = ap.parse_args()
     load = wrk if shutil.which("wrk") else python_load
     print(
         f"fnhost bench/http_load.py — load: {load.__name__}, {args.connections} connections, {args.seconds}s each, "
-        f"{os.cpu_count()} cores"
+        f"{os.cpu_count()} cores, fnhost serve --processes {args.processes}"
     )
     results: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,12 +151,15 @@ def main() -> None:
                 str(data),
                 "--cache-dir",
                 str(CACHE / "compiled"),
+                "--processes",
+                str(args.processes),
             ],
             env={**os.environ, "PYTHONPATH": str(ROOT / "host")},
             stdout=subprocess.DEVNULL,
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}/healthz", server)
+            wait_processes(f"http://127.0.0.1:{port}/healthz", args.processes)
             for lang in ("c", "python"):
                 url = f"http://127.0.0.1:{port}/fn/hello-{lang}/hello?name=bench"
                 assert httpx.get(url).json() == {"message": "Hello, bench!"}

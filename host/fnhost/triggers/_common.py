@@ -46,11 +46,18 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: Counter[tuple[str, str]] = Counter()
+        self._listeners: list[Callable[[str, str, int], None]] = []
+
+    def subscribe(self, listener: Callable[[str, str, int], None]) -> None:
+        """Call `listener(name, label, n)` at every increment from now on (the API's metrics do)."""
+        self._listeners.append(listener)
 
     def inc(self, name: str, label: str = "", n: int = 1) -> None:
         if n:
             with self._lock:
                 self._values[(name, label)] += n
+            for listener in self._listeners:
+                listener(name, label, n)
 
     def get(self, name: str, label: str = "") -> int:
         with self._lock:
