@@ -397,6 +397,8 @@ class Sandbox:
             raise GuestFailure(f"handler output does not follow docs/abi.md: {e}") from None
 
 
+MAX_RESPONSE_HEADERS = 200
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -406,6 +408,11 @@ def _checked_response(response: HttpResponse) -> HttpResponse:
     values without control characters (no response splitting), all latin-1 as HTTP/1.1 needs."""
     if not 100 <= response.status <= 599:
         raise GuestFailure(f"handler returned HTTP status {response.status}; it must be 100..599")
+    if len(response.headers) > MAX_RESPONSE_HEADERS:
+        raise GuestFailure(f"handler returned {len(response.headers)} headers; at most {MAX_RESPONSE_HEADERS}")
+    size = sum(len(name) + len(value) for name, value in response.headers)
+    if size > MAX_RESPONSE_HEADER_BYTES:
+        raise GuestFailure(f"handler returned {size} bytes of headers; at most {MAX_RESPONSE_HEADER_BYTES}")
     for name, value in response.headers:
         if not _TOKEN.match(name):
             raise GuestFailure(f"handler returned an invalid header name {name[:64]!r}")
