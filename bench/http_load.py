@@ -12,6 +12,7 @@ and p99, and each function's throughput as a fraction of the bare endpoint's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -107,6 +109,33 @@ def python_load(url: str, seconds: int, connections: int) -> tuple[float, float,
     return len(samples) / seconds, samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000
 
 
+@contextlib.contextmanager
+def fnhost_serve(data: Path, processes: int, *extra: str) -> Iterator[str]:
+    """`fnhost serve` on a free loopback port over `data`, ready (every process answering); yields its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fnhost", "serve", "--port", str(port), "--data-dir", str(data),
+         "--cache-dir", str(CACHE / "compiled"), "--processes", str(processes), *extra],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "host")}, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{base_url}/healthz", server)
+        wait_processes(f"{base_url}/healthz", processes)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def print_results(results: dict[str, tuple[float, float, float]], base: str, label: str) -> None:
+    """One line per target: req/s, p50, p99, and throughput relative to `base`."""
+    width = max(map(len, results)) + 2
+    for name, (rps, p50, p99) in results.items():
+        ratio = rps / results[base][0]
+        print(f"{name:<{width}} {rps:8.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  ({ratio:4.2f}x {label})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
@@ -138,39 +167,13 @@ def main() -> None:
             bare.terminate()
             bare.wait(10)
 
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fnhost",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data),
-                "--cache-dir",
-                str(CACHE / "compiled"),
-                "--processes",
-                str(args.processes),
-            ],
-            env={**os.environ, "PYTHONPATH": str(ROOT / "host")},
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/healthz", server)
-            wait_processes(f"http://127.0.0.1:{port}/healthz", args.processes)
+        with fnhost_serve(data, args.processes) as base_url:
             for lang in ("c", "python"):
-                url = f"http://127.0.0.1:{port}/fn/hello-{lang}/hello?name=bench"
+                url = f"{base_url}/fn/hello-{lang}/hello?name=bench"
                 assert httpx.get(url).json() == {"message": "Hello, bench!"}
                 results[f"fnhost {lang} hello"] = load(url, args.seconds, args.connections)
-        finally:
-            server.terminate()
-            server.wait(20)
 
-    base = results["bare starlette"][0]
-    for name, (rps, p50, p99) in results.items():
-        print(f"{name:<20} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  ({rps / base:4.2f}x bare)")
+    print_results(results, "bare starlette", "bare")
 
 
 if __name__ == "__main__":

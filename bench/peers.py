@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "host"), str(ROOT / "bench")]
 
-from http_load import CACHE, free_port, wait_processes, wait_ready, wrk  # noqa: E402
+from http_load import CACHE, fnhost_serve, free_port, print_results, wait_ready, wrk  # noqa: E402
 
 from fnhost import Host  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
@@ -92,24 +92,10 @@ def main() -> None:
         built = build_guest(ROOT / "guests" / "python" / "hello")
         with Host(data, cache_dir=CACHE / "compiled") as host:
             host.deploy("hello", built.wasm_path.read_bytes(), built.manifest)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "fnhost", "serve", "--port", str(port), "--data-dir", str(data),
-             "--cache-dir", str(CACHE / "compiled"), "--no-triggers", "--processes", str(args.processes)],
-            env={**os.environ, "PYTHONPATH": str(ROOT / "host")}, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}/fn/hello/hello?name=bench"
-            wait_ready(f"http://127.0.0.1:{port}/healthz", server)
-            wait_processes(f"http://127.0.0.1:{port}/healthz", args.processes)
-            results["fnhost serve"] = wrk(url, args.seconds, args.connections)
-        finally:
-            server.terminate()
-            server.wait(20)
+        with fnhost_serve(data, args.processes, "--no-triggers") as base_url:
+            results["fnhost serve"] = wrk(f"{base_url}/fn/hello/hello?name=bench", args.seconds, args.connections)
 
-    base = results["wasmtime serve (native)"][0]
-    for name, (rps, p50, p99) in results.items():
-        print(f"{name:<24} {rps:8.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  ({rps / base:4.2f}x native)")
+    print_results(results, "wasmtime serve (native)", "native")
 
 
 if __name__ == "__main__":
