@@ -32,6 +32,9 @@ PRELUDE = """
 """
 
 
+FD_WRITE = '(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))'
+
+
 def module(body: str, imports: str = "") -> bytes:
     return wasmtime.wat2wasm(f"(module {imports} {PRELUDE} {body})")
 
@@ -84,7 +87,7 @@ STDOUT_FLOOD = module(
       (br_if $l (i32.lt_u (local.get $i) (i32.const 64))))
     (call $echo_input (local.get 0) (local.get 1)))
 """,
-    imports='(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))',
+    imports=FD_WRITE,
 )
 
 # What Rust's std does when an allocation is refused: a message on stderr, then abort.
@@ -97,7 +100,7 @@ OOM_ABORT = module(
     (drop (call $fd_write (i32.const 2) (i32.const 100) (i32.const 1) (i32.const 200)))
     unreachable)
 """,
-    imports='(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))',
+    imports=FD_WRITE,
 )
 
 # An HTTP handler answering status 1000 (no headers, empty body): not a status a server can send.
