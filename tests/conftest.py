@@ -4,6 +4,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -12,9 +13,49 @@ sys.path.insert(0, str(ROOT / "host"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fnhost import Host  # noqa: E402
+from fnhost.build import require_tool  # noqa: E402
+from fnhost.errors import BuildError  # noqa: E402
 
 CACHE_DIR = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
 COMPILED = CACHE_DIR / "compiled"
+
+# `just test` and CI install every toolchain, so there a missing one is a failure, never a silent skip.
+REQUIRE_TOOLCHAINS = os.environ.get("FNHOST_REQUIRE_TOOLCHAINS") == "1" or os.environ.get("CI", "").lower() in (
+    "1",
+    "true",
+    "yes",
+)
+
+
+def missing_toolchain(what: str) -> NoReturn:
+    """Fail under `just test`/CI; skip (saying why) when a developer runs a subset with pytest alone."""
+    if REQUIRE_TOOLCHAINS:
+        pytest.fail(f"{what}: `just test` installs every guest toolchain, so this is a broken set-up (run `just setup`)")
+    pytest.skip(f"{what}: skipped because pytest was run directly; `just test` installs it and runs every language")
+
+
+def build_or_skip(src: Path):  # type: ignore[no-untyped-def]
+    """`build_guest(src)`, or `missing_toolchain` when the build failed only because a toolchain is absent."""
+    from fnhost.build import build_guest
+
+    try:
+        return build_guest(src)
+    except BuildError as e:
+        if "just setup" in str(e):
+            missing_toolchain(f"{src.parent.name} toolchain not installed ({e})")
+        raise
+
+
+@pytest.fixture(scope="session")
+def componentize_py() -> str:
+    """The componentize-py executable (Python guests)."""
+    try:
+        return require_tool("componentize-py", "Python guests")
+    except BuildError as e:
+        missing_toolchain(str(e))
+
+
+needs_componentize_py = pytest.mark.usefixtures("componentize_py")
 
 
 @pytest.fixture

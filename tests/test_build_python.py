@@ -4,7 +4,6 @@ the cache, build errors, and the SDK's pure-Python parts run on the host over ge
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from types import ModuleType
 
 import pytest
 import wasmtime
+from conftest import needs_componentize_py
 from wasmtime.component import Component
 
 from fnhost.build import build_guest, detect_language, read_guest, sdk_root, source_hash
@@ -22,8 +22,7 @@ from fnhost.errors import BuildError, ManifestError
 ROOT = Path(__file__).resolve().parents[1]
 GUESTS = ROOT / "guests" / "python"
 COMPONENT_HEADER = b"\x00asm\x0d\x00\x01\x00"
-HAS_COMPONENTIZE_PY = shutil.which("componentize-py") is not None
-needs_toolchain = pytest.mark.skipif(not HAS_COMPONENTIZE_PY, reason="componentize-py not installed (just setup)")
+needs_toolchain = needs_componentize_py
 
 
 @pytest.mark.slow
@@ -128,12 +127,10 @@ def test_python_m_fnhost_build_writes_the_output(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    if not HAS_COMPONENTIZE_PY:
-        pytest.skip("componentize-py not installed (just setup)")
+def sdk(tmp_path_factory: pytest.TempPathFactory, componentize_py: str) -> Iterator[ModuleType]:
     bindings = tmp_path_factory.mktemp("bindings")
     subprocess.run(
-        ["componentize-py", "-d", str(sdk_root() / "wit"), "-w", "function", "bindings", str(bindings)],
+        [componentize_py, "-d", str(sdk_root() / "wit"), "-w", "function", "bindings", str(bindings)],
         check=True, capture_output=True,
     )  # fmt: skip
     sys.path[:0] = [str(bindings), str(sdk_root() / "python")]

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-
-from fnhost.build import build_guest
-from fnhost.errors import BuildError
+from conftest import build_or_skip
 
 ValType = wasmtime.ValType
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,13 +27,8 @@ pytestmark = pytest.mark.slow
 
 
 def built(lang: str, name: str) -> Path:
-    """The guest's wasm; skips only when the language's toolchain is not installed."""
-    try:
-        return build_guest(GUESTS / lang / name).wasm_path
-    except BuildError as e:
-        if "just setup-" in str(e):
-            pytest.skip(f"{lang} toolchain not installed: {e}")
-        raise
+    """The guest's wasm (conftest.missing_toolchain decides when its toolchain is absent)."""
+    return build_or_skip(GUESTS / lang / name).wasm_path
 
 
 # --- encoding (docs/abi.md) ---------------------------------------------------------------------

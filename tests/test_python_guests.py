@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from conftest import needs_componentize_py
 
 from fnhost import Host, Outcome
 from fnhost.build import build_guest
@@ -15,7 +15,7 @@ from fnhost.build import build_guest
 GUESTS = Path(__file__).resolve().parents[1] / "guests" / "python"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("componentize-py") is None, reason="componentize-py not installed (just setup)"),
+    needs_componentize_py,
 ]
 
 

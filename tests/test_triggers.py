@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import shutil
 import struct
 import time
 from collections import Counter
@@ -17,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import COMPILED
+from conftest import COMPILED, needs_componentize_py
 
 from fnhost import Host, Manifest, ManifestError, NotFound
 from fnhost.build import build_guest
@@ -26,7 +25,7 @@ from fnhost.triggers import Triggers, backoff_s
 from fnhost.triggers.cron import CronError, CronExpression
 
 GUESTS = Path(__file__).resolve().parents[1] / "guests" / "python"
-needs_guests = pytest.mark.skipif(shutil.which("componentize-py") is None, reason="componentize-py not installed")
+needs_guests = needs_componentize_py
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 15.0, what: str = "condition") -> Any:

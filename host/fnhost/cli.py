@@ -215,7 +215,7 @@ def _metrics_gone(pid: int) -> None:
     """A server process has exited: its live gauges (in flight) no longer count."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid)
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 
 def _reported(work: Callable[[], None]) -> int:

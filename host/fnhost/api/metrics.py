@@ -107,7 +107,7 @@ class Metrics:
         if not self.multiprocess:
             return generate_latest(self.registry)
         registry = CollectorRegistry()  # a fresh one per scrape, as prometheus_client asks
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         for collector in self._scraped:
             registry.register(collector)
         return generate_latest(registry)

@@ -33,6 +33,7 @@ import importlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
@@ -174,8 +175,13 @@ def _builder(language: str) -> ModuleType:
 
 
 def require_tool(name: str, what: str) -> str:
-    """The path of executable `name`, or a `BuildError` saying how to install it."""
-    path = shutil.which(name)
+    """The path of executable `name`, or a `BuildError` saying how to install it.
+
+    The running interpreter's scripts directory comes first, so `.venv/bin/fnhost build` finds the
+    venv's componentize-py without the venv being activated.
+    """
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which(name)
     if path is None:
         raise BuildError(f"{name} not found on PATH: it is needed to build {what}; {SETUP_HINT}")
     return path

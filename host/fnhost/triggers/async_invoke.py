@@ -120,7 +120,7 @@ def _invocation(row: Any) -> AsyncInvocation:
 def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
     """Delay before the retry that follows failed attempt `attempt` (1-based): exponential, capped,
     with "equal jitter" (uniform in [half, full) of the exponential delay)."""
-    delay = min(max_s, base_s * 2 ** (attempt - 1))
+    delay = min(max_s, base_s * 2.0 ** (attempt - 1))
     return delay * (0.5 + 0.5 * (rng or random).random())
 
 
