@@ -90,6 +90,7 @@ def test_missing_toolchain_names_the_setup_recipe(tmp_path: Path, monkeypatch: p
 
     python_build.toolchain_id.cache_clear()
     monkeypatch.setenv("PATH", str(tmp_path))  # no componentize-py on it
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # nor beside the interpreter
     (tmp_path / "fnhost.toml").write_text('name = "f"\n')
     (tmp_path / "app.py").write_text("")
     try:
