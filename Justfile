@@ -28,7 +28,17 @@ default:
 setup: setup-python setup-rust setup-go setup-c
 
 # The host package (editable) with its dev tools and componentize-py, exactly as locked in uv.lock, into .venv.
-setup-python:
+setup-python: _uv
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export UV_PYTHON="{{python}}" UV_PYTHON_DOWNLOADS=never
+    "{{uv}}" sync --quiet --locked --inexact --extra dev || {
+        echo "setup-python: uv.lock does not match pyproject.toml (or an install failed, see above); after changing dependencies run \`just lock\`" >&2
+        exit 1
+    }
+
+# uv itself, pinned, into the cache (once per machine).
+_uv:
     #!/usr/bin/env bash
     set -euo pipefail
     {{python}} -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fnhost needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -36,8 +46,6 @@ setup-python:
         echo "installing uv {{uv_version}} into {{cache}}/tools (once per machine)..."
         {{python}} -m pip install -q --disable-pip-version-check --target "{{cache}}/tools/uv-{{uv_version}}" "uv=={{uv_version}}"
     fi
-    export UV_PYTHON="{{python}}" UV_PYTHON_DOWNLOADS=never
-    "{{uv}}" sync --quiet --locked --inexact --extra dev
 
 # Rust guests: Debian's rustc 1.63 with the wasm32-wasi standard library (crates.io is not needed). Needs root or sudo.
 setup-rust:
@@ -58,7 +66,7 @@ setup-c: setup-python
     @"{{uv}}" pip install --quiet --python "{{venv_python}}" "{{ziglang}}"
 
 # Re-resolve uv.lock after a change to pyproject.toml's dependencies.
-lock: setup-python
+lock: _uv
     @UV_PYTHON="{{python}}" "{{uv}}" lock
 
 # Run the whole test suite, installing first whatever is missing (compiled artifacts are cached in {{cache}}).
