@@ -71,8 +71,8 @@ def run_threads(count: int, target: Callable[[int], Any]) -> list[Any]:
 # --- key-value -------------------------------------------------------------------------------
 
 
-def test_kv_round_trip_overwrite_delete(db: Database) -> None:
-    kv = SQLiteKVStore(db)
+def test_kv_round_trip_overwrite_delete(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db)
     assert kv.get("b1", "k") is None
     kv.set("b1", "k", b"one")
     kv.set("b2", "k", b"other bucket")
@@ -94,8 +94,8 @@ def test_kv_survives_reopen(tmp_path: Path) -> None:
     assert SQLiteKVStore(Database(tmp_path / "x.db")).get("b", "k") == b"\x00\xff"
 
 
-def test_kv_size_limits_name_limit_and_actual_size(db: Database) -> None:
-    kv = SQLiteKVStore(db, max_key_bytes=8, max_value_bytes=16)
+def test_kv_size_limits_name_limit_and_actual_size(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db, max_key_bytes=8, max_value_bytes=16)
     kv.set("b", "k" * 8, b"v" * 16)  # exactly at both limits
     assert kv.get("b", "k" * 8) == b"v" * 16
     with pytest.raises(TooLarge, match=r"kv key is 9 bytes, over the limit of 8 bytes"):
@@ -120,14 +120,14 @@ def test_kv_size_limits_name_limit_and_actual_size(db: Database) -> None:
     ],
 )
 def test_kv_rejects_malformed_arguments(
-    db: Database, bucket: str, key: str, value: Any, message: str
+    any_db: Database, bucket: str, key: str, value: Any, message: str
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        SQLiteKVStore(db).set(bucket, key, value)
+        SQLiteKVStore(any_db).set(bucket, key, value)
 
 
-def test_kv_prefix_listing_treats_percent_and_underscore_literally(db: Database) -> None:
-    kv = SQLiteKVStore(db)
+def test_kv_prefix_listing_treats_percent_and_underscore_literally(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db)
     keys = ["a", "a%", "a%b", "a_", "a_b", "aXb", "ab", "a\\b", "b", "A%"]
     for key in keys:
         kv.set("b", key, b"")
@@ -143,8 +143,8 @@ def test_kv_prefix_listing_treats_percent_and_underscore_literally(db: Database)
     assert kv.list_keys("missing-bucket") == []
 
 
-def test_kv_listing_is_utf8_byte_order_including_edge_code_points(db: Database) -> None:
-    kv = SQLiteKVStore(db)
+def test_kv_listing_is_utf8_byte_order_including_edge_code_points(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db)
     keys = ["z", "é", "éa", "\U0001f600", "\uffff", "\ud7ffx", "\ue000", "\U0010ffff", "\U0010ffffa", "~"]
     for key in keys:
         kv.set("b", key, b"")
@@ -175,6 +175,24 @@ def test_kv_locked_database_raises_store_unavailable(db: Database, tmp_path: Pat
         other.close()
     kv.set("b", "k", b"v")
     assert kv.get("b", "k") == b"v"
+
+
+def test_kv_on_postgresql_recovers_by_itself_after_the_connection_is_lost(postgres_server: Any) -> None:
+    import psycopg
+
+    from fnhost.stores.database import PostgresDatabase
+
+    db = PostgresDatabase(postgres_server.new_database())
+    kv = SQLiteKVStore(db)
+    kv.set("b", "k", b"v")
+    pid = db.db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    with pytest.raises(StoreUnavailable, match=r"SQLiteKVStore.get: the database is unavailable"):
+        kv.get("b", "k")
+    assert kv.get("b", "k") == b"v"  # a new connection, no restart
+    assert "k" not in repr(kv) and "postgres@" in repr(kv)
+    db.close()
 
 
 # --- queues ----------------------------------------------------------------------------------
