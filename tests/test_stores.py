@@ -198,8 +198,8 @@ def test_kv_on_postgresql_recovers_by_itself_after_the_connection_is_lost(postgr
 # --- queues ----------------------------------------------------------------------------------
 
 
-def test_queue_publish_receive_ack(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_publish_receive_ack(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     before = time.time()
     ids = [queues.publish("jobs", f"m{i}".encode()) for i in range(3)]
     queues.publish("other", b"x")
@@ -222,8 +222,8 @@ def test_queue_publish_receive_ack(db: Database) -> None:
     assert queues.depth("empty") == 0
 
 
-def test_queue_ids_sort_in_publish_order(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_ids_sort_in_publish_order(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     ids = [queues.publish("q", b"") for _ in range(300)]
     assert sorted(ids) == ids
     assert [m.id for m in queues.peek("q", limit=300)] == ids
@@ -236,8 +236,8 @@ def test_new_sortable_id_unique_and_ordered() -> None:
     assert int(ids[0][:12], 16) == pytest.approx(time.time() * 1000, abs=5_000)
 
 
-def test_queue_visibility_timeout_redelivers(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_visibility_timeout_redelivers(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     message_id = queues.publish("q", b"work")
     first = queues.receive("q", visibility_timeout_s=0.2)
     assert [(m.id, m.receive_count) for m in first] == [(message_id, 1)]
@@ -249,8 +249,8 @@ def test_queue_visibility_timeout_redelivers(db: Database) -> None:
     assert queues.receive("q") == []
 
 
-def test_queue_release_makes_a_message_visible_again(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_release_makes_a_message_visible_again(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     message_id = queues.publish("q", b"x")
     queues.receive("q")
     assert queues.release("q", message_id) is True
@@ -258,8 +258,8 @@ def test_queue_release_makes_a_message_visible_again(db: Database) -> None:
     assert queues.release("q", "no-such-id") is False
 
 
-def test_queue_peek_purge_and_listing(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_peek_purge_and_listing(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     for body in (b"1", b"2", b"3"):
         queues.publish("b-queue", body)
     queues.publish("a-queue", b"x")
@@ -275,8 +275,8 @@ def test_queue_peek_purge_and_listing(db: Database) -> None:
     assert queues.queues() == ["a-queue"]
 
 
-def test_queue_limits_and_arguments(db: Database) -> None:
-    queues = SQLiteQueueStore(db, max_message_bytes=10)
+def test_queue_limits_and_arguments(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db, max_message_bytes=10)
     queues.publish("q", b"x" * 10)
     with pytest.raises(TooLarge, match=r"queue message is 11 bytes, over the limit of 10 bytes"):
         queues.publish("q", b"x" * 11)
@@ -291,10 +291,16 @@ def test_queue_limits_and_arguments(db: Database) -> None:
     assert queues.depth("q") == 1
 
 
-def test_concurrent_receivers_never_share_a_message(tmp_path: Path) -> None:
-    """Four receivers over two Database objects (as two processes would have) drain one queue."""
-    path = tmp_path / "fnhost.db"
-    databases = [Database(path), Database(path)]
+def reopen(db: Any) -> Any:
+    """Another handle on the same database, as another process or node would have."""
+    from fnhost.stores.database import PostgresDatabase
+
+    return PostgresDatabase(db.dsn) if isinstance(db, PostgresDatabase) else Database(db.path)
+
+
+def test_concurrent_receivers_never_share_a_message(any_db: Database) -> None:
+    """Four receivers over two Database objects (as two processes or nodes would have) drain one queue."""
+    databases = [any_db, reopen(any_db)]
     publisher = SQLiteQueueStore(databases[0])
     published = {publisher.publish("q", str(i).encode()) for i in range(400)}
     stores = [SQLiteQueueStore(databases[i % 2]) for i in range(4)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,7 +82,8 @@ class Dialect:
         return _TYPE_WORDS.sub(lambda m: _PG_TYPES[m.group(1)], statement)
 
 
-SQLITE = Dialect(name="sqlite", now="(julianday('now') - 2440587.5) * 86400.0", skip_locked="")
+# SQLite has one writer on one machine, so its clock is the host's (a function every connection registers).
+SQLITE = Dialect(name="sqlite", now="fnhost_now()", skip_locked="")
 POSTGRESQL = Dialect(name="postgresql", now="extract(epoch from clock_timestamp())", skip_locked=" FOR UPDATE SKIP LOCKED")
 
 _SCHEMA_VERSIONS = "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -201,6 +203,7 @@ class Database(_Transactions):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.create_function("fnhost_now", 0, time.time)
         return sqlite_utils.Database(conn)
 
     def _begin(self, conn: sqlite_utils.Database) -> None:
