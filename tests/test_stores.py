@@ -326,8 +326,8 @@ KEY_1 = bytes(range(32))
 KEY_2 = bytes(range(1, 33))
 
 
-def test_secrets_round_trip(db: Database) -> None:
-    secrets = SQLiteSecretStore(db, KEY_1)
+def test_secrets_round_trip(any_db: Database) -> None:
+    secrets = SQLiteSecretStore(any_db, KEY_1)
     assert secrets.get("api-token") is None
     secrets.set("api-token", "tok-1")
     secrets.set("db.password", "pässwörd ✓")
@@ -342,7 +342,7 @@ def test_secrets_round_trip(db: Database) -> None:
     assert secrets.delete("api-token") is False
     assert secrets.get("api-token") is None
     # Another store over the same file with the same key reads them.
-    assert SQLiteSecretStore(Database(db.path), KEY_1).get("db.password") == "pässwörd ✓"
+    assert SQLiteSecretStore(reopen(any_db), KEY_1).get("db.password") == "pässwörd ✓"
 
 
 def test_secret_plaintext_never_in_database_files(db: Database) -> None:
@@ -360,32 +360,32 @@ def test_secret_plaintext_never_in_database_files(db: Database) -> None:
     assert plaintext not in repr(secrets) and KEY_1.hex() not in repr(secrets)
 
 
-def test_secret_nonce_is_fresh_per_write(db: Database) -> None:
-    secrets = SQLiteSecretStore(db, KEY_1)
+def test_secret_nonce_is_fresh_per_write(any_db: Database) -> None:
+    secrets = SQLiteSecretStore(any_db, KEY_1)
     rows = []
     for _ in range(2):
         secrets.set("s", "same value")
-        rows.append(db.db.execute("SELECT nonce, ciphertext FROM secrets WHERE name = 's'").fetchone())
+        rows.append(any_db.db.execute("SELECT nonce, ciphertext FROM secrets WHERE name = 's'").fetchone())
     assert len(rows[0][0]) == 12
     assert rows[0][0] != rows[1][0] and rows[0][1] != rows[1][1]
 
 
-def test_secret_with_wrong_master_key_fails_clearly(db: Database) -> None:
-    SQLiteSecretStore(db, KEY_1).set("x", "top-secret-value")
+def test_secret_with_wrong_master_key_fails_clearly(any_db: Database) -> None:
+    SQLiteSecretStore(any_db, KEY_1).set("x", "top-secret-value")
     with pytest.raises(SecretUndecryptable) as info:
-        SQLiteSecretStore(db, KEY_2).get("x")
+        SQLiteSecretStore(any_db, KEY_2).get("x")
     message = str(info.value)
     expected = "secret 'x' cannot be decrypted: the master key differs from the one it was written with"
     assert expected in message
     assert "top-secret-value" not in message
-    assert SQLiteSecretStore(db, KEY_1).get("x") == "top-secret-value"
+    assert SQLiteSecretStore(any_db, KEY_1).get("x") == "top-secret-value"
 
 
-def test_secret_ciphertext_moved_to_another_name_does_not_decrypt(db: Database) -> None:
-    secrets = SQLiteSecretStore(db, KEY_1)
+def test_secret_ciphertext_moved_to_another_name_does_not_decrypt(any_db: Database) -> None:
+    secrets = SQLiteSecretStore(any_db, KEY_1)
     secrets.set("a", "value-of-a")
     secrets.set("b", "value-of-b")
-    with db.transaction() as tx:
+    with any_db.transaction() as tx:
         tx.execute(
             "UPDATE secrets SET (nonce, ciphertext) = "
             "(SELECT nonce, ciphertext FROM secrets WHERE name = 'a') WHERE name = 'b'"
@@ -395,8 +395,8 @@ def test_secret_ciphertext_moved_to_another_name_does_not_decrypt(db: Database) 
     assert secrets.get("a") == "value-of-a"
 
 
-def test_secret_errors_never_echo_the_value(db: Database) -> None:
-    secrets = SQLiteSecretStore(db, KEY_1, max_value_bytes=8)
+def test_secret_errors_never_echo_the_value(any_db: Database) -> None:
+    secrets = SQLiteSecretStore(any_db, KEY_1, max_value_bytes=8)
     with pytest.raises(TooLarge) as info:
         secrets.set("s", "LEAKY-VALUE")
     assert "LEAKY" not in str(info.value) and "11 bytes" in str(info.value)
@@ -404,7 +404,7 @@ def test_secret_errors_never_echo_the_value(db: Database) -> None:
         secrets.set("s", "LEAK\ud800")
     assert "LEAK" not in str(invalid.value)
     with pytest.raises(MasterKeyError, match="32 bytes"):
-        SQLiteSecretStore(db, b"short")
+        SQLiteSecretStore(any_db, b"short")
 
 
 def test_master_key_file_created_0600_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -624,17 +624,17 @@ def invocation(function: str, started_at: float, id: str | None = None, **change
     return InvocationRecord(**fields)
 
 
-def test_invocation_round_trip(db: Database) -> None:
-    store = InvocationStore(db)
+def test_invocation_round_trip(any_db: Database) -> None:
+    store = InvocationStore(any_db)
     rec = invocation("f", 1000.25, outcome="timeout", error="timed out after 5000 ms", trigger="http")
     store.record(rec)
     assert store.get(rec.id) == rec
     assert store.get("missing") is None
-    assert InvocationStore(Database(db.path)).get(rec.id) == rec
+    assert InvocationStore(reopen(any_db)).get(rec.id) == rec
 
 
-def test_invocation_listing_newest_first_with_paging(db: Database) -> None:
-    store = InvocationStore(db)
+def test_invocation_listing_newest_first_with_paging(any_db: Database) -> None:
+    store = InvocationStore(any_db)
     records = [invocation("f" if i % 2 else "g", 1000.0 + i) for i in range(10)]
     records.append(invocation("f", 1009.0, id="0-same-time"))  # ties break on id
     for rec in records:
@@ -654,8 +654,8 @@ def test_invocation_listing_newest_first_with_paging(db: Database) -> None:
         store.list(limit=0)
 
 
-def test_invocation_retention_is_per_function(db: Database) -> None:
-    store = InvocationStore(db, max_per_function=5)
+def test_invocation_retention_is_per_function(any_db: Database) -> None:
+    store = InvocationStore(any_db, max_per_function=5)
     f_records = [invocation("f", 1000.0 + i) for i in range(12)]
     g_records = [invocation("g", 500.0 + i) for i in range(3)]
     for rec in g_records + f_records:
@@ -664,7 +664,7 @@ def test_invocation_retention_is_per_function(db: Database) -> None:
     assert kept == list(reversed(f_records[-5:]))
     assert store.get(f_records[6].id) is None and store.get(f_records[7].id) == f_records[7]
     assert store.list("g", limit=100) == list(reversed(g_records))
-    assert db.db.execute("SELECT count(*) FROM invocations").fetchone()[0] == 8
+    assert any_db.db.execute("SELECT count(*) FROM invocations").fetchone()[0] == 8
     late = invocation("f", 1.0)  # older than everything kept: recorded, then aged out at once
     store.record(late)
     assert store.get(late.id) is None

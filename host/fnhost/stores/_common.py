@@ -55,7 +55,7 @@ def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
 
 
 class SQLiteStore:
-    """Base of the stores (SQLite or PostgreSQL, see `database`): holds the database and applies the store's own migrations.
+    """Base of the stores (on SQLite or PostgreSQL: see `database`): holds the database, applies its migrations.
 
     The repr shows only the database path, never a key or a stored value.
     """

@@ -19,6 +19,7 @@ tested on both.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -84,7 +85,9 @@ class Dialect:
 
 # SQLite has one writer on one machine, so its clock is the host's (a function every connection registers).
 SQLITE = Dialect(name="sqlite", now="fnhost_now()", skip_locked="")
-POSTGRESQL = Dialect(name="postgresql", now="extract(epoch from clock_timestamp())", skip_locked=" FOR UPDATE SKIP LOCKED")
+POSTGRESQL = Dialect(
+    name="postgresql", now="extract(epoch from clock_timestamp())", skip_locked=" FOR UPDATE SKIP LOCKED"
+)
 
 _SCHEMA_VERSIONS = "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 _SET_VERSION = (
@@ -114,16 +117,14 @@ class _Transactions:
         self._local.conn = None
         self._local.depth = 0
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing more to release
                 self._close(conn)
-            except Exception:  # already broken: nothing more to release
-                pass
 
     def _close(self, conn: Any) -> None:
         raise NotImplementedError
 
     @property
-    def db(self) -> Any:
+    def db(self) -> Any:  # a `Connection`: SQLite's is a sqlite_utils.Database, which the migrations use as such
         """This thread's connection (reads autocommit; use `transaction()` to write)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -167,7 +168,9 @@ class _Transactions:
             for index, step in enumerate(migrations):
                 with self.transaction() as conn:
                     self._lock_migrations(conn)
-                    row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", [component]).fetchone()
+                    row = conn.execute(
+                        "SELECT version FROM schema_versions WHERE component = ?", [component]
+                    ).fetchone()
                     current = row[0] if row else 0
                     if index < current:
                         continue
@@ -272,9 +275,10 @@ class PostgresDatabase(_Transactions):
     def _connect(self) -> _PostgresConnection:
         import psycopg
 
-        return _PostgresConnection(
-            psycopg.connect(self.dsn, autocommit=True, connect_timeout=self._connect_timeout_s, application_name="fnhost")
+        conn = psycopg.connect(
+            self.dsn, autocommit=True, connect_timeout=self._connect_timeout_s, application_name="fnhost"
         )
+        return _PostgresConnection(conn)
 
     def _begin(self, conn: _PostgresConnection) -> None:
         conn.execute("BEGIN")
@@ -292,6 +296,15 @@ def _redact(dsn: str) -> str:
 
 
 AnyDatabase = Database | PostgresDatabase
+
+
+def executemany(conn: Any, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    """Run `sql` (with `?` placeholders) once per row, batched by the driver, on either backend."""
+    if isinstance(conn, _PostgresConnection):
+        with conn.conn.cursor() as cursor:
+            cursor.executemany(_pg_placeholders(sql), [list(row) for row in rows])
+    else:
+        conn.conn.executemany(sql, rows)
 
 
 def open_database(target: str | Path) -> AnyDatabase:

@@ -8,7 +8,6 @@ across threads and processes, so no visible message is ever handed to two receiv
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -161,7 +160,7 @@ class SQLiteQueueStore(SQLiteStore):
         require_resource_name("queue", queue)
         with self._db.transaction() as db:
             cursor = db.execute("DELETE FROM queue_messages WHERE queue = ? AND id = ?", [queue, message_id])
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     @translate_sqlite_errors
     def release(self, queue: str, message_id: str, delay_s: float = 0.0) -> bool:
@@ -172,7 +171,7 @@ class SQLiteQueueStore(SQLiteStore):
                 f"UPDATE queue_messages SET visible_at = {self._db.dialect.now} + ? WHERE queue = ? AND id = ?",
                 [delay, queue, message_id],
             )
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     @translate_sqlite_errors
     def depth(self, queue: str) -> int:
@@ -207,7 +206,7 @@ class SQLiteQueueStore(SQLiteStore):
     def purge(self, queue: str) -> int:
         require_resource_name("queue", queue)
         with self._db.transaction() as db:
-            return db.execute("DELETE FROM queue_messages WHERE queue = ?", [queue]).rowcount
+            return int(db.execute("DELETE FROM queue_messages WHERE queue = ?", [queue]).rowcount)
 
 
 def _seconds(kind: str, value: object, high: float) -> float:
