@@ -298,8 +298,13 @@ def reopen(db: Any) -> Any:
     return PostgresDatabase(db.dsn) if isinstance(db, PostgresDatabase) else Database(db.path)
 
 
-def test_concurrent_receivers_never_share_a_message(any_db: Database) -> None:
-    """Four receivers over two Database objects (as two processes or nodes would have) drain one queue."""
+@pytest.mark.parametrize("batch", [1, 10])
+def test_concurrent_receivers_never_share_a_message(any_db: Database, batch: int) -> None:
+    """Four receivers over two Database objects (as two processes or nodes would have) drain one queue.
+
+    On PostgreSQL, batch 1 is where a plain `UPDATE ... IN (SELECT ... LIMIT)` handed one message to
+    two consumers (and batch 10 where it deadlocked): the claim must skip rows another receiver holds.
+    """
     databases = [any_db, reopen(any_db)]
     publisher = SQLiteQueueStore(databases[0])
     published = {publisher.publish("q", str(i).encode()) for i in range(400)}
@@ -307,8 +312,8 @@ def test_concurrent_receivers_never_share_a_message(any_db: Database) -> None:
 
     def drain(i: int) -> list[str]:
         got: list[str] = []
-        while batch := stores[i].receive("q", max_messages=7, visibility_timeout_s=600):
-            got += [m.id for m in batch]
+        while claimed := stores[i].receive("q", max_messages=batch, visibility_timeout_s=600):
+            got += [m.id for m in claimed]
             time.sleep(0.001)  # let the other receivers in, so the claims really interleave
         return got
 
