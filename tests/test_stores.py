@@ -71,8 +71,8 @@ def run_threads(count: int, target: Callable[[int], Any]) -> list[Any]:
 # --- key-value -------------------------------------------------------------------------------
 
 
-def test_kv_round_trip_overwrite_delete(db: Database) -> None:
-    kv = SQLiteKVStore(db)
+def test_kv_round_trip_overwrite_delete(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db)
     assert kv.get("b1", "k") is None
     kv.set("b1", "k", b"one")
     kv.set("b2", "k", b"other bucket")
@@ -94,8 +94,8 @@ def test_kv_survives_reopen(tmp_path: Path) -> None:
     assert SQLiteKVStore(Database(tmp_path / "x.db")).get("b", "k") == b"\x00\xff"
 
 
-def test_kv_size_limits_name_limit_and_actual_size(db: Database) -> None:
-    kv = SQLiteKVStore(db, max_key_bytes=8, max_value_bytes=16)
+def test_kv_size_limits_name_limit_and_actual_size(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db, max_key_bytes=8, max_value_bytes=16)
     kv.set("b", "k" * 8, b"v" * 16)  # exactly at both limits
     assert kv.get("b", "k" * 8) == b"v" * 16
     with pytest.raises(TooLarge, match=r"kv key is 9 bytes, over the limit of 8 bytes"):
@@ -120,14 +120,14 @@ def test_kv_size_limits_name_limit_and_actual_size(db: Database) -> None:
     ],
 )
 def test_kv_rejects_malformed_arguments(
-    db: Database, bucket: str, key: str, value: Any, message: str
+    any_db: Database, bucket: str, key: str, value: Any, message: str
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        SQLiteKVStore(db).set(bucket, key, value)
+        SQLiteKVStore(any_db).set(bucket, key, value)
 
 
-def test_kv_prefix_listing_treats_percent_and_underscore_literally(db: Database) -> None:
-    kv = SQLiteKVStore(db)
+def test_kv_prefix_listing_treats_percent_and_underscore_literally(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db)
     keys = ["a", "a%", "a%b", "a_", "a_b", "aXb", "ab", "a\\b", "b", "A%"]
     for key in keys:
         kv.set("b", key, b"")
@@ -143,8 +143,8 @@ def test_kv_prefix_listing_treats_percent_and_underscore_literally(db: Database)
     assert kv.list_keys("missing-bucket") == []
 
 
-def test_kv_listing_is_utf8_byte_order_including_edge_code_points(db: Database) -> None:
-    kv = SQLiteKVStore(db)
+def test_kv_listing_is_utf8_byte_order_including_edge_code_points(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db)
     keys = ["z", "é", "éa", "\U0001f600", "\uffff", "\ud7ffx", "\ue000", "\U0010ffff", "\U0010ffffa", "~"]
     for key in keys:
         kv.set("b", key, b"")
@@ -177,11 +177,29 @@ def test_kv_locked_database_raises_store_unavailable(db: Database, tmp_path: Pat
     assert kv.get("b", "k") == b"v"
 
 
+def test_kv_on_postgresql_recovers_by_itself_after_the_connection_is_lost(postgres_server: Any) -> None:
+    import psycopg
+
+    from fnhost.stores.database import PostgresDatabase
+
+    db = PostgresDatabase(postgres_server.new_database())
+    kv = SQLiteKVStore(db)
+    kv.set("b", "k", b"v")
+    pid = db.db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    with pytest.raises(StoreUnavailable, match=r"SQLiteKVStore.get: the database is unavailable"):
+        kv.get("b", "k")
+    assert kv.get("b", "k") == b"v"  # a new connection, no restart
+    assert "k" not in repr(kv) and "postgres@" in repr(kv)
+    db.close()
+
+
 # --- queues ----------------------------------------------------------------------------------
 
 
-def test_queue_publish_receive_ack(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_publish_receive_ack(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     before = time.time()
     ids = [queues.publish("jobs", f"m{i}".encode()) for i in range(3)]
     queues.publish("other", b"x")
@@ -204,8 +222,8 @@ def test_queue_publish_receive_ack(db: Database) -> None:
     assert queues.depth("empty") == 0
 
 
-def test_queue_ids_sort_in_publish_order(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_ids_sort_in_publish_order(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     ids = [queues.publish("q", b"") for _ in range(300)]
     assert sorted(ids) == ids
     assert [m.id for m in queues.peek("q", limit=300)] == ids
@@ -218,8 +236,8 @@ def test_new_sortable_id_unique_and_ordered() -> None:
     assert int(ids[0][:12], 16) == pytest.approx(time.time() * 1000, abs=5_000)
 
 
-def test_queue_visibility_timeout_redelivers(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_visibility_timeout_redelivers(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     message_id = queues.publish("q", b"work")
     first = queues.receive("q", visibility_timeout_s=0.2)
     assert [(m.id, m.receive_count) for m in first] == [(message_id, 1)]
@@ -231,8 +249,8 @@ def test_queue_visibility_timeout_redelivers(db: Database) -> None:
     assert queues.receive("q") == []
 
 
-def test_queue_release_makes_a_message_visible_again(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_release_makes_a_message_visible_again(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     message_id = queues.publish("q", b"x")
     queues.receive("q")
     assert queues.release("q", message_id) is True
@@ -240,8 +258,8 @@ def test_queue_release_makes_a_message_visible_again(db: Database) -> None:
     assert queues.release("q", "no-such-id") is False
 
 
-def test_queue_peek_purge_and_listing(db: Database) -> None:
-    queues = SQLiteQueueStore(db)
+def test_queue_peek_purge_and_listing(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db)
     for body in (b"1", b"2", b"3"):
         queues.publish("b-queue", body)
     queues.publish("a-queue", b"x")
@@ -257,8 +275,8 @@ def test_queue_peek_purge_and_listing(db: Database) -> None:
     assert queues.queues() == ["a-queue"]
 
 
-def test_queue_limits_and_arguments(db: Database) -> None:
-    queues = SQLiteQueueStore(db, max_message_bytes=10)
+def test_queue_limits_and_arguments(any_db: Database) -> None:
+    queues = SQLiteQueueStore(any_db, max_message_bytes=10)
     queues.publish("q", b"x" * 10)
     with pytest.raises(TooLarge, match=r"queue message is 11 bytes, over the limit of 10 bytes"):
         queues.publish("q", b"x" * 11)
@@ -273,18 +291,29 @@ def test_queue_limits_and_arguments(db: Database) -> None:
     assert queues.depth("q") == 1
 
 
-def test_concurrent_receivers_never_share_a_message(tmp_path: Path) -> None:
-    """Four receivers over two Database objects (as two processes would have) drain one queue."""
-    path = tmp_path / "fnhost.db"
-    databases = [Database(path), Database(path)]
+def reopen(db: Any) -> Any:
+    """Another handle on the same database, as another process or node would have."""
+    from fnhost.stores.database import PostgresDatabase
+
+    return PostgresDatabase(db.dsn) if isinstance(db, PostgresDatabase) else Database(db.path)
+
+
+@pytest.mark.parametrize("batch", [1, 10])
+def test_concurrent_receivers_never_share_a_message(any_db: Database, batch: int) -> None:
+    """Four receivers over two Database objects (as two processes or nodes would have) drain one queue.
+
+    On PostgreSQL, batch 1 is where a plain `UPDATE ... IN (SELECT ... LIMIT)` handed one message to
+    two consumers (and batch 10 where it deadlocked): the claim must skip rows another receiver holds.
+    """
+    databases = [any_db, reopen(any_db)]
     publisher = SQLiteQueueStore(databases[0])
     published = {publisher.publish("q", str(i).encode()) for i in range(400)}
     stores = [SQLiteQueueStore(databases[i % 2]) for i in range(4)]
 
     def drain(i: int) -> list[str]:
         got: list[str] = []
-        while batch := stores[i].receive("q", max_messages=7, visibility_timeout_s=600):
-            got += [m.id for m in batch]
+        while claimed := stores[i].receive("q", max_messages=batch, visibility_timeout_s=600):
+            got += [m.id for m in claimed]
             time.sleep(0.001)  # let the other receivers in, so the claims really interleave
         return got
 
@@ -302,8 +331,8 @@ KEY_1 = bytes(range(32))
 KEY_2 = bytes(range(1, 33))
 
 
-def test_secrets_round_trip(db: Database) -> None:
-    secrets = SQLiteSecretStore(db, KEY_1)
+def test_secrets_round_trip(any_db: Database) -> None:
+    secrets = SQLiteSecretStore(any_db, KEY_1)
     assert secrets.get("api-token") is None
     secrets.set("api-token", "tok-1")
     secrets.set("db.password", "pässwörd ✓")
@@ -318,7 +347,7 @@ def test_secrets_round_trip(db: Database) -> None:
     assert secrets.delete("api-token") is False
     assert secrets.get("api-token") is None
     # Another store over the same file with the same key reads them.
-    assert SQLiteSecretStore(Database(db.path), KEY_1).get("db.password") == "pässwörd ✓"
+    assert SQLiteSecretStore(reopen(any_db), KEY_1).get("db.password") == "pässwörd ✓"
 
 
 def test_secret_plaintext_never_in_database_files(db: Database) -> None:
@@ -336,32 +365,32 @@ def test_secret_plaintext_never_in_database_files(db: Database) -> None:
     assert plaintext not in repr(secrets) and KEY_1.hex() not in repr(secrets)
 
 
-def test_secret_nonce_is_fresh_per_write(db: Database) -> None:
-    secrets = SQLiteSecretStore(db, KEY_1)
+def test_secret_nonce_is_fresh_per_write(any_db: Database) -> None:
+    secrets = SQLiteSecretStore(any_db, KEY_1)
     rows = []
     for _ in range(2):
         secrets.set("s", "same value")
-        rows.append(db.db.execute("SELECT nonce, ciphertext FROM secrets WHERE name = 's'").fetchone())
+        rows.append(any_db.db.execute("SELECT nonce, ciphertext FROM secrets WHERE name = 's'").fetchone())
     assert len(rows[0][0]) == 12
     assert rows[0][0] != rows[1][0] and rows[0][1] != rows[1][1]
 
 
-def test_secret_with_wrong_master_key_fails_clearly(db: Database) -> None:
-    SQLiteSecretStore(db, KEY_1).set("x", "top-secret-value")
+def test_secret_with_wrong_master_key_fails_clearly(any_db: Database) -> None:
+    SQLiteSecretStore(any_db, KEY_1).set("x", "top-secret-value")
     with pytest.raises(SecretUndecryptable) as info:
-        SQLiteSecretStore(db, KEY_2).get("x")
+        SQLiteSecretStore(any_db, KEY_2).get("x")
     message = str(info.value)
     expected = "secret 'x' cannot be decrypted: the master key differs from the one it was written with"
     assert expected in message
     assert "top-secret-value" not in message
-    assert SQLiteSecretStore(db, KEY_1).get("x") == "top-secret-value"
+    assert SQLiteSecretStore(any_db, KEY_1).get("x") == "top-secret-value"
 
 
-def test_secret_ciphertext_moved_to_another_name_does_not_decrypt(db: Database) -> None:
-    secrets = SQLiteSecretStore(db, KEY_1)
+def test_secret_ciphertext_moved_to_another_name_does_not_decrypt(any_db: Database) -> None:
+    secrets = SQLiteSecretStore(any_db, KEY_1)
     secrets.set("a", "value-of-a")
     secrets.set("b", "value-of-b")
-    with db.transaction() as tx:
+    with any_db.transaction() as tx:
         tx.execute(
             "UPDATE secrets SET (nonce, ciphertext) = "
             "(SELECT nonce, ciphertext FROM secrets WHERE name = 'a') WHERE name = 'b'"
@@ -371,8 +400,8 @@ def test_secret_ciphertext_moved_to_another_name_does_not_decrypt(db: Database) 
     assert secrets.get("a") == "value-of-a"
 
 
-def test_secret_errors_never_echo_the_value(db: Database) -> None:
-    secrets = SQLiteSecretStore(db, KEY_1, max_value_bytes=8)
+def test_secret_errors_never_echo_the_value(any_db: Database) -> None:
+    secrets = SQLiteSecretStore(any_db, KEY_1, max_value_bytes=8)
     with pytest.raises(TooLarge) as info:
         secrets.set("s", "LEAKY-VALUE")
     assert "LEAKY" not in str(info.value) and "11 bytes" in str(info.value)
@@ -380,7 +409,7 @@ def test_secret_errors_never_echo_the_value(db: Database) -> None:
         secrets.set("s", "LEAK\ud800")
     assert "LEAK" not in str(invalid.value)
     with pytest.raises(MasterKeyError, match="32 bytes"):
-        SQLiteSecretStore(db, b"short")
+        SQLiteSecretStore(any_db, b"short")
 
 
 def test_master_key_file_created_0600_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -600,17 +629,17 @@ def invocation(function: str, started_at: float, id: str | None = None, **change
     return InvocationRecord(**fields)
 
 
-def test_invocation_round_trip(db: Database) -> None:
-    store = InvocationStore(db)
+def test_invocation_round_trip(any_db: Database) -> None:
+    store = InvocationStore(any_db)
     rec = invocation("f", 1000.25, outcome="timeout", error="timed out after 5000 ms", trigger="http")
     store.record(rec)
     assert store.get(rec.id) == rec
     assert store.get("missing") is None
-    assert InvocationStore(Database(db.path)).get(rec.id) == rec
+    assert InvocationStore(reopen(any_db)).get(rec.id) == rec
 
 
-def test_invocation_listing_newest_first_with_paging(db: Database) -> None:
-    store = InvocationStore(db)
+def test_invocation_listing_newest_first_with_paging(any_db: Database) -> None:
+    store = InvocationStore(any_db)
     records = [invocation("f" if i % 2 else "g", 1000.0 + i) for i in range(10)]
     records.append(invocation("f", 1009.0, id="0-same-time"))  # ties break on id
     for rec in records:
@@ -630,8 +659,8 @@ def test_invocation_listing_newest_first_with_paging(db: Database) -> None:
         store.list(limit=0)
 
 
-def test_invocation_retention_is_per_function(db: Database) -> None:
-    store = InvocationStore(db, max_per_function=5)
+def test_invocation_retention_is_per_function(any_db: Database) -> None:
+    store = InvocationStore(any_db, max_per_function=5)
     f_records = [invocation("f", 1000.0 + i) for i in range(12)]
     g_records = [invocation("g", 500.0 + i) for i in range(3)]
     for rec in g_records + f_records:
@@ -640,7 +669,7 @@ def test_invocation_retention_is_per_function(db: Database) -> None:
     assert kept == list(reversed(f_records[-5:]))
     assert store.get(f_records[6].id) is None and store.get(f_records[7].id) == f_records[7]
     assert store.list("g", limit=100) == list(reversed(g_records))
-    assert db.db.execute("SELECT count(*) FROM invocations").fetchone()[0] == 8
+    assert any_db.db.execute("SELECT count(*) FROM invocations").fetchone()[0] == 8
     late = invocation("f", 1.0)  # older than everything kept: recorded, then aged out at once
     store.record(late)
     assert store.get(late.id) is None

@@ -1,13 +1,16 @@
-"""Durable state of one host, in one SQLite file: key-value buckets, queues, secrets, the function
-registry and invocation records.
+"""Durable state of one host: key-value buckets, queues, secrets, the function registry and invocation records.
 
-Each store takes the shared `Database`, applies its own migrations on construction and hides SQL
-behind a small typed API. The capability-facing stores (`KVStore`, `QueueStore`, `SecretStore`)
-are `typing.Protocol`s, so another backend can stand in for the SQLite one.
+Each store takes the shared database, applies its own migrations on construction and hides SQL
+behind a small typed API. One implementation per store serves both backends (`database`: the
+embedded SQLite file, or a shared PostgreSQL through `PostgresDatabase`); what differs between them
+is one `Dialect`. On both today: kv, queues, secrets, invocation records (tested on both in
+tests/test_stores.py). Still SQLite-only: the registry, API keys and the audit log (control/), and
+the trigger tables. The capability-facing stores (`KVStore`, `QueueStore`, `SecretStore`) are
+`typing.Protocol`s.
 """
 
 from ._common import new_sortable_id
-from .database import Database
+from .database import Database, PostgresDatabase, open_database
 from .errors import (
     InvalidArgument,
     MasterKeyError,
@@ -33,6 +36,7 @@ __all__ = [
     "InvocationStore",
     "KVStore",
     "MasterKeyError",
+    "PostgresDatabase",
     "QueueMessage",
     "QueueStats",
     "QueueStore",
@@ -48,4 +52,5 @@ __all__ = [
     "VersionRecord",
     "load_master_key",
     "new_sortable_id",
+    "open_database",
 ]

@@ -9,12 +9,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
-
-import sqlite_utils
+from typing import Any, ParamSpec, TypeVar
 
 from ..manifest import RESOURCE_RE
-from .database import Database, Migration
+from .database import SQLITE, AnyDatabase, Migration, PostgresDatabase
 from .errors import InvalidArgument, StoreUnavailable, TooLarge
 
 P = ParamSpec("P")
@@ -22,7 +20,12 @@ R = TypeVar("R")
 
 
 def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn `sqlite3.OperationalError` (locked, disk full, I/O error) into a retryable `StoreUnavailable`."""
+    """Turn a backend's "cannot now" errors into a retryable `StoreUnavailable`.
+
+    SQLite: `OperationalError` (locked, disk full, I/O error). PostgreSQL: a lost connection (the
+    thread's connection is dropped, so the next call reconnects by itself), a deadlock or a
+    serialization failure.
+    """
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -32,22 +35,37 @@ def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
             raise StoreUnavailable(
                 f"{method.__qualname__}: the database is unavailable ({e}); retry the call"
             ) from e
+        except Exception as e:
+            if type(e).__module__.split(".")[0] != "psycopg":
+                raise
+            import psycopg
+
+            if isinstance(e, psycopg.DataError):
+                raise InvalidArgument(f"{method.__qualname__}: the database refused a value ({e})") from e
+            if not isinstance(e, psycopg.OperationalError):
+                raise
+            db = getattr(args[0], "_db", None) if args else None
+            if isinstance(db, PostgresDatabase) and db.db.conn.broken:
+                db._discard()
+            raise StoreUnavailable(
+                f"{method.__qualname__}: the database is unavailable ({str(e).strip()}); retry the call"
+            ) from e
 
     return wrapper
 
 
 class SQLiteStore:
-    """Base of the SQLite stores: holds the database and applies the store's own migrations.
+    """Base of the stores (on SQLite or PostgreSQL: see `database`): holds the database, applies its migrations.
 
     The repr shows only the database path, never a key or a stored value.
     """
 
-    def __init__(self, db: Database, component: str, migrations: Sequence[Migration]) -> None:
+    def __init__(self, db: AnyDatabase, component: str, migrations: Sequence[Migration]) -> None:
         self._db = db
         db.migrate(component, migrations)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self._db.path)!r})"
+        return f"{type(self).__name__}({self._db!r})"
 
 
 def sql_migration(*statements: str) -> Migration:
@@ -56,9 +74,10 @@ def sql_migration(*statements: str) -> Migration:
     `executescript` is not used on purpose: it commits first, which would break the transaction.
     """
 
-    def apply(db: sqlite_utils.Database) -> None:
+    def apply(db: Any) -> None:
+        dialect = getattr(db, "dialect", SQLITE)
         for statement in statements:
-            db.execute(statement)
+            db.execute(dialect.ddl(statement))
 
     return apply
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import NotFound
 from ._common import SQLiteStore, int_in_range, sql_migration, translate_sqlite_errors
-from .database import Database
+from .database import AnyDatabase, executemany
 
 MAX_LIST_LIMIT = 1000
 """The most records one `list` call returns."""
@@ -67,6 +67,11 @@ class InvocationRecord:
 
 
 _COLUMNS = ", ".join(f.name for f in fields(InvocationRecord))
+_UPSERT = (
+    f"INSERT INTO invocations ({_COLUMNS}) VALUES ({', '.join('?' * len(fields(InvocationRecord)))}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{f.name} = excluded.{f.name}" for f in fields(InvocationRecord) if f.name != "id")
+)
 
 
 def _record(row: Any) -> InvocationRecord:
@@ -76,7 +81,7 @@ def _record(row: Any) -> InvocationRecord:
 class InvocationStore(SQLiteStore):
     """Invocation records over the host database, at most `max_per_function` kept per function."""
 
-    def __init__(self, db: Database, max_per_function: int = 1000) -> None:
+    def __init__(self, db: AnyDatabase, max_per_function: int = 1000) -> None:
         super().__init__(db, "invocations", MIGRATIONS)
         self.max_per_function = int_in_range("max_per_function", max_per_function, 1, 10**9)
 
@@ -87,12 +92,8 @@ class InvocationStore(SQLiteStore):
     @translate_sqlite_errors
     def record_many(self, recs: Sequence[InvocationRecord]) -> None:
         """Store several records in one transaction, then apply retention once per function."""
-        placeholders = ", ".join("?" * len(fields(InvocationRecord)))
         with self._db.transaction() as db:
-            db.conn.executemany(
-                f"INSERT OR REPLACE INTO invocations ({_COLUMNS}) VALUES ({placeholders})",
-                [astuple(rec) for rec in recs],
-            )
+            executemany(db, _UPSERT, [astuple(rec) for rec in recs])
             for function in {rec.function for rec in recs}:
                 db.execute(
                     "DELETE FROM invocations WHERE function = ? AND (started_at, id) < ("

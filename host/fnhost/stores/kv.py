@@ -20,7 +20,7 @@ from ._common import (
     translate_sqlite_errors,
     utf8_within,
 )
-from .database import Database
+from .database import AnyDatabase
 
 MAX_LIST_LIMIT = 10_000
 """The most keys one `list_keys` call returns, whatever `limit` asks for."""
@@ -61,7 +61,7 @@ class KVStore(Protocol):
 class SQLiteKVStore(SQLiteStore):
     """`KVStore` over the host database. Raises `InvalidArgument`, `TooLarge`, `StoreUnavailable`."""
 
-    def __init__(self, db: Database, max_key_bytes: int = 512, max_value_bytes: int = 1 << 20) -> None:
+    def __init__(self, db: AnyDatabase, max_key_bytes: int = 512, max_value_bytes: int = 1 << 20) -> None:
         super().__init__(db, "kv", MIGRATIONS)
         self.max_key_bytes = max_key_bytes
         self.max_value_bytes = max_value_bytes

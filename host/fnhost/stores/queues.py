@@ -8,7 +8,6 @@ across threads and processes, so no visible message is ever handed to two receiv
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +20,7 @@ from ._common import (
     sql_migration,
     translate_sqlite_errors,
 )
-from .database import Database
+from .database import AnyDatabase
 from .errors import InvalidArgument
 
 MAX_RECEIVE = 1000
@@ -118,7 +117,7 @@ class SQLiteQueueStore(SQLiteStore):
     visibility timeout passed deletes the message even if it was redelivered meanwhile.
     """
 
-    def __init__(self, db: Database, max_message_bytes: int = 256 * 1024) -> None:
+    def __init__(self, db: AnyDatabase, max_message_bytes: int = 256 * 1024) -> None:
         super().__init__(db, "queues", MIGRATIONS)
         self.max_message_bytes = max_message_bytes
 
@@ -127,12 +126,11 @@ class SQLiteQueueStore(SQLiteStore):
         require_resource_name("queue", queue)
         data = bytes_within("queue message", body, self.max_message_bytes)
         message_id = new_sortable_id()
-        now = time.time()
+        now = self._db.dialect.now
         with self._db.transaction() as db:
             db.execute(
-                "INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [message_id, queue, data, now, now],
+                f"INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at) VALUES (?, ?, ?, {now}, {now})",
+                [message_id, queue, data],
             )
         return message_id
 
@@ -143,15 +141,17 @@ class SQLiteQueueStore(SQLiteStore):
         require_resource_name("queue", queue)
         int_in_range("max_messages", max_messages, 1, MAX_RECEIVE)
         hidden_for = _seconds("visibility_timeout_s", visibility_timeout_s, MAX_VISIBILITY_TIMEOUT_S)
+        dialect = self._db.dialect
         with self._db.transaction() as db:
-            now = time.time()  # read inside the write lock, so claims are ordered like the clock
+            # The database's clock, read inside the write: claims are ordered like it, on every node.
+            # PostgreSQL: competing receivers skip each other's locked rows instead of sharing them.
             rows = db.execute(
-                "UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1 "
+                f"UPDATE queue_messages SET visible_at = {dialect.now} + ?, receive_count = receive_count + 1 "
                 "WHERE queue = ? AND id IN ("
-                "  SELECT id FROM queue_messages WHERE queue = ? AND visible_at <= ?"
-                "  ORDER BY visible_at, id LIMIT ?"
+                f"  SELECT id FROM queue_messages WHERE queue = ? AND visible_at <= {dialect.now}"
+                f"  ORDER BY visible_at, id LIMIT ?{dialect.skip_locked}"
                 f") RETURNING {_COLUMNS}",
-                [now + hidden_for, queue, queue, now, max_messages],
+                [hidden_for, queue, queue, max_messages],
             ).fetchall()
         return sorted((_message(row) for row in rows), key=lambda m: m.id)
 
@@ -160,7 +160,7 @@ class SQLiteQueueStore(SQLiteStore):
         require_resource_name("queue", queue)
         with self._db.transaction() as db:
             cursor = db.execute("DELETE FROM queue_messages WHERE queue = ? AND id = ?", [queue, message_id])
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     @translate_sqlite_errors
     def release(self, queue: str, message_id: str, delay_s: float = 0.0) -> bool:
@@ -168,10 +168,10 @@ class SQLiteQueueStore(SQLiteStore):
         delay = _seconds("delay_s", delay_s, MAX_VISIBILITY_TIMEOUT_S)
         with self._db.transaction() as db:
             cursor = db.execute(
-                "UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND id = ?",
-                [time.time() + delay, queue, message_id],
+                f"UPDATE queue_messages SET visible_at = {self._db.dialect.now} + ? WHERE queue = ? AND id = ?",
+                [delay, queue, message_id],
             )
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     @translate_sqlite_errors
     def depth(self, queue: str) -> int:
@@ -188,10 +188,10 @@ class SQLiteQueueStore(SQLiteStore):
     @translate_sqlite_errors
     def queue_stats(self) -> list[QueueStats]:
         rows = self._db.db.execute(
-            "SELECT queue, count(*), sum(visible_at > ?) FROM queue_messages GROUP BY queue ORDER BY queue",
-            [time.time()],
+            f"SELECT queue, count(*), sum(CASE WHEN visible_at > {self._db.dialect.now} THEN 1 ELSE 0 END) "
+            "FROM queue_messages GROUP BY queue ORDER BY queue"
         )
-        return [QueueStats(queue=row[0], depth=row[1], in_flight=row[2]) for row in rows]
+        return [QueueStats(queue=row[0], depth=int(row[1]), in_flight=int(row[2])) for row in rows]
 
     @translate_sqlite_errors
     def peek(self, queue: str, limit: int = 10) -> list[QueueMessage]:
@@ -206,7 +206,7 @@ class SQLiteQueueStore(SQLiteStore):
     def purge(self, queue: str) -> int:
         require_resource_name("queue", queue)
         with self._db.transaction() as db:
-            return db.execute("DELETE FROM queue_messages WHERE queue = ?", [queue]).rowcount
+            return int(db.execute("DELETE FROM queue_messages WHERE queue = ?", [queue]).rowcount)
 
 
 def _seconds(kind: str, value: object, high: float) -> float:

@@ -250,7 +250,7 @@ class Registry(SQLiteStore):
                 f"the {LIVE!r} alias cannot be deleted; pin it with set_alias or use unpin_live"
             )
         with self._db.transaction() as db:
-            return db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias]).rowcount > 0
+            return bool(db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias]).rowcount > 0)
 
     @translate_sqlite_errors
     def delete_function(self, name: str) -> list[str]:

@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._common import SQLiteStore, require_resource_name, sql_migration, translate_sqlite_errors, utf8_within
-from .database import Database
+from .database import AnyDatabase
 from .errors import MasterKeyError, SecretUndecryptable
 
 MASTER_KEY_ENV = "FNHOST_MASTER_KEY"
@@ -70,7 +70,7 @@ class SQLiteSecretStore(SQLiteStore):
     stored value does not decrypt.
     """
 
-    def __init__(self, db: Database, master_key: bytes, max_value_bytes: int = 64 * 1024) -> None:
+    def __init__(self, db: AnyDatabase, master_key: bytes, max_value_bytes: int = 64 * 1024) -> None:
         if not isinstance(master_key, bytes) or len(master_key) != MASTER_KEY_BYTES:
             raise MasterKeyError(f"the master key must be {MASTER_KEY_BYTES} bytes (see load_master_key)")
         super().__init__(db, "secrets", MIGRATIONS)
@@ -118,7 +118,7 @@ class SQLiteSecretStore(SQLiteStore):
     def delete(self, name: str) -> bool:
         require_resource_name("secret", name)
         with self._db.transaction() as db:
-            return db.execute("DELETE FROM secrets WHERE name = ?", [name]).rowcount > 0
+            return bool(db.execute("DELETE FROM secrets WHERE name = ?", [name]).rowcount > 0)
 
     @translate_sqlite_errors
     def names(self) -> list[str]:
