@@ -46,7 +46,7 @@ _uv:
     {{python}} -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fnhost needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
     if [ ! -x "{{uv}}" ]; then
         echo "installing uv {{uv_version}} into {{cache}}/tools (once per machine)..."
-        {{python}} -m pip install -q --disable-pip-version-check --target "{{cache}}/tools/uv-{{uv_version}}" "uv=={{uv_version}}"
+        {{python}} -m pip install -q --disable-pip-version-check --root-user-action=ignore --target "{{cache}}/tools/uv-{{uv_version}}" "uv=={{uv_version}}"
     fi
 
 # Rust guests: Debian's rustc 1.63 with the wasm32-wasi standard library (crates.io is not needed). Needs root or sudo.
