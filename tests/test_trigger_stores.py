@@ -1,4 +1,5 @@
-"""The async-invoke table on both backends: claims, leases, fencing, idempotency, dead letters in one transaction."""
+"""The triggers' tables on both backends: async invokes (claims, leases, fencing, idempotency, dead letters
+in one transaction) and schedule state (one claim per tick across hosts)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from test_stores import reopen, run_threads
 
 from fnhost.stores import SQLiteQueueStore, new_sortable_id
 from fnhost.stores.async_invocations import FAILED, QUEUED, RUNNING, SUCCEEDED, AsyncInvocationStore
+from fnhost.stores.schedules import ScheduleStateStore
 
 
 def store(db: Any) -> AsyncInvocationStore:
@@ -107,3 +109,30 @@ def test_prune_deletes_only_old_finished_events(any_db: Any) -> None:
     time.sleep(0.05)
     assert s.prune(retention_s=0.01) == 1
     assert s.get(done.id) is None and s.get(waiting.id) is not None
+
+
+def test_one_tick_is_claimed_by_exactly_one_of_several_hosts(any_db: Any) -> None:
+    stores = [ScheduleStateStore(any_db), ScheduleStateStore(reopen(any_db))]
+    stores[0].restart("f/every-second", "rate:1", 1_000)
+    stores[1].restart("f/every-second", "rate:1", 5_000)  # same spec: the first start stands
+    state = stores[0].get("f/every-second")
+    assert state is not None and state.next_due_ms == 1_000
+    for due in range(1_000, 21_000, 1_000):  # 20 ticks, 6 hosts racing for each
+        won = run_threads(6, lambda i, due=due: stores[i % 2].advance("f/every-second", "rate:1", due, due + 1_000,
+                                                                       due, 0))  # fmt: skip
+        assert won.count(True) == 1
+    state = stores[1].get("f/every-second")
+    assert state is not None and (state.next_due_ms, state.fired, state.last_due_ms) == (21_000, 20, 20_000)
+    stores[0].record_run("f/every-second", 20_000, 123.5, "inv", "ok")
+    stores[0].record_run("f/every-second", 19_000, 1.0, "stale", "ok")  # an older tick's late report
+    state = stores[0].get("f/every-second")
+    assert state is not None and (state.last_invocation_id, state.last_outcome) == ("inv", "ok")
+
+
+def test_a_changed_schedule_restarts(any_db: Any) -> None:
+    s = ScheduleStateStore(any_db)
+    s.restart("f/s", "rate:1", 1_000)
+    assert not s.advance("f/s", "rate:2", 1_000, 3_000, 1_000, 0)  # another host still on the old spec
+    s.restart("f/s", "rate:2", 8_000)
+    state = s.get("f/s")
+    assert state is not None and (state.spec, state.next_due_ms) == ("rate:2", 8_000)
