@@ -1,5 +1,5 @@
 """The triggers' tables on both backends: async invokes (claims, leases, fencing, idempotency, dead letters
-in one transaction) and schedule state (one claim per tick across hosts)."""
+in one transaction), schedule state (one claim per tick across hosts), queue mappings and dead-letter moves."""
 
 from __future__ import annotations
 
@@ -136,3 +136,24 @@ def test_a_changed_schedule_restarts(any_db: Any) -> None:
     s.restart("f/s", "rate:2", 8_000)
     state = s.get("f/s")
     assert state is not None and (state.spec, state.next_due_ms) == ("rate:2", 8_000)
+
+
+def test_dead_letter_move_is_one_transaction_and_skips_messages_another_consumer_acked(any_db: Any) -> None:
+    queues = SQLiteQueueStore(any_db)
+    ids = [queues.publish("src", f"m{i}".encode()) for i in range(3)]
+    batch = queues.receive("src", max_messages=3)
+    assert queues.ack_many("src", [ids[1]]) == [ids[1]]  # another consumer finished this one
+    assert queues.move("src", batch, "src-dlq") == [ids[0], ids[2]]
+    assert [m.body for m in queues.peek("src-dlq")] == [b"m0", b"m2"]
+    assert queues.depth("src") == 0
+    assert queues.move("src", batch, "src-dlq") == []  # a second mover finds nothing to move
+
+
+def test_racing_mapping_creates_store_one(any_db: Any) -> None:
+    from fnhost.stores.queue_mappings import QueueMappingStore
+
+    stores = [QueueMappingStore(any_db), QueueMappingStore(reopen(any_db))]
+    won = run_threads(6, lambda i: stores[i % 2].add("f", "jobs", {"queue": "jobs", "batch_size": 10}))
+    assert won.count(True) == 1
+    assert stores[1].list() == [("f", {"queue": "jobs", "batch_size": 10})]
+    assert stores[0].remove("f", "jobs") and not stores[0].remove("f", "jobs")
