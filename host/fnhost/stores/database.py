@@ -74,6 +74,8 @@ class Dialect:
     """An SQL expression for the database's clock in seconds since the epoch (leases use it, never a node's clock)."""
     skip_locked: str
     """Appended to a `SELECT` that claims rows for one of several competing consumers."""
+    for_update: str
+    """Appended to a `SELECT` whose row the transaction then changes (SQLite's writer lock covers it already)."""
 
     def ddl(self, statement: str) -> str:
         """A migration statement written in SQLite's spelling, as this backend runs it."""
@@ -84,9 +86,12 @@ class Dialect:
 
 
 # SQLite has one writer on one machine, so its clock is the host's (a function every connection registers).
-SQLITE = Dialect(name="sqlite", now="fnhost_now()", skip_locked="")
+SQLITE = Dialect(name="sqlite", now="fnhost_now()", skip_locked="", for_update="")
 POSTGRESQL = Dialect(
-    name="postgresql", now="extract(epoch from clock_timestamp())", skip_locked=" FOR UPDATE SKIP LOCKED"
+    name="postgresql",
+    now="extract(epoch from clock_timestamp())",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    for_update=" FOR UPDATE",
 )
 
 _SCHEMA_VERSIONS = "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"

@@ -8,6 +8,7 @@ across threads and processes, so no visible message is ever handed to two receiv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,6 +77,14 @@ class QueueStore(Protocol):
 
     def ack(self, queue: str, message_id: str) -> bool:
         """Delete a processed message; False if it no longer exists."""
+        ...
+
+    def ack_many(self, queue: str, message_ids: Sequence[str]) -> list[str]:
+        """Delete several processed messages in one transaction; return the ids that still existed."""
+        ...
+
+    def move(self, queue: str, messages: Sequence[QueueMessage], to_queue: str) -> list[str]:
+        """Move messages still in `queue` to `to_queue` (delete + publish, one transaction); the ids moved."""
         ...
 
     def release(self, queue: str, message_id: str, delay_s: float = 0.0) -> bool:
@@ -161,6 +170,28 @@ class SQLiteQueueStore(SQLiteStore):
         with self._db.transaction() as db:
             cursor = db.execute("DELETE FROM queue_messages WHERE queue = ? AND id = ?", [queue, message_id])
             return bool(cursor.rowcount > 0)
+
+    @translate_sqlite_errors
+    def ack_many(self, queue: str, message_ids: Sequence[str]) -> list[str]:
+        """Delete several processed messages in one transaction; the ids that still existed."""
+        require_resource_name("queue", queue)
+        with self._db.transaction() as db:
+            return [
+                i for i in message_ids
+                if db.execute("DELETE FROM queue_messages WHERE queue = ? AND id = ?", [queue, i]).rowcount > 0
+            ]  # fmt: skip
+
+    @translate_sqlite_errors
+    def move(self, queue: str, messages: Sequence[QueueMessage], to_queue: str) -> list[str]:
+        """Dead-letter: each message still in `queue` is deleted there and its body published to `to_queue`,
+        all in one transaction. Returns the ids moved (the others were acked by another consumer)."""
+        require_resource_name("queue", queue)
+        with self._db.transaction():
+            moved = self.ack_many(queue, [m.id for m in messages])
+            bodies = {m.id: m.body for m in messages}
+            for message_id in moved:
+                self.publish(to_queue, bodies[message_id])
+        return moved
 
     @translate_sqlite_errors
     def release(self, queue: str, message_id: str, delay_s: float = 0.0) -> bool:

@@ -9,14 +9,13 @@ e.g. after a crash — moves to the dead-letter queue, body unchanged, in one tr
 deletion from the source queue.
 
 Mappings come from the `[[triggers.queue]]` tables of each function's `live` manifest and from
-`QueueTriggers.create` (stored in SQLite); one poller thread runs per mapping and follows
+`QueueTriggers.create` (stored in `fnhost.stores.queue_mappings`); one poller thread runs per mapping and follows
 redeploys within `refresh_interval_s`.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -28,23 +27,11 @@ from ..manifest import Manifest, QueueTrigger
 from ..runtime import abi
 from ..runtime.outcomes import Outcome
 from ..stores import QueueMessage
-from ..stores._common import SQLiteStore, sql_migration, translate_sqlite_errors
+from ..stores.queue_mappings import QueueMappingStore
 from ._common import Counters, LiveManifests, Worker, log
 
 if TYPE_CHECKING:
     from ..host import Host
-
-MIGRATIONS = [
-    sql_migration(
-        "CREATE TABLE queue_mappings ("
-        " function TEXT NOT NULL,"
-        " queue TEXT NOT NULL,"
-        " config TEXT NOT NULL,"  # the [[triggers.queue]] table, as JSON
-        " created_at REAL NOT NULL,"
-        " PRIMARY KEY (function, queue)"
-        ")",
-    ),
-]
 
 AckHook = Callable[[str, list[str]], None]
 """Called with (queue, message ids) after an ack commits, with the ids it actually deleted."""
@@ -138,26 +125,18 @@ class QueuePoller:
         if spent:
             self._dead_letter(spent)
 
-    @translate_sqlite_errors
     def _ack(self, ids: list[str]) -> None:
         if not ids:
             return
         queue = self.mapping.trigger.queue
-        with self.host.db.transaction():
-            acked = [i for i in ids if self.host.queues.ack(queue, i)]
+        acked = self.host.queues.ack_many(queue, ids)
         self.counters.inc("queue_acked", queue, len(acked))
         if self.on_ack is not None and acked:
             self.on_ack(queue, acked)
 
-    @translate_sqlite_errors
     def _dead_letter(self, messages: list[QueueMessage]) -> None:
         t = self.mapping.trigger
-        moved: list[str] = []
-        with self.host.db.transaction():
-            for m in messages:
-                if self.host.queues.ack(t.queue, m.id):  # still ours: move it; else another consumer did
-                    self.host.queues.publish(t.dead_letter_queue, m.body)
-                    moved.append(m.id)
+        moved = self.host.queues.move(t.queue, messages, t.dead_letter_queue)  # those still ours
         if moved:
             self.counters.inc("dead_lettered", f"queue:{t.queue}", len(moved))
             log.warning(
@@ -168,7 +147,7 @@ class QueuePoller:
                 self.on_ack(t.queue, moved)
 
 
-class QueueTriggers(SQLiteStore):
+class QueueTriggers:
     """Every queue mapping of one host, and their pollers while started."""
 
     def __init__(
@@ -180,7 +159,7 @@ class QueueTriggers(SQLiteStore):
         on_ack: AckHook | None = None,
         idle_max_s: float = 0.2,
     ) -> None:
-        super().__init__(host.db, "queue_mappings", MIGRATIONS)
+        self.store = QueueMappingStore(host.db)
         self.host = host
         self.manifests = manifests
         self.counters = counters
@@ -194,41 +173,28 @@ class QueueTriggers(SQLiteStore):
         """Manifest mappings (of live versions) and API mappings, sorted by function and queue."""
         out = [QueueMapping(m.name, t, "manifest") for m in self.manifests.current() for t in m.queue_triggers]
         declared = {(m.function, m.trigger.queue) for m in out}
-        for function, config in self._stored():
+        for function, config in self.store.list():
             trigger = QueueTrigger(**config)  # validated against the function when it was created
             if (function, trigger.queue) not in declared:
                 out.append(QueueMapping(function, trigger, "api"))
         return sorted(out, key=lambda m: (m.function, m.trigger.queue))
 
-    @translate_sqlite_errors
-    def _stored(self) -> builtins.list[tuple[str, dict[str, Any]]]:
-        rows = self._db.db.execute("SELECT function, config FROM queue_mappings ORDER BY function, queue")
-        return [(row[0], json.loads(row[1])) for row in rows]
-
-    @translate_sqlite_errors
     def create(self, function: str, queue: str, **options: Any) -> QueueMapping:
         """Map `queue` to `function` (options as in `[[triggers.queue]]`); validated like a manifest."""
         version = self.host.get_version(function)
         config = {"queue": queue, **options}
         trigger = _trigger(config, version.manifest)
+        taken = Conflict(f"queue '{queue}' is already mapped to '{function}'; delete that mapping first")
         if any(m.function == function and m.trigger.queue == queue for m in self.list()):
-            raise Conflict(f"queue '{queue}' is already mapped to '{function}'; delete that mapping first")
-        with self._db.transaction() as db:
-            db.execute(
-                "INSERT INTO queue_mappings (function, queue, config, created_at) VALUES (?, ?, ?, ?)",
-                [function, queue, json.dumps(asdict(trigger)), time.time()],
-            )
+            raise taken
+        if not self.store.add(function, queue, asdict(trigger)):
+            raise taken
         self.refresh()
         return QueueMapping(function, trigger, "api")
 
-    @translate_sqlite_errors
     def delete(self, function: str, queue: str) -> None:
         """Delete an API mapping (manifest mappings go away with a redeploy without them)."""
-        with self._db.transaction() as db:
-            deleted = db.execute(
-                "DELETE FROM queue_mappings WHERE function = ? AND queue = ?", [function, queue]
-            ).rowcount
-        if not deleted:
+        if not self.store.remove(function, queue):
             raise NotFound(f"no API mapping of queue '{queue}' to '{function}' (manifest mappings change by deploy)")
         self.refresh()
 

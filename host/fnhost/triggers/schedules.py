@@ -1,8 +1,8 @@
 """Schedules: cron expressions and fixed rates that invoke the event handler with a `schedule` event.
 
-Each schedule (function + name) has one row in `schedule_state` holding its next due tick. A host
-fires a tick by advancing that row in a `BEGIN IMMEDIATE` transaction, and only the host whose
-transaction moved it runs the tick: hosts sharing a data dir never fire the same tick twice. The
+Each schedule (function + name) has one row (`fnhost.stores.schedules`, either backend) holding its
+next due tick. A host fires a tick by moving that row from the due tick it read (compare-and-set),
+and only the host that moved it runs the tick: hosts sharing a database never fire a tick twice. The
 claim commits before the invocation starts, so a tick is delivered at most once: a host that dies
 between the two loses that tick.
 
@@ -20,36 +20,20 @@ import concurrent.futures
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..manifest import ScheduleTrigger
 from ..runtime import abi
-from ..stores._common import SQLiteStore, sql_migration, translate_sqlite_errors
+from ..stores.schedules import ScheduleStateStore
 from . import cron
 from ._common import Counters, LiveManifests, log
 
 if TYPE_CHECKING:
     from ..host import Host
 
-MIGRATIONS = [
-    sql_migration(
-        "CREATE TABLE schedule_state ("
-        " key TEXT PRIMARY KEY,"  # function/name
-        " spec TEXT NOT NULL,"  # the schedule's definition; a change restarts it
-        " next_due_ms INTEGER NOT NULL,"
-        " last_due_ms INTEGER,"
-        " last_started_at REAL,"
-        " last_invocation_id TEXT,"
-        " last_outcome TEXT,"
-        " fired INTEGER NOT NULL DEFAULT 0,"
-        " skipped INTEGER NOT NULL DEFAULT 0,"
-        " updated_at REAL NOT NULL"
-        ")",
-    ),
-]
 COUNT_CAP = 100_000  # skipped cron ticks are counted up to this many
 
 
@@ -112,7 +96,7 @@ class ScheduleStatus:
         return asdict(self)
 
 
-class Scheduler(SQLiteStore):
+class Scheduler:
     """Fires the schedules of every function's `live` manifest; one loop thread, a bounded pool."""
 
     def __init__(
@@ -126,7 +110,7 @@ class Scheduler(SQLiteStore):
         workers: int = 4,
         max_pending: int = 64,
     ) -> None:
-        super().__init__(host.db, "schedules", MIGRATIONS)
+        self.store = ScheduleStateStore(host.db)
         self.host = host
         self.manifests = manifests
         self.counters = counters
@@ -143,17 +127,12 @@ class Scheduler(SQLiteStore):
     def current(self) -> list[Schedule]:
         return [Schedule(m.name, t) for m in self.manifests.current() for t in m.schedules]
 
-    @translate_sqlite_errors
     def list(self) -> list[ScheduleStatus]:
         """Every schedule of the live versions with its state (None/0 before this host first saw it)."""
         out = []
         for s in self.current():
-            row = self._db.db.execute(
-                "SELECT spec, next_due_ms, last_due_ms, last_started_at, last_invocation_id, last_outcome, fired,"
-                " skipped FROM schedule_state WHERE key = ?",
-                [s.key],
-            ).fetchone()
-            state: list[Any] = list(row[1:]) if row is not None and row[0] == s.spec else [None] * 5 + [0, 0]
+            row = self.store.get(s.key)
+            state: list[Any] = list(astuple(row)[1:]) if row is not None and row.spec == s.spec else [None] * 5 + [0, 0]
             t = s.trigger
             out.append(ScheduleStatus(s.function, t.name, t.cron, t.rate_s, t.timezone, *state))
         return out
@@ -186,21 +165,17 @@ class Scheduler(SQLiteStore):
             wait_ms = min(wait_ms, next_due - now_ms)
         return max(0.0, wait_ms / 1000)
 
-    @translate_sqlite_errors
     def _claim(self, s: Schedule, now_ms: int) -> tuple[int | None, int]:
-        """(tick to fire or None, next due tick), advancing the schedule's row in one transaction."""
-        with self._db.transaction() as db:
-            row = db.execute("SELECT spec, next_due_ms FROM schedule_state WHERE key = ?", [s.key]).fetchone()
-            if row is None or row[0] != s.spec:
-                next_due = s.next_tick_ms(now_ms)
-                db.execute(
-                    "INSERT INTO schedule_state (key, spec, next_due_ms, updated_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET spec = excluded.spec, next_due_ms = excluded.next_due_ms,"
-                    " updated_at = excluded.updated_at",
-                    [s.key, s.spec, next_due, time.time()],
-                )
-                return None, next_due
-            due = row[1]
+        """(tick to fire or None, next due tick). Of hosts racing for one tick, only the one that moved it fires it."""
+        while True:
+            row = self.store.get(s.key)
+            if row is None or row.spec != s.spec:
+                self.store.restart(s.key, s.spec, s.next_tick_ms(now_ms))
+                row = self.store.get(s.key)
+                if row is None:  # deleted meanwhile
+                    return None, now_ms + int(self.refresh_interval_s * 1000)
+                return None, row.next_due_ms
+            due = row.next_due_ms
             if due > now_ms:
                 return None, due
             skipped = 0
@@ -214,11 +189,8 @@ class Scheduler(SQLiteStore):
                 if fire is not None:
                     skipped += 1  # an older tick within the grace period: only the latest fires
                 fire, t = t, s.next_tick_ms(t)
-            db.execute(
-                "UPDATE schedule_state SET next_due_ms = ?, last_due_ms = coalesce(?, last_due_ms),"
-                " fired = fired + ?, skipped = skipped + ?, updated_at = ? WHERE key = ?",
-                [t, fire, int(fire is not None), skipped, time.time(), s.key],
-            )
+            if self.store.advance(s.key, s.spec, due, t, fire, skipped):
+                break  # ours; otherwise another host moved it first: read it again
         if skipped:
             self.counters.inc("schedule_skipped", s.key, skipped)
             log.warning("fnhost: schedule %s: %d missed tick(s) skipped (not replayed)", s.key, skipped)
@@ -253,11 +225,6 @@ class Scheduler(SQLiteStore):
             log.exception("fnhost: schedule %s: tick %d did not run", s.key, tick_ms)
             outcome, invocation_id = f"error: {e}", None
         try:
-            with self._db.transaction() as db:
-                db.execute(
-                    "UPDATE schedule_state SET last_started_at = ?, last_invocation_id = ?, last_outcome = ?"
-                    " WHERE key = ? AND last_due_ms = ?",
-                    [started, invocation_id, outcome, s.key, tick_ms],
-                )
+            self.store.record_run(s.key, tick_ms, started, invocation_id, outcome)
         except Exception:
             log.exception("fnhost: schedule %s: could not record tick %d", s.key, tick_ms)

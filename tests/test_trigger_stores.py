@@ -1,0 +1,159 @@
+"""The triggers' tables on both backends: async invokes (claims, leases, fencing, idempotency, dead letters
+in one transaction), schedule state (one claim per tick across hosts), queue mappings and dead-letter moves."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from test_stores import reopen, run_threads
+
+from fnhost.stores import SQLiteQueueStore, new_sortable_id
+from fnhost.stores.async_invocations import FAILED, QUEUED, RUNNING, SUCCEEDED, AsyncInvocationStore
+from fnhost.stores.schedules import ScheduleStateStore
+
+
+def store(db: Any) -> AsyncInvocationStore:
+    return AsyncInvocationStore(db, SQLiteQueueStore(db))
+
+
+def submit(s: AsyncInvocationStore, key: str | None = None, lease_s: float = 30.0, dlq: str | None = None) -> Any:
+    return s.submit(new_sortable_id(), "f", b"payload", qualifier=None, max_attempts=2, lease_s=lease_s,
+                    dead_letter_queue=dlq, idempotency_key=key, idempotency_window_s=3600)  # fmt: skip
+
+
+def test_competing_claimers_never_share_an_event(any_db: Any) -> None:
+    publisher = store(any_db)
+    ids = {submit(publisher).id for _ in range(120)}
+    claimers = [store(any_db), store(reopen(any_db))]
+
+    def drain(i: int) -> list[str]:
+        got = []
+        while (claimed := claimers[i % 2].claim()) is not None:
+            got.append(claimed.id)
+        return got
+
+    per_thread = run_threads(4, drain)
+    everything = [event_id for got in per_thread for event_id in got]
+    assert len(everything) == len(set(everything)) == 120 and set(everything) == ids
+    assert {e.status for e in publisher.list(limit=200)} == {RUNNING}
+
+
+def test_a_lost_lease_is_claimed_again_and_the_stale_attempt_cannot_finish(any_db: Any) -> None:
+    s = store(any_db)
+    event = submit(s, lease_s=0.2)
+    first = s.claim()
+    assert first is not None and (first.id, first.attempt) == (event.id, 1)
+    assert s.claim() is None  # leased
+    time.sleep(0.3)
+    second = s.claim()
+    assert second is not None and (second.id, second.attempt) == (event.id, 2)
+    assert s.finish(event.id, 1, SUCCEEDED, "ok", None, b"late", None) is None  # fenced out
+    done = s.finish(event.id, 2, SUCCEEDED, "ok", None, b"out", "inv-2")
+    assert done is not None and done.attempt == 2
+    got = s.get(event.id)
+    assert got is not None and (got.status, got.output, got.invocation_id) == (SUCCEEDED, b"out", "inv-2")
+    assert got.next_attempt_at is None
+
+
+def test_one_idempotency_key_is_one_event_even_when_submits_race(any_db: Any) -> None:
+    stores = [store(any_db), store(reopen(any_db))]
+    events = run_threads(6, lambda i: submit(stores[i % 2], key="order-17"))
+    assert len({e.id for e in events}) == 1
+    assert stores[0].pending() == 1
+
+
+def test_retry_then_dead_letter_in_the_same_transaction(any_db: Any) -> None:
+    s = store(any_db)
+    queues = SQLiteQueueStore(any_db)
+    event = submit(s, dlq="dead")
+    first = s.claim()
+    assert first is not None
+    assert s.finish(event.id, 1, QUEUED, "trap", "boom", None, "inv-1", retry_in_s=0.0) is not None
+    second = s.claim()
+    assert second is not None and second.attempt == 2
+    finished = s.finish(event.id, 2, FAILED, "trap", "boom", None, "inv-2",
+                        dead_letter=lambda e: json.dumps({"id": e.id, "attempts": e.attempt}).encode())  # fmt: skip
+    assert finished is not None and finished.dead_letter_message_id is not None
+    [message] = queues.peek("dead")
+    assert json.loads(message.body) == {"id": event.id, "attempts": 2}
+    got = s.get(event.id)
+    assert got is not None and (got.status, got.dead_letter_message_id) == (FAILED, message.id)
+
+
+def test_a_dead_letter_that_cannot_be_published_leaves_the_event_running(any_db: Any) -> None:
+    s = store(any_db)
+    event = submit(s, dlq="dead")
+    claimed = s.claim()
+    assert claimed is not None
+
+    def refuse(_: Any) -> bytes:
+        raise RuntimeError("envelope failed")
+
+    with pytest.raises(RuntimeError, match="envelope failed"):
+        s.finish(event.id, 1, FAILED, "trap", "boom", None, None, dead_letter=refuse)
+    got = s.get(event.id)
+    assert got is not None and got.status == RUNNING  # rolled back whole: the lease will bring it back
+    assert SQLiteQueueStore(any_db).peek("dead") == []
+
+
+def test_prune_deletes_only_old_finished_events(any_db: Any) -> None:
+    s = store(any_db)
+    done, waiting = submit(s), submit(s)
+    claimed = s.claim()
+    assert claimed is not None and claimed.id == done.id
+    s.finish(done.id, 1, SUCCEEDED, "ok", None, None, None)
+    assert s.prune(retention_s=3600) == 0
+    time.sleep(0.05)
+    assert s.prune(retention_s=0.01) == 1
+    assert s.get(done.id) is None and s.get(waiting.id) is not None
+
+
+def test_one_tick_is_claimed_by_exactly_one_of_several_hosts(any_db: Any) -> None:
+    stores = [ScheduleStateStore(any_db), ScheduleStateStore(reopen(any_db))]
+    stores[0].restart("f/every-second", "rate:1", 1_000)
+    stores[1].restart("f/every-second", "rate:1", 5_000)  # same spec: the first start stands
+    state = stores[0].get("f/every-second")
+    assert state is not None and state.next_due_ms == 1_000
+    for due in range(1_000, 21_000, 1_000):  # 20 ticks, 6 hosts racing for each
+        won = run_threads(6, lambda i, due=due: stores[i % 2].advance("f/every-second", "rate:1", due, due + 1_000,
+                                                                       due, 0))  # fmt: skip
+        assert won.count(True) == 1
+    state = stores[1].get("f/every-second")
+    assert state is not None and (state.next_due_ms, state.fired, state.last_due_ms) == (21_000, 20, 20_000)
+    stores[0].record_run("f/every-second", 20_000, 123.5, "inv", "ok")
+    stores[0].record_run("f/every-second", 19_000, 1.0, "stale", "ok")  # an older tick's late report
+    state = stores[0].get("f/every-second")
+    assert state is not None and (state.last_invocation_id, state.last_outcome) == ("inv", "ok")
+
+
+def test_a_changed_schedule_restarts(any_db: Any) -> None:
+    s = ScheduleStateStore(any_db)
+    s.restart("f/s", "rate:1", 1_000)
+    assert not s.advance("f/s", "rate:2", 1_000, 3_000, 1_000, 0)  # another host still on the old spec
+    s.restart("f/s", "rate:2", 8_000)
+    state = s.get("f/s")
+    assert state is not None and (state.spec, state.next_due_ms) == ("rate:2", 8_000)
+
+
+def test_dead_letter_move_is_one_transaction_and_skips_messages_another_consumer_acked(any_db: Any) -> None:
+    queues = SQLiteQueueStore(any_db)
+    ids = [queues.publish("src", f"m{i}".encode()) for i in range(3)]
+    batch = queues.receive("src", max_messages=3)
+    assert queues.ack_many("src", [ids[1]]) == [ids[1]]  # another consumer finished this one
+    assert queues.move("src", batch, "src-dlq") == [ids[0], ids[2]]
+    assert [m.body for m in queues.peek("src-dlq")] == [b"m0", b"m2"]
+    assert queues.depth("src") == 0
+    assert queues.move("src", batch, "src-dlq") == []  # a second mover finds nothing to move
+
+
+def test_racing_mapping_creates_store_one(any_db: Any) -> None:
+    from fnhost.stores.queue_mappings import QueueMappingStore
+
+    stores = [QueueMappingStore(any_db), QueueMappingStore(reopen(any_db))]
+    won = run_threads(6, lambda i: stores[i % 2].add("f", "jobs", {"queue": "jobs", "batch_size": 10}))
+    assert won.count(True) == 1
+    assert stores[1].list() == [("f", {"queue": "jobs", "batch_size": 10})]
+    assert stores[0].remove("f", "jobs") and not stores[0].remove("f", "jobs")
