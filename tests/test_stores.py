@@ -36,6 +36,7 @@ from fnhost.stores import (
     new_sortable_id,
 )
 from fnhost.stores.kv import prefix_successor
+from fnhost.stores.secrets import key_fingerprint
 
 SHA_A, SHA_B, SHA_C = ("a" * 64), ("b" * 64), ("c" * 64)
 
@@ -375,15 +376,41 @@ def test_secret_nonce_is_fresh_per_write(any_db: Database) -> None:
     assert rows[0][0] != rows[1][0] and rows[0][1] != rows[1][1]
 
 
-def test_secret_with_wrong_master_key_fails_clearly(any_db: Database) -> None:
+def test_a_host_with_another_master_key_refuses_to_start(any_db: Database) -> None:
     SQLiteSecretStore(any_db, KEY_1).set("x", "top-secret-value")
-    with pytest.raises(SecretUndecryptable) as info:
-        SQLiteSecretStore(any_db, KEY_2).get("x")
+    with pytest.raises(MasterKeyError) as info:
+        SQLiteSecretStore(reopen(any_db), KEY_2)
     message = str(info.value)
-    expected = "secret 'x' cannot be decrypted: the master key differs from the one it was written with"
-    assert expected in message
-    assert "top-secret-value" not in message
+    assert f"is not the key the database's secrets are sealed with (fingerprint {key_fingerprint(KEY_1)})" in message
+    assert "must share FNHOST_MASTER_KEY" in message
+    assert "top-secret-value" not in message and KEY_2.hex() not in message
     assert SQLiteSecretStore(any_db, KEY_1).get("x") == "top-secret-value"
+
+
+def test_an_existing_database_takes_the_key_its_secrets_were_written_with(tmp_path: Path) -> None:
+    """A database from before the key check: the check row is seeded from its secrets' fingerprint."""
+    db = Database(tmp_path / "old.db")
+    SQLiteSecretStore(db, KEY_1).set("x", "v")
+    with db.transaction() as tx:
+        tx.execute("DROP TABLE master_key_check")
+        tx.execute("UPDATE schema_versions SET version = 1 WHERE component = 'secrets'")
+    with pytest.raises(MasterKeyError, match="is not the key"):
+        SQLiteSecretStore(Database(tmp_path / "old.db"), KEY_2)
+    assert SQLiteSecretStore(Database(tmp_path / "old.db"), KEY_1).get("x") == "v"
+
+
+def test_a_row_written_under_another_key_names_the_cause(any_db: Database, tmp_path: Path) -> None:
+    other = Database(tmp_path / "other.db")  # another deployment, with another key
+    SQLiteSecretStore(other, KEY_2).set("x", "top-secret-value")
+    row = other.db.execute("SELECT name, nonce, ciphertext, key_fingerprint, updated_at FROM secrets").fetchone()
+    secrets = SQLiteSecretStore(any_db, KEY_1)
+    with any_db.transaction() as tx:  # its row copied in by hand
+        tx.execute("INSERT INTO secrets VALUES (?, ?, ?, ?, ?)", [row[0], bytes(row[1]), bytes(row[2]), *row[3:]])
+    with pytest.raises(SecretUndecryptable) as info:
+        secrets.get("x")
+    message = str(info.value)
+    assert "secret 'x' cannot be decrypted: the master key differs from the one it was written with" in message
+    assert "top-secret-value" not in message
 
 
 def test_secret_ciphertext_moved_to_another_name_does_not_decrypt(any_db: Database) -> None:

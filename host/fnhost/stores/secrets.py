@@ -42,6 +42,13 @@ MIGRATIONS = [
         " updated_at REAL NOT NULL"
         ")"
     ),
+    # One fingerprint per database: a host (or node) with another master key refuses to start, instead of
+    # failing on each secret later. An existing database takes the fingerprint its secrets were written with.
+    sql_migration(
+        "CREATE TABLE master_key_check (id INTEGER PRIMARY KEY CHECK (id = 1), key_fingerprint TEXT NOT NULL)",
+        "INSERT INTO master_key_check (id, key_fingerprint) SELECT 1, key_fingerprint FROM secrets"
+        " ORDER BY updated_at DESC LIMIT 1",
+    ),
 ]
 
 
@@ -77,6 +84,23 @@ class SQLiteSecretStore(SQLiteStore):
         self._aead = AESGCM(master_key)
         self._fingerprint = key_fingerprint(master_key)
         self.max_value_bytes = max_value_bytes
+        self._check_master_key()
+
+    @translate_sqlite_errors
+    def _check_master_key(self) -> None:
+        """The first key to use a database is its key; any other is refused (`MasterKeyError`)."""
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO master_key_check (id, key_fingerprint) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+                [self._fingerprint],
+            )
+            stored = db.execute("SELECT key_fingerprint FROM master_key_check WHERE id = 1").fetchone()[0]
+        if stored != self._fingerprint:
+            raise MasterKeyError(
+                f"this host's master key (fingerprint {self._fingerprint}) is not the key the database's secrets "
+                f"are sealed with (fingerprint {stored}): every host and node on one database must share "
+                f"{MASTER_KEY_ENV} (or the data dir's {MASTER_KEY_FILE}); set it to that key"
+            )
 
     @translate_sqlite_errors
     def set(self, name: str, value: str) -> None:
