@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFound
+from ..namespaces import resolve_manifest
 from ..runtime.outcomes import Outcome
 from ..stores import InvalidArgument, new_sortable_id
 from ..stores._common import SQLiteStore, bytes_within, sql_migration, translate_sqlite_errors
@@ -178,7 +179,7 @@ class AsyncInvocations(SQLiteStore):
             raise InvalidArgument(
                 f"idempotency key must be 1..{MAX_IDEMPOTENCY_KEY} printable characters, got {idempotency_key!r}"
             )
-        config = version.manifest.async_config
+        config = resolve_manifest(version.name, version.manifest).async_config  # its DLQ in its namespace
         qualifier_text = None if qualifier is None else str(qualifier)
         with self._db.transaction() as db:
             now = time.time()
