@@ -112,7 +112,7 @@ async def list_audit(request: Request) -> Response:
     ctx.writable("the admin API")
     await _require_global_admin(request)
     if ctx.failed_auth is not None:
-        await blocking(ctx.failed_auth.flush)
+        await blocking(ctx.failed_auth.flush, end_interval=True)  # what was counted so far, readable now
     limit = query_int(request, "limit", 100, 1, MAX_PAGE)
     after = query_int(request, "after", 0, 0, 2**62)
     entries = await blocking(ctx.audit_log.list, limit=limit, after_id=after)

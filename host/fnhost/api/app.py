@@ -22,7 +22,7 @@ from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestIdMiddleware
 from .openapi import openapi_document
-from .paths import FUNCTION_URL, NAMESPACE_PREFIX, NAMESPACED_FUNCTION_URL, is_namespaced
+from .paths import FUNCTION_URL, NAMESPACED_FUNCTION_URL, in_namespace, is_namespaced
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # invoke payloads and function-URL bodies (Lambda's limit)
 DEFAULT_MAX_BUNDLE_BYTES = BundleLimits().max_upload_bytes
@@ -78,7 +78,7 @@ def create_app(
         path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes
     ) -> list[Route]:
         """The route, and its twin under /v1/namespaces/{namespace} when it is namespaced (api/paths.py)."""
-        twins = [NAMESPACE_PREFIX + path] if is_namespaced(path) else []
+        twins = [in_namespace(path)] if is_namespaced(path) else []
         return [route(p, endpoint, methods, limit) for p in (path, *twins)]
 
     routes = [

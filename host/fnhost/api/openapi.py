@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .paths import FUNCTION_URL, NAMESPACE_PREFIX, NAMESPACED_FUNCTION_URL, is_namespaced
+from .paths import FUNCTION_URL, NAMESPACED_FUNCTION_URL, in_namespace, is_namespaced
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
@@ -402,7 +402,7 @@ def openapi_document(*, read_only: bool = False, version: str = "0.1.0") -> dict
         paths.setdefault(ep.path, {})[ep.method] = _operation(ep, read_only)
         if is_namespaced(ep.path):  # the same endpoint in a namespace other than `default`
             twin = dataclasses.replace(
-                ep, path=NAMESPACE_PREFIX + ep.path, operation_id=ep.operation_id + "InNamespace"
+                ep, path=in_namespace(ep.path), operation_id=ep.operation_id + "InNamespace"
             )
             paths.setdefault(twin.path, {})[twin.method] = _operation(twin, read_only)
     for base in (FUNCTION_URL, NAMESPACED_FUNCTION_URL):

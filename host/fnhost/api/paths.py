@@ -16,3 +16,8 @@ NAMESPACED_FUNCTION_URL = "/ns/{namespace}/fn/{name}"
 
 def is_namespaced(path: str) -> bool:
     return any(path == root or path.startswith(root + "/") for root in NAMESPACED_ROOTS)
+
+
+def in_namespace(path: str) -> str:
+    """The route of namespaced `path` in a namespace: `/v1/functions` -> `/v1/namespaces/{namespace}/functions`."""
+    return NAMESPACE_PREFIX + path.removeprefix("/v1")

@@ -228,6 +228,7 @@ class _Source:
     started: float  # wall-clock time of its first failure in this interval
     repeats: int = 0  # failures after the first, not yet summarized
     last: float = 0.0
+    last_request_id: str | None = None  # the summary row carries the last counted request's id
     reasons: dict[str, int] = dataclass_field(default_factory=dict)
     paths: set[str] = dataclass_field(default_factory=set)
 
@@ -280,6 +281,7 @@ class FailedAuthentications:
                 if len(entry.paths) < self.MAX_PATHS:
                     entry.paths.add(target)
             entry.last = now
+            entry.last_request_id = request_id
         self._write(ended)
         if first:
             self.log.record(
@@ -305,6 +307,7 @@ class FailedAuthentications:
                     "auth.denied.summary",
                     source,
                     "unauthorized",
+                    request_id=entry.last_request_id,
                     detail={
                         "count": entry.repeats,
                         "first_at": entry.started,
