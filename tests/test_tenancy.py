@@ -324,6 +324,23 @@ def test_a_share_is_audited_usable_and_revocable_at_the_next_call(tenants: Tenan
     assert ("share.create", "ok") in actions and ("share.revoke", "ok") in actions
 
 
+def test_library_queue_mappings_resolve_in_the_functions_namespace(tenants: Tenants) -> None:
+    """`Triggers.queue_triggers.create` (library only): the queue is the function's namespace's."""
+    from fnhost.errors import Forbidden
+
+    triggers = tenants.api.client.app.state.fnhost.triggers
+    assert tenants.deploy("team-b", 'name = "mapped"\n', tenants.admin_b).status_code == 201
+    mapping = triggers.queue_triggers.create("team-b/mapped", "inbox")
+    assert (mapping.function, mapping.trigger.queue, mapping.trigger.dead_letter_queue) == (
+        "team-b/mapped",
+        "team-b/inbox",
+        "team-b/inbox-dlq",
+    )
+    with pytest.raises(Forbidden, match="has not shared it with 'team-b'"):
+        triggers.queue_triggers.create("team-b/mapped", "team-a/payments")
+    triggers.queue_triggers.delete("team-b/mapped", "team-b/inbox")
+
+
 # --- row: a key never reaches another namespace, nor learns what is in it -------------------------------
 def test_a_key_of_one_namespace_cannot_reach_or_see_another(tenants: Tenants) -> None:
     assert tenants.deploy("team-b", 'name = "hidden"\n', tenants.admin_b).status_code == 201
@@ -353,6 +370,11 @@ def test_a_key_limited_to_one_function_is_not_told_the_others(tenants: Tenants) 
     assert hidden == missing.replace("nonexistent", "payroll")  # same answer whether it exists or not
     refused(tenants.call("POST", fn("team-a", "payroll") + "/invoke", tenants.billing_ci), 404)
     assert "billing" not in hidden  # nor is it told which functions it may use
+    r = tenants.call("POST", fn("team-a", "payroll") + "/invoke", tenants.admin_a)
+    invocation = r.headers["x-fnhost-invocation-id"]
+    by_id = refused(tenants.call("GET", f"/v1/invocations/{invocation}", tenants.billing_ci), 404)
+    assert by_id == f"no invocation {invocation!r}; it may have aged out of retention"  # as for a made-up id
+    assert tenants.call("GET", f"/v1/invocations/{invocation}", tenants.admin_a).json()["function"] == "team-a/payroll"
     metrics = tenants.call("GET", "/metrics", tenants.billing_ci).text
     assert 'function="team-a/payroll"' not in metrics and "team-b" not in metrics
 

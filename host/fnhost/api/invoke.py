@@ -141,13 +141,20 @@ async def get_invocation(request: Request) -> Response:
     ctx = context_of(request)
     principal = await ctx.authenticate(request)
     invocation_id = request.path_params["id"]
+    missing = NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention")
     record = await blocking(ctx.host.invocations.get, invocation_id)
-    if record is None:
+    if record is not None:
+        function = record.function
+    else:
         try:
             accepted = await blocking(ctx.triggers.async_invocations.get, invocation_id)
         except NotFound:
-            raise NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention") from None
-        await ctx.check(request, principal, READ, accepted.function)
+            raise missing from None
+        function = accepted.function
+    if not principal.sees(function):  # the same answer as for an id that does not exist
+        await ctx.audit_denied(request, principal, missing, {"scope": READ, "function": function})
+        raise missing
+    await ctx.check(request, principal, READ, function)
+    if record is None:
         return JSONResponse({"async": True, **accepted.to_dict()})
-    await ctx.check(request, principal, READ, record.function)
     return JSONResponse(jsonable(record))

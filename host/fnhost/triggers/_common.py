@@ -9,7 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from ..manifest import Manifest
+from ..manifest import Manifest, QueueTrigger
 from ..namespaces import QUEUE, is_foreign, namespace_of, resolve_manifest
 from ..stores import LIVE, Registry
 
@@ -47,16 +47,17 @@ class LiveManifests:
         return out
 
     def _shared_only(self, manifest: Manifest) -> Manifest:
-        namespace, shared = namespace_of(manifest.name), self._shared
-        if shared is None:
-            return manifest
         triggers = manifest.queue_triggers
-        kept = tuple(
-            t
-            for t in triggers
-            if all(not is_foreign(namespace, q) or shared(QUEUE, q, namespace) for q in (t.queue, t.dead_letter_queue))
-        )
+        kept = tuple(t for t in triggers if self.reachable(manifest.name, t))
         return manifest if len(kept) == len(triggers) else dataclasses.replace(manifest, queue_triggers=kept)
+
+    def reachable(self, function: str, trigger: QueueTrigger) -> bool:
+        """Whether a (resolved) trigger's queues are `function`'s namespace's, or shared with it now."""
+        namespace, shared = namespace_of(function), self._shared
+        if shared is None:
+            return True
+        queues = (trigger.queue, trigger.dead_letter_queue)
+        return all(not is_foreign(namespace, q) or shared(QUEUE, q, namespace) for q in queues)
 
 
 class Counters:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFound
-from ..namespaces import resolve_manifest
+from ..namespaces import QUEUE, is_foreign, namespace_of, resolve_manifest
 from ..runtime.outcomes import Outcome
 from ..stores import InvalidArgument, new_sortable_id
 from ..stores._common import SQLiteStore, bytes_within, sql_migration, translate_sqlite_errors
@@ -323,7 +323,10 @@ class AsyncInvocations(SQLiteStore):
                 log.warning("fnhost: async invocation %s: attempt %d finished after its lease", event_id, attempt)
                 return
             dlq_message = None
-            if final and row[3]:
+            namespace, dlq = namespace_of(row[0]), row[3]
+            if final and dlq and is_foreign(namespace, dlq) and not self.host.shares.active(QUEUE, dlq, namespace):
+                log.warning("fnhost: async invocation %s: dead-letter queue %s is no longer shared", event_id, row[3])
+            elif final and row[3]:
                 envelope = {
                     "async_invocation_id": event_id,
                     "function": row[0],

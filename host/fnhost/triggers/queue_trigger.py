@@ -16,6 +16,7 @@ redeploys within `refresh_interval_s`.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import threading
 import time
@@ -23,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..control.grants import authorize_deploy
 from ..errors import Conflict, ManifestError, NotFound
 from ..manifest import Manifest, QueueTrigger
+from ..namespaces import resolve_manifest
 from ..runtime import abi
 from ..runtime.outcomes import Outcome
 from ..stores import QueueMessage
@@ -196,7 +199,7 @@ class QueueTriggers(SQLiteStore):
         declared = {(m.function, m.trigger.queue) for m in out}
         for function, config in self._stored():
             trigger = QueueTrigger(**config)  # validated against the function when it was created
-            if (function, trigger.queue) not in declared:
+            if (function, trigger.queue) not in declared and self.manifests.reachable(function, trigger):
                 out.append(QueueMapping(function, trigger, "api"))
         return sorted(out, key=lambda m: (m.function, m.trigger.queue))
 
@@ -207,10 +210,15 @@ class QueueTriggers(SQLiteStore):
 
     @translate_sqlite_errors
     def create(self, function: str, queue: str, **options: Any) -> QueueMapping:
-        """Map `queue` to `function` (options as in `[[triggers.queue]]`); validated like a manifest."""
+        """Map `queue` to `function` (options as in `[[triggers.queue]]`); validated like a manifest,
+        and resolved in the function's namespace (another namespace's queue only while it is shared)."""
         version = self.host.get_version(function)
         config = {"queue": queue, **options}
         trigger = _trigger(config, version.manifest)
+        mapping = dataclasses.replace(Manifest(name=version.manifest.name), queue_triggers=(trigger,))
+        authorize_deploy(None, function, mapping, self.host.shares)
+        trigger = resolve_manifest(function, mapping).queue_triggers[0]
+        queue = trigger.queue
         if any(m.function == function and m.trigger.queue == queue for m in self.list()):
             raise Conflict(f"queue '{queue}' is already mapped to '{function}'; delete that mapping first")
         with self._db.transaction() as db:
