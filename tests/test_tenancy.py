@@ -459,6 +459,10 @@ def test_failed_authentications_keep_memory_bounded_across_sources(tmp_path: Pat
     rows = log.list(limit=1000)
     assert len(rows) == 12  # ten first failures, the first of "other", one summary of 989 more
     assert rows[-1].detail is not None and rows[-1].detail["count"] == 989
+    # one IPv6 host picks any address of its /64: one source
+    assert FailedAuthentications.source_of("2001:db8:1:2::1") == FailedAuthentications.source_of("2001:db8:1:2:ffff::9")
+    assert FailedAuthentications.source_of("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert FailedAuthentications.source_of("10.0.0.1") == "10.0.0.1"
 
 
 # --- row: look-alike names never reach another resource -------------------------------------------------

@@ -124,7 +124,7 @@ class ApiContext:
             if self.failed_auth is None:
                 await self.audit_denied(request, None, e, {})
             else:
-                source = request.client.host if request.client else "unknown"
+                source = FailedAuthentications.source_of(request.client.host if request.client else "unknown")
                 target = f"{request.method} {request.url.path}"
                 detail = {"message": str(e)}
                 await blocking(self.failed_auth.failed, source, target, e.code, request_id_of(request), detail)

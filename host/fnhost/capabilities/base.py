@@ -120,7 +120,7 @@ class VersionGrants:
     namespace: str = DEFAULT
 
     @classmethod
-    def of(cls, manifest: Manifest, function: str = "") -> VersionGrants:
+    def of(cls, manifest: Manifest, function: str) -> VersionGrants:
         """The grants of `manifest`, resolved in the namespace of `function` (a store name)."""
         g, namespace = manifest.grants, namespace_of(function)
 

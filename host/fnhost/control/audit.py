@@ -20,6 +20,7 @@ consistently. Record `head()` somewhere they cannot write (a log shipper, a tick
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import threading
 import time
@@ -243,7 +244,8 @@ class FailedAuthentications:
     were, when, why (counts per reason) and on which paths (the first `MAX_PATHS`). Summaries are
     written when the interval has passed (at the next failure, or at `flush`). At most
     `max_sources` distinct sources are tracked per interval; more are counted as one source
-    `(other sources)`, so memory stays bounded whatever the attacker does.
+    `(other sources)`, so memory and rows stay bounded whatever the attacker does. An IPv6 source
+    is its /64 (one host holds a whole /64 to pick addresses from).
     """
 
     OTHER = "(other sources)"
@@ -253,7 +255,7 @@ class FailedAuthentications:
         self,
         log: AuditLog,
         interval_s: float = 60.0,
-        max_sources: int = 10_000,
+        max_sources: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.log = log
@@ -287,6 +289,15 @@ class FailedAuthentications:
             self.log.record(
                 "auth.denied", target, reason, None, request_id, {**detail, "source": source, "aggregated_after": 1}
             )
+
+    @staticmethod
+    def source_of(address: str) -> str:
+        """The source a client address counts under: the address, or an IPv6 address's /64."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address[:100]
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
     def flush(self, *, end_interval: bool = False) -> None:
         """Write the summaries of an interval that has passed (or of the current one, ending it)."""
