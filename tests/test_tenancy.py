@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import COMPILED, needs_componentize_py
 from test_api import Api, start_api
 from wat_guests import module
 
@@ -522,6 +523,48 @@ def test_default_namespace_keeps_todays_paths_and_unqualified_data(tenants: Tena
     assert tenants.call("GET", "/v1/functions/legacy", admin).json()["name"] == "legacy"
     assert [f["name"] for f in tenants.call("GET", "/v1/functions", admin).json()["functions"]] == ["legacy"]
     assert tenants.call("GET", ns("default", "/functions/legacy"), admin).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("namespace", "written", "stored"),
+    [("default", "orders", "orders"), ("team-a", "orders", "team-a/orders"), ("team-a", "team-b/x", "team-b/x"),
+     ("team-a", "default/x", "x"), ("default", "team-a/x", "team-a/x")],
+)  # fmt: skip
+def test_store_names_and_references_are_one_mapping(namespace: str, written: str, stored: str) -> None:
+    """What a manifest writes, what the stores keep, and what a guest is shown (queue batches) agree."""
+    from fnhost.namespaces import reference, resolve
+
+    assert resolve(namespace, written) == stored
+    assert reference(namespace, stored) == written
+
+
+@needs_componentize_py
+def test_a_queue_trigger_of_a_namespace_consumes_its_own_queue_only(tmp_path: Path) -> None:
+    """The real trigger loop: `team-x/consumer` mapped to `work` polls `team-x/work`, never `work`."""
+    from test_triggers import GUESTS, QUICK, wait_for
+
+    from fnhost import Host
+    from fnhost.build import build_guest
+    from fnhost.triggers import Triggers
+
+    built = build_guest(GUESTS / "consumer")
+    with Host(tmp_path / "data", cache_dir=COMPILED) as host:
+        manifest = {**built.manifest.to_dict(), "triggers": {"queue": [{"queue": "work"}]}, **QUICK}
+        host.deploy("team-x/consumer", built.wasm_path.read_bytes(), manifest)
+        theirs = host.queues.publish("work", b"not for team-x")
+        ours = host.queues.publish("team-x/work", b"for team-x")
+        triggers = Triggers(host, refresh_interval_s=0.1, queue_idle_max_s=0.05)
+        triggers.start()
+        try:
+            wait_for(lambda: host.queues.depth("team-x/work") == 0, what="team-x/work drained")
+        finally:
+            assert triggers.stop(timeout_s=10)
+        recorded = host.kv.list_keys("team-x/consumer", "msg/")  # its bucket `consumer`, in team-x
+        assert [k.split("/")[1] for k in recorded] == [ours]
+        assert host.kv.list_keys("consumer", "msg/") == []
+        assert [m.id for m in host.queues.peek("work", 10)] == [theirs]
+        [mapping] = triggers.queue_mappings()
+        assert (mapping.function, mapping.trigger.queue) == ("team-x/consumer", "team-x/work")
 
 
 def _principal(tenants: Tenants, token: str) -> Any:

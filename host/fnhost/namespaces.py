@@ -105,6 +105,13 @@ def _references(manifest: Manifest) -> str:
     return " ".join(names)
 
 
+def reference(namespace: str, stored: str) -> str:
+    """How code of `namespace` names the resource with store name `stored` (`resolve`'s inverse):
+    its plain name when it is the namespace's own, else `owner/name`."""
+    owner, name = split(stored)
+    return name if owner == namespace else f"{owner}{SEPARATOR}{name}"
+
+
 def local_reference(namespace: str, reference: str) -> str:
     """A reference as the function's namespace sees it: `team-a/x` from inside `team-a` is `x`."""
     owner, sep, name = reference.partition(SEPARATOR)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..control.grants import authorize_deploy
 from ..errors import Conflict, ManifestError, NotFound
 from ..manifest import Manifest, QueueTrigger
-from ..namespaces import resolve_manifest
+from ..namespaces import namespace_of, reference, resolve_manifest
 from ..runtime import abi
 from ..runtime.outcomes import Outcome
 from ..stores import QueueMessage
@@ -108,7 +108,8 @@ class QueuePoller:
 
     def _deliver(self, batch: list[QueueMessage]) -> None:
         t = self.mapping.trigger
-        event = abi.QueueBatch(tuple(abi.BatchMessage(m.id, m.queue, m.body, m.receive_count) for m in batch))
+        queue = reference(namespace_of(self.mapping.function), t.queue)  # as the function's manifest names it
+        event = abi.QueueBatch(tuple(abi.BatchMessage(m.id, queue, m.body, m.receive_count) for m in batch))
         self.counters.inc("queue_delivered", t.queue, len(batch))
         try:
             result = self.host.invoke_event(self.mapping.function, event, trigger="queue")
