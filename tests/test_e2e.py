@@ -16,6 +16,8 @@ import httpx
 import pytest
 from conftest import CACHE_DIR, COMPILED
 
+from fnhost.control import pack_bundle
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +140,30 @@ def test_serve_deploy_invoke_over_http(tmp_path: Path) -> None:
         invoker = fnhost("keys", "create", "--name", "web", "--scope", "invoke", env=env).stdout.strip()
         denied = fnhost("deploy", str(HELLO_SRC), env=_env(FNHOST_URL=url, FNHOST_TOKEN=invoker), check=False)
         assert denied.returncode == 1 and "forbidden" in denied.stderr
+
+        # tenancy (docs/security.md): a namespace admin, its deploy key that may grant kv:hello-* only, a share
+        team = fnhost("keys", "create", "--name", "a", "--scope", "admin", "-n", "team-a", env=env).stdout.strip()
+        team_env = _env(FNHOST_URL=url, FNHOST_TOKEN=team, FNHOST_NAMESPACE="team-a")
+        assert "deployed hello version 1" in fnhost("deploy", str(HELLO_SRC), env=team_env).stdout
+        assert httpx.get(f"{url}/ns/team-a/fn/hello/hello?name=a").json() == {"message": "Hello, a!"}
+        ci_args = ("--scope", "deploy", "--function", "hello", "--may-grant", "kv:hello-*")
+        ci = fnhost("keys", "create", "--name", "ci", *ci_args, env=team_env).stdout.strip()
+        assert "team-a" in fnhost("keys", "list", env=team_env).stdout
+        wasm = tmp_path / "hello.wasm"
+        fnhost("build", str(HELLO_SRC), "-o", str(wasm), env=env)
+        for grants, allowed in (('kv = ["hello-cache"]', True), ('secrets = ["db-password"]', False)):
+            bundle = tmp_path / "granted.zip"
+            bundle.write_bytes(pack_bundle(f'name = "hello"\n\n[grants]\n{grants}\n', wasm.read_bytes()))
+            ci_env = _env(FNHOST_URL=url, FNHOST_TOKEN=ci, FNHOST_NAMESPACE="team-a")
+            result = fnhost("deploy", str(bundle), env=ci_env, check=False)
+            assert (result.returncode == 0) == allowed, result.stderr
+        assert "may not grant secret 'db-password'" in result.stderr and "'secret:db-password'" in result.stderr
+        shared = fnhost("shares", "create", "kv", "hello-cache", "--with", "team-b", env=team_env).stdout
+        assert "shared kv team-a/hello-cache with team-b" in shared
+        share_id = shared.split("(share ")[1].rstrip(")\n")
+        assert share_id in fnhost("shares", "list", env=team_env).stdout
+        assert f"share {share_id} revoked" in fnhost("shares", "revoke", share_id, env=team_env).stdout
+        assert fnhost("list", env=env).stdout.count("hello") == 2  # default: hello and hello-copy only
 
     stopped = fnhost("list", env=_env(FNHOST_URL=url, FNHOST_TOKEN=token), check=False)
     assert stopped.returncode == 1 and "cannot reach fnhost" in stopped.stderr

@@ -89,12 +89,11 @@ def test_two_processes_share_the_port_and_the_metrics(tmp_path: Path) -> None:
         _wait_for(answers, "both server processes answering", log)
         assert proc.poll() is None and len(pids) == 2 and proc.pid not in pids
 
-        metrics = client.get(f"{url}/metrics").text
-        assert _sample(metrics, 'fnhost_invocations_total{function="hello",outcome="ok",trigger="http"}') == sent
-        assert _sample(metrics, "fnhost_invocations_in_flight") == 0  # livesum: one series, no pid label
-
         # async invokes: accepted by either process, run by the triggers of process 0 only
         auth = {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
+        metrics = client.get(f"{url}/metrics", headers=auth).text  # function names: with a key only
+        assert _sample(metrics, 'fnhost_invocations_total{function="hello",outcome="ok",trigger="http"}') == sent
+        assert _sample(metrics, "fnhost_invocations_in_flight") == 0  # livesum: one series, no pid label
         event = {**auth, "X-Fnhost-Invocation-Type": "Event"}
         accepted_by: set[int] = set()
         submitted = 0
@@ -106,11 +105,11 @@ def test_two_processes_share_the_port_and_the_metrics(tmp_path: Path) -> None:
         assert accepted_by == pids
 
         def all_ran() -> bool:
-            text = client.get(f"{url}/metrics").text
+            text = client.get(f"{url}/metrics", headers=auth).text
             return _sample(text, 'fnhost_async_succeeded_total{function="hello"}') == submitted
 
         _wait_for(all_ran, "the async invokes run", log)
-        metrics = client.get(f"{url}/metrics").text
+        metrics = client.get(f"{url}/metrics", headers=auth).text
         assert _sample(metrics, 'fnhost_async_submitted_total{function="hello"}') == submitted
 
         killed = pids.pop()

@@ -496,6 +496,6 @@ def test_api_async_invoke_queues_triggers_schedules_and_metrics(host: Host, trig
 
     triggers.start()
     wait_for(lambda: client.get(r.json()["location"], headers=auth).json()["status"] == "succeeded", what="run")
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=auth).text
     assert 'fnhost_async_succeeded_total{function="consumer"} 1.0' in metrics
     assert "fnhost_queue_oldest_message_age_seconds" in metrics

@@ -2,7 +2,8 @@
 of the HTTP API for everything else.
 
 Client commands talk to ``FNHOST_URL`` (default http://127.0.0.1:8080) with the API key in
-``FNHOST_TOKEN`` or ``--token`` (``@FILE`` reads it from a file, e.g. ``--token @.fnhost/admin.key``).
+``FNHOST_TOKEN`` or ``--token`` (``@FILE`` reads it from a file, e.g. ``--token @.fnhost/admin.key``),
+in the namespace ``--namespace`` or ``FNHOST_NAMESPACE`` (default: ``default``).
 Every command is a thin wrapper of one Host call or one API request; errors print the server's
 message and exit with status 1.
 """
@@ -380,14 +381,21 @@ def cmd_gen_signing(args: argparse.Namespace) -> int:
 
 # client ------------------------------------------------------------------------------------------
 class Client:
-    """The HTTP API, with its JSON errors turned into `CliError` carrying the server's message."""
+    """The HTTP API, with its JSON errors turned into `CliError` carrying the server's message.
 
-    def __init__(self, url: str, token: str | None) -> None:
+    Namespaced paths (`/v1/functions/...`, `/v1/secrets/...`) go to `namespace` (api/paths.py)."""
+
+    def __init__(self, url: str, token: str | None, namespace: str | None = None) -> None:
         self.url = url.rstrip("/")
+        self.namespace = namespace
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(30.0, read=600.0))
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        from .api.paths import in_namespace, is_namespaced  # not at the top: see --max-body-bytes
+
+        if self.namespace not in (None, "default") and is_namespaced(path):
+            path = in_namespace(path).replace("{namespace}", self.namespace)
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as e:
@@ -415,7 +423,8 @@ def _client(args: argparse.Namespace) -> Client:
     token = args.token or os.environ.get("FNHOST_TOKEN")
     if token and token.startswith("@"):
         token = _read_text(token[1:], "--token").strip()
-    return Client(args.url or os.environ.get("FNHOST_URL", DEFAULT_URL), token)
+    namespace = args.namespace or os.environ.get("FNHOST_NAMESPACE") or None
+    return Client(args.url or os.environ.get("FNHOST_URL", DEFAULT_URL), token, namespace)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -596,28 +605,58 @@ def cmd_secrets_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    body = {"name": args.name, "scopes": args.scope, "functions": args.function or None}
-    key = _client(args).json("POST", "/v1/keys", json=body)
-    say(f"created key {key['key_id']} ({', '.join(key['scopes'])}); the token is shown this once:")
+    client = _client(args)
+    body: dict[str, Any] = {"name": args.name, "scopes": args.scope, "functions": args.function or None}
+    if client.namespace is not None:
+        body["namespace"] = client.namespace
+    if args.may_grant:
+        body["may_grant"] = args.may_grant
+    key = client.json("POST", "/v1/keys", json=body)
+    where = f"namespace {key['namespace']}" if key["namespace"] else "global"
+    say(f"created key {key['key_id']} ({', '.join(key['scopes'])}; {where}); the token is shown this once:")
     print(key["token"])
     return 0
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    rows = [("ID", "NAME", "SCOPES", "FUNCTIONS", "CREATED", "REVOKED")]
+    rows = [("ID", "NAME", "NAMESPACE", "SCOPES", "FUNCTIONS", "MAY GRANT", "CREATED", "REVOKED")]
     for k in _client(args).json("GET", "/v1/keys")["keys"]:
         functions = ",".join(k["functions"]) if k["functions"] is not None else "*"
         rows.append(
             (
                 k["key_id"],
                 k["name"],
+                k["namespace"] or "(global)",
                 ",".join(k["scopes"]),
                 functions,
+                ",".join(k["may_grant"]) or "-",
                 k["created_at"],
                 k["revoked_at"] or "-",
             )
         )
     _table(rows)
+    return 0
+
+
+def cmd_shares_create(args: argparse.Namespace) -> int:
+    body = {"kind": args.kind, "name": args.resource, "with": args.with_}
+    share = _client(args).json("POST", "/v1/shares", json=body)
+    print(f"shared {share['kind']} {share['reference']} with {share['grantee']} (share {share['id']})")
+    return 0
+
+
+def cmd_shares_list(args: argparse.Namespace) -> int:
+    rows = [("ID", "KIND", "RESOURCE", "WITH", "CREATED BY", "REVOKED")]
+    for s in _client(args).json("GET", "/v1/shares")["shares"]:
+        revoked = "-" if s["revoked_at"] is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s["revoked_at"]))
+        rows.append((s["id"], s["kind"], f"{s['owner']}/{s['name']}", s["grantee"], s["created_by"] or "-", revoked))
+    _table(rows)
+    return 0
+
+
+def cmd_shares_revoke(args: argparse.Namespace) -> int:
+    _client(args).json("DELETE", f"/v1/shares/{args.share_id}")
+    print(f"share {args.share_id} revoked")
     return 0
 
 
@@ -664,6 +703,9 @@ def parser() -> argparse.ArgumentParser:
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--url", help=f"the server (default: $FNHOST_URL or {DEFAULT_URL})")
     client.add_argument("--token", help="API key, or @FILE holding it (default: $FNHOST_TOKEN)")
+    client.add_argument(
+        "-n", "--namespace", help="the namespace to work in (default: $FNHOST_NAMESPACE or default)"
+    )
 
     p = argparse.ArgumentParser(prog="fnhost", description="Serverless WebAssembly functions.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -790,6 +832,13 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", required=True, help="who or what uses the key")
     kc.add_argument("--scope", action="append", required=True, choices=["admin", "deploy", "invoke"])
     kc.add_argument("--function", action="append", help="limit deploy/invoke to this function (repeatable)")
+    kc.add_argument(
+        "--may-grant",
+        action="append",
+        metavar="KIND:NAME",
+        help="what its deploys may grant: kv:, secret: or queue: and a name, * and ? allowed (repeatable); "
+        "admins may grant anything of their namespace",
+    )
     kc.set_defaults(func=cmd_keys_create)
     k.add_parser("list", parents=[client], help="list API keys").set_defaults(func=cmd_keys_list)
     kr = k.add_parser("revoke", parents=[client], help="revoke an API key")
@@ -798,6 +847,21 @@ def parser() -> argparse.ArgumentParser:
     kg = k.add_parser("gen-signing", help="make an Ed25519 bundle-signing key pair (local)")
     kg.add_argument("-o", "--output", default="signing.key", help="private key file (default signing.key)")
     kg.set_defaults(func=cmd_gen_signing)
+
+    sh = sub.add_parser("shares", help="share a resource with another namespace").add_subparsers(
+        dest="shares_command", required=True
+    )
+    shc = sh.add_parser("create", parents=[client], help="share one kv bucket, secret or queue of --namespace")
+    shc.add_argument("kind", choices=["kv", "secret", "queue"])
+    shc.add_argument("resource", help="its name in --namespace")
+    shc.add_argument("--with", dest="with_", required=True, metavar="NAMESPACE", help="the namespace to share with")
+    shc.set_defaults(func=cmd_shares_create)
+    sh.add_parser("list", parents=[client], help="shares --namespace made or received").set_defaults(
+        func=cmd_shares_list
+    )
+    shr = sh.add_parser("revoke", parents=[client], help="revoke a share (applies at the next call)")
+    shr.add_argument("share_id")
+    shr.set_defaults(func=cmd_shares_revoke)
 
     au = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     au.add_parser("verify", parents=[client], help="verify the hash chain").set_defaults(func=cmd_audit_verify)

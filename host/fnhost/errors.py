@@ -76,3 +76,10 @@ class BuildError(FnhostError):
 
     code = "build_failed"
     http_status = 400
+
+
+class InvalidName(FnhostError):
+    """A namespace, function or resource name that breaks its rule (the message states the rule)."""
+
+    code = "invalid_name"
+    http_status = 400

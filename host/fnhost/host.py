@@ -13,9 +13,13 @@ import wasmtime
 
 from ._fs import atomic_write
 from .capabilities import Capability, KvCapability, LogCapability, QueueCapability, SecretsCapability
+from .control.auth import Principal
+from .control.grants import authorize_deploy
+from .control.shares import Shares
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import Invoker
 from .manifest import Manifest
+from .namespaces import split
 from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.engine import CompileCache, EngineSettings, EpochTicker, is_component, make_engine
@@ -33,6 +37,7 @@ from .stores import (
     VersionRecord,
     load_master_key,
 )
+from .stores.registry import no_such_function
 
 WASM_MAGIC = b"\x00asm"
 
@@ -73,6 +78,11 @@ class Host:
 
     ``data_dir`` holds ``fnhost.db`` (SQLite, WAL), ``wasm/`` (deployed binaries by sha256) and,
     unless ``cache_dir`` is given, ``compiled/`` (serialized native code). Invoking is thread-safe.
+
+    A function is named by its store name (`fnhost.namespaces`): `billing` in the `default`
+    namespace, `team-a/billing` in namespace `team-a`. Calls that change what a function may reach
+    (`deploy`, `set_alias`, `unpin_live`) take the acting key as `principal` and check its grant
+    rights (`fnhost.control.grants`); `principal=None` is the operator, who may grant anything.
     """
 
     def __init__(
@@ -94,6 +104,7 @@ class Host:
         self.kv = SQLiteKVStore(self.db, max_value_bytes=max_kv_value_bytes)
         self.queues = SQLiteQueueStore(self.db, max_message_bytes=max_queue_message_bytes)
         self.secrets = SQLiteSecretStore(self.db, master_key or load_master_key(self.data_dir))
+        self.shares = Shares(self.db)
         self.invocations = InvocationRecorder(InvocationStore(self.db))
         self.settings = engine_settings or EngineSettings()
         self.engine = make_engine(self.settings)
@@ -108,7 +119,7 @@ class Host:
             LogCapability(),
         ]
         self.sandbox = Sandbox(self.engine, self.ticker, self.capabilities)
-        self.invoker = Invoker(self.registry, self.sandbox, self.invocations, self._load)
+        self.invoker = Invoker(self.registry, self.sandbox, self.invocations, self._load, shared=self.shares.active)
 
     # deploying -----------------------------------------------------------------------------------
     def deploy(
@@ -117,16 +128,23 @@ class Host:
         wasm: bytes,
         manifest: Manifest | dict[str, Any] | str,
         *,
+        principal: Principal | None = None,
         created_by: str | None = None,
     ) -> Version:
         """Validate, compile and record a new version (or return the newest one if identical).
 
-        Nothing is stored unless every check passes: the manifest, the grants, the wasm (compiled
-        now, so the first invoke never compiles), its exports and its imports.
+        `name` is the store name (`team-a/billing` deploys `billing` into namespace `team-a`).
+        Nothing is stored unless every check passes: the manifest, the grants — each within what
+        `principal` may grant, and inside the function's namespace or shared with it — the wasm
+        (compiled now, so the first invoke never compiles), its exports and its imports. The
+        version records who authorized its grants: `principal`'s key id, else `created_by`.
         """
         manifest = _manifest(manifest)
-        if manifest.name != name:
+        if manifest.name != split(name)[1]:
             raise ManifestError(f"name: the manifest names '{manifest.name}' but the deploy is for '{name}'")
+        authorize_deploy(principal, name, manifest, self.shares)
+        if principal is not None:
+            created_by = principal.key_id
         for cap in self.capabilities:
             cap.check_grants(manifest)
         if wasm[:4] != WASM_MAGIC:
@@ -205,7 +223,7 @@ class Host:
     def get_function(self, name: str) -> FunctionRecord:
         record = self.registry.get_function(name)
         if record is None:
-            raise NotFound(f"no function named '{name}'; deploy it first (fnhost deploy)")
+            raise NotFound(no_such_function(name))
         return record
 
     def get_version(self, name: str, qualifier: str | int | None = None) -> Version:
@@ -216,13 +234,22 @@ class Host:
         self.get_function(name)
         return [Version.of(r) for r in self.registry.versions(name)]
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
+    def set_alias(self, name: str, alias: str, version: int, *, principal: Principal | None = None) -> None:
+        """Point `alias` at `version`. The version's grants must be within what `principal` may
+        grant, as for a deploy: moving an alias to a version someone else authorized (a rollback)
+        never gives the function more than the mover could give it."""
+        self._authorize_version(principal, self.registry.resolve(name, version))
         self.registry.set_alias(name, alias, version)
         self.invoker.invalidate(name)
 
-    def unpin_live(self, name: str) -> None:
+    def unpin_live(self, name: str, *, principal: Principal | None = None) -> None:
+        """Make `live` follow the newest version again (checked like `set_alias` for that version)."""
+        self._authorize_version(principal, self.registry.resolve(name, self.get_function(name).latest_version))
         self.registry.unpin_live(name)
         self.invoker.invalidate(name)
+
+    def _authorize_version(self, principal: Principal | None, record: VersionRecord) -> None:
+        authorize_deploy(principal, record.name, _manifest_of(record.manifest_json), self.shares)
 
     def delete_function(self, name: str) -> None:
         """Delete a function, its versions and aliases; garbage-collect unreferenced code."""

@@ -24,11 +24,13 @@ class Invoker:
         invocations: InvocationRecorder,
         load: Callable[[VersionRecord], Prepared],
         max_prepared: int = 256,
+        shared: Callable[[str, str, str], bool] | None = None,
     ) -> None:
         self.registry = registry
         self.sandbox = sandbox
         self.invocations = invocations
         self._load = load
+        self._shared = shared  # (kind, store name, namespace) -> shared now? (fnhost.control.shares)
         self._prepared: OrderedDict[tuple[str, int], tuple[Prepared, VersionGrants]] = OrderedDict()
         self._max_prepared = max_prepared
         self._lock = threading.Lock()
@@ -60,7 +62,7 @@ class Invoker:
         with self._lock:
             self._prepared[(prepared.name, prepared.version)] = (
                 prepared,
-                VersionGrants.of(prepared.manifest),
+                VersionGrants.of(prepared.manifest, prepared.name),
             )
             self._prepared.move_to_end((prepared.name, prepared.version))
             while len(self._prepared) > self._max_prepared:
@@ -95,6 +97,8 @@ class Invoker:
     ) -> InvocationResult:
         record = self.resolve(name, qualifier)
         prepared, grants = self._get_prepared(record)
+        if grants.foreign and self._shared is not None:  # a revoked share applies from the next call
+            grants = grants.shared_only(self._shared)
         limits = prepared.limits
         invocation_id = new_sortable_id()
         started = time.time()

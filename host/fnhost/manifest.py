@@ -16,6 +16,9 @@ from .errors import ManifestError
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 """Function, bucket, queue and secret names: lower-case letters, digits and '-', 1..63 chars."""
 RESOURCE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$")
+REFERENCE_RE = re.compile(r"(?:[a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}")
+"""A granted or triggering resource (use `fullmatch`): `name` in the function's own namespace, or
+`namespace/name`, another namespace's resource, usable only while shared (see fnhost.namespaces)."""
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
@@ -130,7 +133,7 @@ class Manifest:
             if key not in known:
                 raise ManifestError(f"{key}: unknown field (known: {', '.join(sorted(known))})")
         name = data.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise ManifestError(
                 f"name: must be 1..63 lower-case letters, digits or '-', starting with a letter, got {name!r}"
             )
@@ -202,9 +205,10 @@ def _grants(value: Any) -> Grants:
         if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
             raise ManifestError(f"grants.{key}: must be a list of names, got {raw!r}")
         for item in raw:
-            if not RESOURCE_RE.match(item):
+            if not REFERENCE_RE.fullmatch(item):
                 raise ManifestError(
-                    f"grants.{key}: {item!r} is not a valid name (letters, digits, '.', '_', '-'; 1..128)"
+                    f"grants.{key}: {item!r} is not a valid name (letters, digits, '.', '_', '-'; 1..128), "
+                    "optionally after 'namespace/' for a resource another namespace shares"
                 )
         out[key] = tuple(dict.fromkeys(raw))
     return Grants(**out)
@@ -238,8 +242,11 @@ def _known(table: dict[str, Any], where: str, known: tuple[str, ...]) -> None:
 
 
 def _queue_name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not RESOURCE_RE.match(value):
-        raise ManifestError(f"{where}: {value!r} is not a valid queue name (letters, digits, '.', '_', '-'; 1..128)")
+    if not isinstance(value, str) or not REFERENCE_RE.fullmatch(value):
+        raise ManifestError(
+            f"{where}: {value!r} is not a valid queue name (letters, digits, '.', '_', '-'; 1..128; "
+            "'namespace/queue' for a queue another namespace shares)"
+        )
     return value
 
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..control.audit import AuditLog
+from ..control.audit import AuditLog, FailedAuthentications
 from ..control.auth import ApiKeys
 from ..control.bundles import BundleLimits
 from ..host import Host
@@ -22,6 +22,7 @@ from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestIdMiddleware
 from .openapi import openapi_document
+from .paths import FUNCTION_URL, NAMESPACED_FUNCTION_URL, in_namespace, is_namespaced
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # invoke payloads and function-URL bodies (Lambda's limit)
 DEFAULT_MAX_BUNDLE_BYTES = BundleLimits().max_upload_bytes
@@ -50,18 +51,20 @@ def create_app(
     but run only where some process has started `Triggers` on the same data dir (`fnhost serve` does).
     """
     triggers = triggers if triggers is not None else Triggers(host)
+    audit_log = audit_log if audit_log is not None else AuditLog(host.db)
     metrics = Metrics()
     metrics.watch_triggers(triggers)
     ctx = ApiContext(
         host=host,
         keys=keys if keys is not None else ApiKeys(host.db),
-        audit_log=audit_log if audit_log is not None else AuditLog(host.db),
+        audit_log=audit_log,
         metrics=metrics,
         pool=InvocationPool(workers, global_concurrency, metrics),
         triggers=triggers,
         read_only=read_only,
         trusted_keys=list(trusted_keys),
         max_bundle_bytes=max_bundle_bytes,
+        failed_auth=FailedAuthentications(audit_log),
     )
 
     def route(
@@ -71,36 +74,46 @@ def create_app(
             path, endpoint, methods=methods, middleware=[Middleware(BodyLimitMiddleware, max_bytes=limit)]
         )
 
+    def routes_of(
+        path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes
+    ) -> list[Route]:
+        """The route, and its twin under /v1/namespaces/{namespace} when it is namespaced (api/paths.py)."""
+        twins = [in_namespace(path)] if is_namespaced(path) else []
+        return [route(p, endpoint, methods, limit) for p in (path, *twins)]
+
     routes = [
-        route("/healthz", healthz, ["GET"]),
-        route("/metrics", metrics.endpoint, ["GET"]),
-        route("/v1/openapi.json", openapi, ["GET"]),
-        route("/v1/functions", functions.list_functions, ["GET"]),
-        route("/v1/functions/{name}", functions.deploy, ["PUT"], limit=max_bundle_bytes),
-        route("/v1/functions/{name}", functions.get_function, ["GET"]),
-        route("/v1/functions/{name}", functions.delete_function, ["DELETE"]),
-        route("/v1/functions/{name}/versions", functions.list_versions, ["GET"]),
-        route("/v1/functions/{name}/aliases/{alias}", functions.set_alias, ["PUT"]),
-        route("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),
-        route("/v1/functions/{name}/invocations", invoke.list_invocations, ["GET"]),
-        route("/v1/invocations/{id}", invoke.get_invocation, ["GET"]),
-        route("/v1/queues", events.list_queues, ["GET"]),
-        route("/v1/queues/{queue}/messages", events.send_message, ["POST"]),
-        route("/v1/queues/{queue}/messages", events.peek_messages, ["GET"]),
-        route("/v1/queues/{queue}/messages", events.purge_queue, ["DELETE"]),
-        route("/v1/triggers", events.list_triggers, ["GET"]),
-        route("/v1/schedules", events.list_schedules, ["GET"]),
-        route("/v1/secrets", admin.list_secrets, ["GET"]),
-        route("/v1/secrets/{name}", admin.set_secret, ["PUT"]),
-        route("/v1/secrets/{name}", admin.delete_secret, ["DELETE"]),
-        route("/v1/keys", admin.create_key, ["POST"]),
-        route("/v1/keys", admin.list_keys, ["GET"]),
-        route("/v1/keys/{id}", admin.revoke_key, ["DELETE"]),
-        route("/v1/audit", admin.list_audit, ["GET"]),
-        route("/v1/audit/verify", admin.verify_audit, ["GET"]),
-        route("/fn/{name}", invoke.function_url, ALL_METHODS),
-        route("/fn/{name}/{path:path}", invoke.function_url, ALL_METHODS),
+        *routes_of("/healthz", healthz, ["GET"]),
+        *routes_of("/metrics", metrics.endpoint, ["GET"]),
+        *routes_of("/v1/openapi.json", openapi, ["GET"]),
+        *routes_of("/v1/functions", functions.list_functions, ["GET"]),
+        *routes_of("/v1/functions/{name}", functions.deploy, ["PUT"], max_bundle_bytes),
+        *routes_of("/v1/functions/{name}", functions.get_function, ["GET"]),
+        *routes_of("/v1/functions/{name}", functions.delete_function, ["DELETE"]),
+        *routes_of("/v1/functions/{name}/versions", functions.list_versions, ["GET"]),
+        *routes_of("/v1/functions/{name}/aliases/{alias}", functions.set_alias, ["PUT"]),
+        *routes_of("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),
+        *routes_of("/v1/functions/{name}/invocations", invoke.list_invocations, ["GET"]),
+        *routes_of("/v1/invocations/{id}", invoke.get_invocation, ["GET"]),
+        *routes_of("/v1/queues", events.list_queues, ["GET"]),
+        *routes_of("/v1/queues/{queue}/messages", events.send_message, ["POST"]),
+        *routes_of("/v1/queues/{queue}/messages", events.peek_messages, ["GET"]),
+        *routes_of("/v1/queues/{queue}/messages", events.purge_queue, ["DELETE"]),
+        *routes_of("/v1/triggers", events.list_triggers, ["GET"]),
+        *routes_of("/v1/schedules", events.list_schedules, ["GET"]),
+        *routes_of("/v1/secrets", admin.list_secrets, ["GET"]),
+        *routes_of("/v1/secrets/{name}", admin.set_secret, ["PUT"]),
+        *routes_of("/v1/secrets/{name}", admin.delete_secret, ["DELETE"]),
+        *routes_of("/v1/shares", admin.create_share, ["POST"]),
+        *routes_of("/v1/shares", admin.list_shares, ["GET"]),
+        *routes_of("/v1/shares/{id}", admin.revoke_share, ["DELETE"]),
+        *routes_of("/v1/keys", admin.create_key, ["POST"]),
+        *routes_of("/v1/keys", admin.list_keys, ["GET"]),
+        *routes_of("/v1/keys/{id}", admin.revoke_key, ["DELETE"]),
+        *routes_of("/v1/audit", admin.list_audit, ["GET"]),
+        *routes_of("/v1/audit/verify", admin.verify_audit, ["GET"]),
     ]
+    for base in (FUNCTION_URL, NAMESPACED_FUNCTION_URL):
+        routes += [route(path, invoke.function_url, ALL_METHODS) for path in (base, base + "/{path:path}")]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],

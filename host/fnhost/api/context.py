@@ -17,11 +17,13 @@ import anyio
 import anyio.to_thread
 from starlette.requests import Request
 
-from ..control.audit import AuditLog
+from ..control.audit import AuditLog, FailedAuthentications
 from ..control.auth import DEPLOY, INVOKE, ApiKeys, Principal
-from ..errors import FnhostError, Forbidden, ReadOnly
+from ..errors import FnhostError, Forbidden, NotFound, ReadOnly, Unauthorized
 from ..host import Host
+from ..namespaces import DEFAULT, check_namespace, qualify
 from ..runtime.outcomes import InvocationResult
+from ..stores.registry import no_such_function
 from ..triggers import Triggers
 from .errors import InvalidRequest, Throttled, request_id_of
 from .metrics import Metrics
@@ -37,6 +39,8 @@ that may deploy or invoke that function (admin keys included)."""
 def require_read(principal: Principal, function: str | None) -> None:
     if principal.allows(DEPLOY, function) or principal.allows(INVOKE, function):
         return
+    if function is not None and not principal.sees(function):
+        raise NotFound(no_such_function(function))
     raise Forbidden(
         f"API key {principal.key_id} ({principal.name}) may not read function '{function}': reading "
         "needs the 'deploy' or 'invoke' scope for it"
@@ -100,33 +104,48 @@ class ApiContext:
     read_only: bool = False
     trusted_keys: list[str] = field(default_factory=list)
     max_bundle_bytes: int = 0
+    failed_auth: FailedAuthentications | None = None
 
-    async def authorize(self, request: Request, scope: str, function: str | None = None) -> Principal:
-        """The caller's key, checked for `scope` (and `function`); a refusal is audited, then raised."""
+    async def authorize(
+        self, request: Request, scope: str, function: str | None = None, *, namespace: str | None = None
+    ) -> Principal:
+        """The caller's key, checked for `scope` (on `function` or in `namespace`); a refusal is
+        audited, then raised."""
         principal = await self.authenticate(request)
-        await self.check(request, principal, scope, function)
+        await self.check(request, principal, scope, function, namespace=namespace)
         return principal
 
     async def authenticate(self, request: Request) -> Principal:
-        """The caller's key (`Unauthorized`, audited, if missing, unknown or revoked)."""
+        """The caller's key (`Unauthorized` if missing, unknown or revoked: audited, aggregated per
+        source by `FailedAuthentications`)."""
         try:
             return await blocking(self.keys.authenticate, request.headers.get("authorization"))
-        except FnhostError as e:
-            await self._audit_denied(request, None, e, {})
+        except Unauthorized as e:
+            if self.failed_auth is None:
+                await self.audit_denied(request, None, e, {})
+            else:
+                source = FailedAuthentications.source_of(request.client.host if request.client else "unknown")
+                target = f"{request.method} {request.url.path}"
+                detail = {"message": str(e)}
+                await blocking(self.failed_auth.failed, source, target, e.code, request_id_of(request), detail)
             raise
 
-    async def check(self, request: Request, principal: Principal, scope: str, function: str | None) -> None:
-        """`Forbidden`, audited, unless `principal` has `scope` (for `function`, when named)."""
+    async def check(
+        self, request: Request, principal: Principal, scope: str, function: str | None, *, namespace: str | None = None
+    ) -> None:
+        """`Forbidden` (or `NotFound` for a function the key may not see), audited, unless
+        `principal` has `scope` (on `function` or in `namespace`, when named)."""
         try:
             if scope == READ:
                 require_read(principal, function)
             else:
-                principal.require(scope, function)
+                principal.require(scope, function, namespace=namespace)
         except FnhostError as e:
-            await self._audit_denied(request, principal, e, {"scope": scope, "function": function})
+            detail = {"scope": scope, "function": function, "namespace": namespace}
+            await self.audit_denied(request, principal, e, detail)
             raise
 
-    async def _audit_denied(
+    async def audit_denied(
         self, request: Request, principal: Principal | None, error: FnhostError, detail: dict[str, Any]
     ) -> None:
         await self.audit(
@@ -192,6 +211,16 @@ class ApiContext:
                 f"{what} is disabled: this server runs read-only (--read-only), serving the bundles "
                 "it was started with; deploy to the control-plane server instead"
             )
+
+
+def namespace_of(request: Request) -> str:
+    """The namespace a request addresses: `/v1/namespaces/{namespace}/...`, else `default`."""
+    return check_namespace(request.path_params.get("namespace", DEFAULT))
+
+
+def function_of(request: Request) -> str:
+    """The store name of the function a request addresses (fnhost.namespaces)."""
+    return qualify(namespace_of(request), request.path_params["name"])
 
 
 def context_of(request: Request) -> ApiContext:

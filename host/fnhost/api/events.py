@@ -12,8 +12,11 @@ from starlette.responses import JSONResponse, Response
 
 from ..control.auth import ADMIN, INVOKE, Principal
 from ..errors import FnhostError
-from ..stores._common import require_resource_name
-from .context import blocking, context_of, query_int, require_read
+from ..manifest import RESOURCE_RE
+from ..namespaces import namespace_of as namespace_of_stored
+from ..namespaces import qualify
+from ..stores.errors import InvalidArgument
+from .context import blocking, context_of, namespace_of, query_int, require_read
 from .serialize import jsonable
 
 INVOCATION_TYPE = "x-fnhost-invocation-type"
@@ -42,18 +45,21 @@ async def invoke_async(request: Request, name: str, qualifier: str | None) -> Re
 
 
 async def list_queues(request: Request) -> Response:
-    """GET /v1/queues: depth, in-flight count and oldest message age of every non-empty queue."""
+    """GET /v1/queues: depth, in-flight count and oldest message age of every non-empty queue of
+    the namespace."""
     ctx = context_of(request)
-    await ctx.authorize(request, ADMIN)
-    return JSONResponse({"queues": jsonable(await blocking(ctx.triggers.queue_metrics))})
+    namespace = namespace_of(request)
+    await ctx.authorize(request, ADMIN, namespace=namespace)
+    queues = [q for q in await blocking(ctx.triggers.queue_metrics) if namespace_of_stored(q.queue) == namespace]
+    return JSONResponse({"queues": jsonable(queues)})
 
 
 async def send_message(request: Request) -> Response:
     """POST /v1/queues/{queue}/messages: body = the message; returns its id."""
     ctx = context_of(request)
-    queue = _queue_name(request.path_params["queue"])
+    queue = _queue_name(request)
     ctx.writable("sending to queues")
-    await ctx.authorize(request, ADMIN)
+    await ctx.authorize(request, ADMIN, namespace=namespace_of(request))
     body = await request.body()
     message_id = await blocking(ctx.host.queues.publish, queue, body)
     return JSONResponse({"queue": queue, "id": message_id}, status_code=201)
@@ -62,8 +68,8 @@ async def send_message(request: Request) -> Response:
 async def peek_messages(request: Request) -> Response:
     """GET /v1/queues/{queue}/messages[?limit=10]: the oldest messages, not claimed (bodies as text)."""
     ctx = context_of(request)
-    queue = _queue_name(request.path_params["queue"])
-    await ctx.authorize(request, ADMIN)
+    queue = _queue_name(request)
+    await ctx.authorize(request, ADMIN, namespace=namespace_of(request))
     limit = query_int(request, "limit", 10, 1, 1000)
     messages = await blocking(ctx.host.queues.peek, queue, limit)
     return JSONResponse({"queue": queue, "messages": jsonable(messages)})
@@ -72,9 +78,9 @@ async def peek_messages(request: Request) -> Response:
 async def purge_queue(request: Request) -> Response:
     """DELETE /v1/queues/{queue}/messages: delete every message of the queue (audited)."""
     ctx = context_of(request)
-    queue = _queue_name(request.path_params["queue"])
+    queue = _queue_name(request)
     ctx.writable("purging queues")
-    principal = await ctx.authorize(request, ADMIN)
+    principal = await ctx.authorize(request, ADMIN, namespace=namespace_of(request))
     async with ctx.audited(request, "queue.purge", queue, principal) as note:
         deleted = await blocking(ctx.host.queues.purge, queue)
         note.detail["deleted"] = deleted
@@ -85,8 +91,9 @@ async def list_triggers(request: Request) -> Response:
     """GET /v1/triggers: queue mappings (from manifests and the API), of functions the key may read."""
     ctx = context_of(request)
     principal = await ctx.authenticate(request)
+    namespace = namespace_of(request)
     mappings = await blocking(ctx.triggers.queue_mappings)
-    visible = [m.to_dict() for m in mappings if _may_read(principal, m.function)]
+    visible = [m.to_dict() for m in mappings if _may_read(principal, m.function, namespace)]
     return JSONResponse({"queue": visible})
 
 
@@ -94,15 +101,23 @@ async def list_schedules(request: Request) -> Response:
     """GET /v1/schedules: every schedule with its next and last tick, of functions the key may read."""
     ctx = context_of(request)
     principal = await ctx.authenticate(request)
+    namespace = namespace_of(request)
     schedules = await blocking(ctx.triggers.schedules)
-    return JSONResponse({"schedules": [s.to_dict() for s in schedules if _may_read(principal, s.function)]})
+    visible = [s.to_dict() for s in schedules if _may_read(principal, s.function, namespace)]
+    return JSONResponse({"schedules": visible})
 
 
-def _queue_name(name: str) -> str:
-    return require_resource_name("queue", name)
+def _queue_name(request: Request) -> str:
+    """The store name of the queue in the path, in the request's namespace."""
+    name = request.path_params["queue"]
+    if not RESOURCE_RE.fullmatch(name):
+        raise InvalidArgument(f"queue name {name!r} is not valid: use 1..128 letters, digits, '.', '_' or '-'")
+    return qualify(namespace_of(request), name)
 
 
-def _may_read(principal: Principal, function: str) -> bool:
+def _may_read(principal: Principal, function: str, namespace: str) -> bool:
+    if namespace_of_stored(function) != namespace:
+        return False
     try:
         require_read(principal, function)
     except FnhostError:

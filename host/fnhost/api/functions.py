@@ -5,11 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..control.auth import DEPLOY, INVOKE
+from ..control.auth import DEPLOY, INVOKE, Principal
 from ..control.bundles import BundleLimits, open_bundle
 from ..control.signing import verify_bundle
 from ..host import Version
-from .context import READ, ApiContext, blocking, context_of, json_object
+from ..namespaces import namespace_of as namespace_of_function
+from ..namespaces import split
+from .context import READ, ApiContext, blocking, context_of, function_of, json_object, namespace_of
 from .errors import InvalidRequest
 from .serialize import jsonable
 
@@ -17,12 +19,12 @@ from .serialize import jsonable
 async def deploy(request: Request) -> Response:
     """PUT /v1/functions/{name}: body = bundle zip. 201 new version, 200 the same bundle again."""
     ctx = context_of(request)
-    name = request.path_params["name"]
+    name = function_of(request)
     ctx.writable("deploying")
     principal = await ctx.authorize(request, DEPLOY, name)
     data = await request.body()
     async with ctx.audited(request, "function.deploy", name, principal, {"bytes": len(data)}) as note:
-        version = await blocking(_deploy, ctx, name, data, principal.key_id, note.detail)
+        version = await blocking(_deploy, ctx, name, data, principal, note.detail)
         created = version.created
         note.detail.update(version=version.version, sha256=version.sha256, created=created)
     body = {
@@ -36,28 +38,32 @@ async def deploy(request: Request) -> Response:
 
 
 def _deploy(
-    ctx: ApiContext, name: str, data: bytes, actor: str, detail: dict[str, object]
+    ctx: ApiContext, name: str, data: bytes, principal: Principal, detail: dict[str, object]
 ) -> Version:
     bundle = open_bundle(data, limits=BundleLimits(max_upload_bytes=ctx.max_bundle_bytes))
     detail["bundle_sha256"] = bundle.sha256
     if ctx.trusted_keys:
         detail["signed_by"] = verify_bundle(bundle, ctx.trusted_keys)
-    if bundle.manifest.name != name:
+    plain = split(name)[1]
+    if bundle.manifest.name != plain:
         raise InvalidRequest(
-            f"the URL names function {name!r} but the bundle's fnhost.toml says name = "
+            f"the URL names function {plain!r} but the bundle's fnhost.toml says name = "
             f"{bundle.manifest.name!r}; deploy to /v1/functions/{bundle.manifest.name}"
         )
-    return ctx.host.deploy(name, bundle.wasm, bundle.manifest, created_by=actor)
+    # The grant check (who may give this function what) is inside Host.deploy, for every caller.
+    return ctx.host.deploy(name, bundle.wasm, bundle.manifest, principal=principal)
 
 
 async def list_functions(request: Request) -> Response:
-    """GET /v1/functions: the functions this key may deploy or invoke."""
+    """GET /v1/functions: the functions of the namespace this key may deploy or invoke."""
     ctx = context_of(request)
+    namespace = namespace_of(request)
     principal = await ctx.authorize(request, READ)
     functions = [
         f
         for f in await blocking(ctx.host.list_functions)
-        if principal.allows(DEPLOY, f.name) or principal.allows(INVOKE, f.name)
+        if namespace_of_function(f.name) == namespace
+        and (principal.allows(DEPLOY, f.name) or principal.allows(INVOKE, f.name))
     ]
     return JSONResponse({"functions": jsonable(functions)})
 
@@ -65,7 +71,7 @@ async def list_functions(request: Request) -> Response:
 async def get_function(request: Request) -> Response:
     """GET /v1/functions/{name}."""
     ctx = context_of(request)
-    name = request.path_params["name"]
+    name = function_of(request)
     await ctx.authorize(request, READ, name)
     return JSONResponse(jsonable(await blocking(ctx.host.get_function, name)))
 
@@ -73,7 +79,7 @@ async def get_function(request: Request) -> Response:
 async def list_versions(request: Request) -> Response:
     """GET /v1/functions/{name}/versions."""
     ctx = context_of(request)
-    name = request.path_params["name"]
+    name = function_of(request)
     await ctx.authorize(request, READ, name)
     versions = await blocking(ctx.host.list_versions, name)
     return JSONResponse({"name": name, "versions": jsonable(versions)})
@@ -82,7 +88,7 @@ async def list_versions(request: Request) -> Response:
 async def delete_function(request: Request) -> Response:
     """DELETE /v1/functions/{name}: every version, alias and unreferenced compiled artifact."""
     ctx = context_of(request)
-    name = request.path_params["name"]
+    name = function_of(request)
     ctx.writable("deleting functions")
     principal = await ctx.authorize(request, DEPLOY, name)
     async with ctx.audited(request, "function.delete", name, principal):
@@ -93,7 +99,7 @@ async def delete_function(request: Request) -> Response:
 async def set_alias(request: Request) -> Response:
     """PUT /v1/functions/{name}/aliases/{alias}: body {"version": N}."""
     ctx = context_of(request)
-    name, alias = request.path_params["name"], request.path_params["alias"]
+    name, alias = function_of(request), request.path_params["alias"]
     ctx.writable("setting aliases")
     principal = await ctx.authorize(request, DEPLOY, name)
     async with ctx.audited(request, "function.alias", f"{name}:{alias}", principal) as note:
@@ -101,5 +107,5 @@ async def set_alias(request: Request) -> Response:
         note.detail["version"] = version
         if isinstance(version, bool) or not isinstance(version, int):
             raise InvalidRequest(f'"version" must be an integer version number, got {version!r}')
-        await blocking(ctx.host.set_alias, name, alias, version)
+        await blocking(ctx.host.set_alias, name, alias, version, principal=principal)
     return JSONResponse({"name": name, "alias": alias, "version": version})

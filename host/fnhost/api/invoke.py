@@ -14,7 +14,7 @@ from ..control.auth import INVOKE
 from ..errors import NotFound
 from ..runtime.outcomes import InvocationResult, Outcome
 from . import events
-from .context import READ, blocking, context_of, query_int
+from .context import READ, blocking, context_of, function_of, query_int
 from .errors import InvalidRequest, error_response, request_id_of
 from .serialize import jsonable
 
@@ -63,7 +63,7 @@ def outcome_error(request: Request, result: InvocationResult, statuses: dict[Out
 async def invoke(request: Request) -> Response:
     """POST /v1/functions/{name}/invoke[?qualifier=]: body = event payload, response = output."""
     ctx = context_of(request)
-    name = request.path_params["name"]
+    name = function_of(request)
     qualifier = request.query_params.get("qualifier") or None
     invocation_type = request.headers.get(events.INVOCATION_TYPE, "RequestResponse")
     if invocation_type.lower() == "event":
@@ -82,9 +82,10 @@ async def invoke(request: Request) -> Response:
 
 
 async def function_url(request: Request) -> Response:
-    """ANY /fn/{name}/{path}: the function's HTTP handler; public functions need no key."""
+    """ANY /fn/{name}/{path} (/ns/{namespace}/fn/...): the function's HTTP handler; public
+    functions need no key."""
     ctx = context_of(request)
-    name = request.path_params["name"]
+    name = function_of(request)
     path = "/" + request.path_params.get("path", "")
     if request.url.query:
         path += "?" + request.url.query
@@ -126,7 +127,7 @@ async def function_url(request: Request) -> Response:
 async def list_invocations(request: Request) -> Response:
     """GET /v1/functions/{name}/invocations[?limit=50]: newest first."""
     ctx = context_of(request)
-    name = request.path_params["name"]
+    name = function_of(request)
     await ctx.authorize(request, READ, name)
     limit = query_int(request, "limit", 50, 1, 1000)
     records = await blocking(ctx.host.invocations.list, name, limit=limit)
@@ -140,13 +141,20 @@ async def get_invocation(request: Request) -> Response:
     ctx = context_of(request)
     principal = await ctx.authenticate(request)
     invocation_id = request.path_params["id"]
+    missing = NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention")
     record = await blocking(ctx.host.invocations.get, invocation_id)
-    if record is None:
+    if record is not None:
+        function = record.function
+    else:
         try:
             accepted = await blocking(ctx.triggers.async_invocations.get, invocation_id)
         except NotFound:
-            raise NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention") from None
-        await ctx.check(request, principal, READ, accepted.function)
+            raise missing from None
+        function = accepted.function
+    if not principal.sees(function):  # the same answer as for an id that does not exist
+        await ctx.audit_denied(request, principal, missing, {"scope": READ, "function": function})
+        raise missing
+    await ctx.check(request, principal, READ, function)
+    if record is None:
         return JSONResponse({"async": True, **accepted.to_dict()})
-    await ctx.check(request, principal, READ, record.function)
     return JSONResponse(jsonable(record))

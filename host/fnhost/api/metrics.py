@@ -15,8 +15,9 @@ from the database at each scrape, so any process reports them for the whole serv
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -27,6 +28,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..control.auth import ADMIN, DEPLOY, INVOKE, Principal
 from ..runtime.outcomes import InvocationResult, Outcome
 from ..triggers import Triggers
 
@@ -102,19 +104,32 @@ class Metrics:
         self.duration.labels(result.function).observe(result.duration_ms / 1000)
         self.fuel.labels(result.function).inc(result.fuel_consumed)
 
-    def exposition(self) -> bytes:
-        """The Prometheus text of this app, or of every server process in multiprocess mode."""
+    def exposition(self, visible: Callable[[dict[str, str]], bool] | None = None) -> bytes:
+        """The Prometheus text of this app, or of every server process in multiprocess mode;
+        with `visible`, only the samples whose labels it accepts."""
         if not self.multiprocess:
-            return generate_latest(self.registry)
-        registry = CollectorRegistry()  # a fresh one per scrape, as prometheus_client asks
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
-        for collector in self._scraped:
-            registry.register(collector)
-        return generate_latest(registry)
+            registry: Collector = self.registry
+        else:
+            registry = CollectorRegistry()  # a fresh one per scrape, as prometheus_client asks
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
+            for collector in self._scraped:
+                registry.register(collector)
+        return generate_latest(registry if visible is None else _Filtered(registry, visible))
 
     async def endpoint(self, request: Request) -> Response:
-        """GET /metrics: Prometheus text exposition format (read off the event loop: files, SQLite)."""
-        return Response(await anyio.to_thread.run_sync(self.exposition), media_type=CONTENT_TYPE_LATEST)
+        """GET /metrics: Prometheus text exposition format (read off the event loop: files, SQLite).
+
+        Label values name functions, queues and schedules, which are private to their namespace:
+        without a key only the samples without such labels are shown; with a key, those of what
+        it may see (everything for a global admin key). A bad key is 401, as everywhere."""
+        principal = None
+        if request.headers.get("authorization"):
+            principal = await request.app.state.fnhost.authenticate(request)
+        visible = None if principal is not None and principal.namespace is None and ADMIN in principal.scopes else (
+            functools.partial(_visible, principal)
+        )
+        body = await anyio.to_thread.run_sync(self.exposition, visible)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 TRIGGER_COUNTERS = {
@@ -129,6 +144,34 @@ TRIGGER_COUNTERS = {
     "schedule_fired": ("schedule", "Schedule ticks fired."),
     "schedule_skipped": ("schedule", "Schedule ticks skipped (missed while down or behind)."),
 }
+
+
+PRIVATE_LABELS = ("function", "queue", "schedule", "source")
+"""Labels whose values are names private to a namespace."""
+
+
+def _visible(principal: Principal | None, labels: dict[str, str]) -> bool:
+    """Whether a sample with `labels` may be shown to `principal` (None: a caller without a key)."""
+    private = [name for name in PRIVATE_LABELS if name in labels]
+    if not private:
+        return True
+    if principal is None or private != ["function"]:  # queue, schedule, source labels: global admins only
+        return False
+    function = labels["function"]
+    return any(principal.allows(scope, function) for scope in (DEPLOY, INVOKE))
+
+
+class _Filtered(Collector):
+    """A collector that yields `source`'s metrics with only the samples `visible` accepts."""
+
+    def __init__(self, source: Collector, visible: Callable[[dict[str, str]], bool]) -> None:
+        self.source = source
+        self.visible = visible
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.source.collect():
+            metric.samples = [s for s in metric.samples if self.visible(s.labels)]
+            yield metric
 
 
 class _QueueCollector(Collector):

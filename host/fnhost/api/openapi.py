@@ -6,9 +6,12 @@ the shared error responses, path parameters and security from that, so a new end
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from .paths import FUNCTION_URL, NAMESPACED_FUNCTION_URL, in_namespace, is_namespaced
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
@@ -182,6 +185,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "post",
+        "/v1/shares",
+        "createShare",
+        "Share one kv bucket, secret or queue of this namespace with another namespace",
+        "admin",
+        ok_status=201,
+        ok_schema="Object",
+        body=(JSON, "ShareRequest"),
+        errors=(400,),
+        mutating=True,
+        tag="admin",
+    ),
+    Endpoint("get", "/v1/shares", "listShares", "Shares this namespace made or received", "admin",
+             ok_schema="Object", tag="admin", errors=(405,)),
+    Endpoint("delete", "/v1/shares/{id}", "revokeShare", "Revoke a share (applies at the next call)", "admin",
+             ok_schema="Object", errors=(404,), mutating=True, tag="admin"),
+    Endpoint(
+        "post",
         "/v1/keys",
         "createKey",
         "Create an API key; the token is in this response only",
@@ -347,6 +367,17 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "scopes": {"type": "array", "items": {"type": "string", "enum": ["admin", "deploy", "invoke"]}},
             "functions": {"type": ["array", "null"], "items": {"type": "string"}},
+            "namespace": {"type": ["string", "null"], "description": "absent: global (admin) or default"},
+            "may_grant": {"type": "array", "items": {"type": "string"}, "description": "e.g. secret:billing-*"},
+        },
+    },
+    "ShareRequest": {
+        "type": "object",
+        "required": ["kind", "name", "with"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["kv", "secret", "queue"]},
+            "name": {"type": "string"},
+            "with": {"type": "string", "description": "the namespace it is shared with"},
         },
     },
     "CreatedKey": {
@@ -369,9 +400,14 @@ def openapi_document(*, read_only: bool = False, version: str = "0.1.0") -> dict
     paths: dict[str, dict[str, Any]] = {}
     for ep in ENDPOINTS:
         paths.setdefault(ep.path, {})[ep.method] = _operation(ep, read_only)
-    for suffix in ("", "/{path}"):
-        path = "/fn/{name}" + suffix
-        paths[path] = {m: _function_url_operation(m, suffix) for m in FUNCTION_URL_METHODS}
+        if is_namespaced(ep.path):  # the same endpoint in a namespace other than `default`
+            twin = dataclasses.replace(
+                ep, path=in_namespace(ep.path), operation_id=ep.operation_id + "InNamespace"
+            )
+            paths.setdefault(twin.path, {})[twin.method] = _operation(twin, read_only)
+    for base in (FUNCTION_URL, NAMESPACED_FUNCTION_URL):
+        for suffix in ("", "/{path}"):
+            paths[base + suffix] = {m: _function_url_operation(m, base, suffix) for m in FUNCTION_URL_METHODS}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -467,7 +503,7 @@ def _operation(ep: Endpoint, read_only: bool) -> dict[str, Any]:
     return op
 
 
-def _function_url_operation(method: str, suffix: str) -> dict[str, Any]:
+def _function_url_operation(method: str, base: str, suffix: str) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "default": {
             "description": "The function's own response: status, headers and body as it returned them"
@@ -476,12 +512,13 @@ def _function_url_operation(method: str, suffix: str) -> dict[str, Any]:
     for status in (401, 403, 404, 413, 429, 500, 502, 504):
         responses[str(status)] = _error(status)
     op: dict[str, Any] = {
-        "operationId": f"functionUrl{method.capitalize()}{'Path' if suffix else ''}",
+        "operationId": f"functionUrl{method.capitalize()}{'Path' if suffix else ''}"
+        + ("InNamespace" if base != FUNCTION_URL else ""),
         "summary": "The function's HTTP handler (its function URL)",
         "description": "Public functions (`[http] public = true`) need no key; others need scope `invoke` "
         "for the function. The path after the function name and the query reach the function.",
         "tags": ["function-urls"],
-        "parameters": _params("/fn/{name}" + suffix),
+        "parameters": _params(base + suffix),
         "responses": responses,
         "security": [{}, {"apiKey": []}],
     }

@@ -12,10 +12,11 @@ A capability module has the same four steps (after Spin's factors):
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ import wasmtime
 from wasmtime.component import LinkerInstance, Variant
 
 from ..manifest import Manifest
+from ..namespaces import DEFAULT, KV, QUEUE, SECRET, is_foreign, namespace_of, resolve
 from ..stores.errors import InvalidArgument, StoreError, StoreUnavailable, TooLarge
 
 
@@ -109,16 +111,38 @@ class LogBuffer:
 
 @dataclass(frozen=True)
 class VersionGrants:
-    """The allowed sets of one function version (step 3), shared by all its invocations."""
+    """The allowed sets of one function version (step 3), shared by all its invocations: each maps
+    a name as the guest asks for it (the manifest's) to the store name it reaches (fnhost.namespaces)."""
 
-    kv: frozenset[str]
-    queues: frozenset[str]
-    secrets: frozenset[str]
+    kv: Mapping[str, str]
+    queues: Mapping[str, str]
+    secrets: Mapping[str, str]
+    namespace: str = DEFAULT
 
     @classmethod
-    def of(cls, manifest: Manifest) -> VersionGrants:
-        g = manifest.grants
-        return cls(frozenset(g.kv), frozenset(g.queues), frozenset(g.secrets))
+    def of(cls, manifest: Manifest, function: str) -> VersionGrants:
+        """The grants of `manifest`, resolved in the namespace of `function` (a store name)."""
+        g, namespace = manifest.grants, namespace_of(function)
+
+        def resolved(refs: tuple[str, ...]) -> dict[str, str]:
+            return {ref: resolve(namespace, ref) for ref in refs}
+
+        return cls(resolved(g.kv), resolved(g.queues), resolved(g.secrets), namespace)
+
+    @functools.cached_property
+    def foreign(self) -> bool:
+        """Whether any grant names another namespace's resource (then `shared_only` applies per call)."""
+        return any(is_foreign(self.namespace, s) for m in (self.kv, self.queues, self.secrets) for s in m.values())
+
+    def shared_only(self, shared: Callable[[str, str, str], bool]) -> VersionGrants:
+        """These grants without the other namespaces' resources that are not shared (any more):
+        `shared(kind, store name, namespace)` says which are."""
+
+        def keep(kind: str, grants: Mapping[str, str]) -> dict[str, str]:
+            ns = self.namespace
+            return {ref: s for ref, s in grants.items() if not is_foreign(ns, s) or shared(kind, s, ns)}
+
+        return VersionGrants(keep(KV, self.kv), keep(QUEUE, self.queues), keep(SECRET, self.secrets), self.namespace)
 
 
 @dataclass

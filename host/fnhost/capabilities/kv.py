@@ -1,5 +1,6 @@
 """Key-value storage in buckets. A bucket is reachable only when the manifest grants it; two
-functions granted the same bucket share it (explicit sharing)."""
+functions of one namespace granted the same bucket share it (explicit sharing); across namespaces
+only a share record lets them (fnhost.control.shares)."""
 
 from __future__ import annotations
 
@@ -24,33 +25,36 @@ class KvCapability:
         """Bucket names are validated by the manifest; any granted bucket exists on first use."""
 
     # -- the operations, shared by both ABIs ------------------------------------------------------
-    def _allowed(self, state: CallState, bucket: str) -> None:
-        if bucket not in state.grants.kv:
+    def _allowed(self, state: CallState, bucket: str) -> str:
+        """The store name of a granted bucket (fnhost.namespaces); `denied` for any other."""
+        stored = state.grants.kv.get(bucket)
+        if stored is None:
             raise state.deny(f"kv bucket '{bucket}'")
+        return stored
 
     def get(self, state: CallState, bucket: str, key: str) -> bytes:
-        self._allowed(state, bucket)
+        stored = self._allowed(state, bucket)
         state.charge(len(key))
-        value = self.store.get(bucket, key)
+        value = self.store.get(stored, key)
         if value is None:
             raise HostCallError(ErrorKind.NOT_FOUND)
         state.charge(len(value))
         return value
 
     def set(self, state: CallState, bucket: str, key: str, value: bytes) -> None:
-        self._allowed(state, bucket)
+        stored = self._allowed(state, bucket)
         state.charge(len(key) + len(value))
-        self.store.set(bucket, key, bytes(value))
+        self.store.set(stored, key, bytes(value))
 
     def delete(self, state: CallState, bucket: str, key: str) -> None:
-        self._allowed(state, bucket)
+        stored = self._allowed(state, bucket)
         state.charge(len(key))
-        self.store.delete(bucket, key)
+        self.store.delete(stored, key)
 
     def list_keys(self, state: CallState, bucket: str, prefix: str, limit: int) -> list[str]:
-        self._allowed(state, bucket)
+        stored = self._allowed(state, bucket)
         state.charge(len(prefix))
-        keys = self.store.list_keys(bucket, prefix, max(0, min(limit, MAX_LIST_LIMIT)))
+        keys = self.store.list_keys(stored, prefix, max(0, min(limit, MAX_LIST_LIMIT)))
         state.charge(sum(len(k) for k in keys))
         return keys
 

@@ -22,10 +22,11 @@ class QueueCapability:
         """Queue names are validated by the manifest; a queue exists once published to."""
 
     def publish(self, state: CallState, queue: str, body: bytes) -> str:
-        if queue not in state.grants.queues:
+        stored = state.grants.queues.get(queue)
+        if stored is None:
             raise state.deny(f"queue '{queue}'")
         state.charge(len(queue) + len(body))
-        return self.store.publish(queue, bytes(body))
+        return self.store.publish(stored, bytes(body))
 
     def link_component(self, root: LinkerInstance) -> None:
         with root.add_instance(INTERFACE) as iface:

@@ -23,10 +23,11 @@ class SecretsCapability:
         """A granted secret may be set after the deploy; reading it before is `not-found`."""
 
     def get(self, state: CallState, name: str) -> str:
-        if name not in state.grants.secrets:
+        stored = state.grants.secrets.get(name)
+        if stored is None:
             raise state.deny(f"secret '{name}'")
         state.charge(len(name))
-        value = self.store.get(name)
+        value = self.store.get(stored)
         if value is None:
             raise HostCallError(ErrorKind.NOT_FOUND, f"secret '{name}' is granted but not set")
         state.charge(len(value))

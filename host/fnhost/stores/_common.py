@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from ..manifest import RESOURCE_RE
+from ..namespaces import QUALIFIED_RESOURCE_RE
 from .database import SQLITE, AnyDatabase, Migration, PostgresDatabase
 from .errors import InvalidArgument, StoreUnavailable, TooLarge
 
@@ -83,8 +83,9 @@ def sql_migration(*statements: str) -> Migration:
 
 
 def require_resource_name(kind: str, name: object) -> str:
-    """Check a bucket, queue or secret name against the rule the manifest grants use."""
-    if not isinstance(name, str) or not RESOURCE_RE.match(name):
+    """Check a bucket, queue or secret store name: a plain name (namespace `default`) or
+    `namespace/name`, as `fnhost.namespaces` makes them. The one seam where stores meet namespaces."""
+    if not isinstance(name, str) or not QUALIFIED_RESOURCE_RE.fullmatch(name):
         raise InvalidArgument(
             f"{kind} name {name!r} is not valid: use 1..128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -93,7 +94,7 @@ def require_resource_name(kind: str, name: object) -> str:
 
 
 def require_pattern(kind: str, value: object, pattern: re.Pattern[str], rule: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidArgument(f"{kind} {value!r} is not valid: {rule}")
     return value
 

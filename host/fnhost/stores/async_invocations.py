@@ -99,6 +99,7 @@ class ClaimedAttempt:
     payload: bytes
     attempt: int
     max_attempts: int
+    dead_letter_queue: str | None
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,8 @@ class AsyncInvocationStore(SQLiteStore):
         with self._db.transaction() as db:
             now = self._now(db)
             row = db.execute(
-                "SELECT id, function, qualifier, payload, attempts, lease_s, max_attempts FROM async_invocations"
+                "SELECT id, function, qualifier, payload, attempts, lease_s, max_attempts, dead_letter_queue"
+                " FROM async_invocations"
                 " WHERE status IN (?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at"
                 f" LIMIT 1{self._db.dialect.skip_locked}",
                 [QUEUED, RUNNING, now],
@@ -227,7 +229,7 @@ class AsyncInvocationStore(SQLiteStore):
                 " WHERE id = ?",
                 [RUNNING, attempt, now + row[5], now, row[0]],
             )
-        return ClaimedAttempt(row[0], row[1], row[2], bytes(row[3]), attempt, row[6])
+        return ClaimedAttempt(row[0], row[1], row[2], bytes(row[3]), attempt, row[6], row[7])
 
     @translate_sqlite_errors
     def finish(

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from ..errors import NotFound
 from ..manifest import NAME_RE
+from ..namespaces import QUALIFIED_FUNCTION_RE
 from ._common import SQLiteStore, require_pattern, sql_migration, translate_sqlite_errors
 from .database import Database
 from .errors import InvalidArgument
@@ -303,16 +304,21 @@ class Registry(SQLiteStore):
         raise NotFound(f"function {name!r} has no version {version} (its versions are 1..{newest.version})")
 
     def _no_function(self, db: sqlite_utils.Database, name: str) -> NotFound:
-        names = [row[0] for row in db.execute("SELECT name FROM functions ORDER BY name")]
-        return NotFound(f"function {name!r} does not exist{_listing('deployed functions', names)}")
+        # No listing of the functions that do exist: the caller may not be allowed to see them.
+        return NotFound(no_such_function(name))
+
+
+def no_such_function(name: str) -> str:
+    """The one message for a function that does not exist or that the caller may not see."""
+    return f"function {name!r} does not exist; `fnhost list` (GET /v1/functions) shows the ones you may use"
 
 
 def _check_function_name(name: str) -> None:
     require_pattern(
         "function name",
         name,
-        NAME_RE,
-        "use 1..63 lower-case letters, digits or '-', starting with a letter",
+        QUALIFIED_FUNCTION_RE,
+        "use 1..63 lower-case letters, digits or '-', starting with a letter (after 'namespace/')",
     )
 
 

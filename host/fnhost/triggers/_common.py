@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
 
-from ..manifest import Manifest
+from ..manifest import Manifest, QueueTrigger
+from ..namespaces import QUEUE, is_foreign, namespace_of, resolve_manifest
 from ..stores import LIVE, Registry
 
 log = logging.getLogger("fnhost.triggers")
 
 
 class LiveManifests:
-    """The manifest of every function's `live` version (what triggers follow), parsed once per version."""
+    """The manifest of every function's `live` version (what triggers follow), parsed once per version.
 
-    def __init__(self, registry: Registry) -> None:
+    Each is resolved to store names (`fnhost.namespaces.resolve_manifest`: its `name` is the
+    function's store name, its trigger queues those of its namespace), and a queue trigger on
+    another namespace's queue is left out while that namespace does not share it (`shared`)."""
+
+    def __init__(self, registry: Registry, shared: Callable[[str, str, str], bool] | None = None) -> None:
         self._registry = registry
+        self._shared = shared
         self._parsed: dict[tuple[str, int], Manifest] = {}
         self._lock = threading.Lock()
 
@@ -33,11 +40,24 @@ class LiveManifests:
                 record = self._registry.get_version(fn.name, live)
                 if record is None:
                     continue  # deleted meanwhile
-                manifest = Manifest.from_dict(json.loads(record.manifest_json))
+                manifest = resolve_manifest(fn.name, Manifest.from_dict(json.loads(record.manifest_json)))
                 with self._lock:
                     self._parsed[key] = manifest
-            out.append(manifest)
+            out.append(self._shared_only(manifest))
         return out
+
+    def _shared_only(self, manifest: Manifest) -> Manifest:
+        triggers = manifest.queue_triggers
+        kept = tuple(t for t in triggers if self.reachable(manifest.name, t))
+        return manifest if len(kept) == len(triggers) else dataclasses.replace(manifest, queue_triggers=kept)
+
+    def reachable(self, function: str, trigger: QueueTrigger) -> bool:
+        """Whether a (resolved) trigger's queues are `function`'s namespace's, or shared with it now."""
+        namespace, shared = namespace_of(function), self._shared
+        if shared is None:
+            return True
+        queues = (trigger.queue, trigger.dead_letter_queue)
+        return all(not is_foreign(namespace, q) or shared(QUEUE, q, namespace) for q in queues)
 
 
 class Counters:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import NotFound
+from ..namespaces import QUEUE, is_foreign, namespace_of, resolve_manifest
 from ..runtime.outcomes import Outcome
 from ..stores import InvalidArgument, new_sortable_id
 from ..stores._common import bytes_within
@@ -110,7 +111,7 @@ class AsyncInvocations:
             raise InvalidArgument(
                 f"idempotency key must be 1..{MAX_IDEMPOTENCY_KEY} printable characters, got {idempotency_key!r}"
             )
-        config = version.manifest.async_config
+        config = resolve_manifest(version.name, version.manifest).async_config  # its DLQ in its namespace
         event_id = new_sortable_id()
         event = self.store.submit(
             event_id,
@@ -210,9 +211,15 @@ class AsyncInvocations:
                 "payload_base64": base64.b64encode(event.payload).decode(),
             }).encode()
 
+        dlq, namespace = claimed.dead_letter_queue, namespace_of(claimed.function)
+        if final and dlq and is_foreign(namespace, dlq) and not self.host.shares.active(QUEUE, dlq, namespace):
+            log.warning("fnhost: async invocation %s: dead-letter queue %s is no longer shared", claimed.id, dlq)
+            final_dlq = False
+        else:
+            final_dlq = final
         finished = self.store.finish(
             claimed.id, claimed.attempt, status, outcome, error, output, invocation_id,
-            retry_in_s=retry_in_s, uncount=uncount, dead_letter=envelope if final else None,
+            retry_in_s=retry_in_s, uncount=uncount, dead_letter=envelope if final_dlq else None,
         )  # fmt: skip
         if finished is None:  # our lease ran out and a newer attempt owns the event
             log.warning("fnhost: async invocation %s: attempt %d finished after its lease", claimed.id, claimed.attempt)

@@ -16,14 +16,17 @@ redeploys within `refresh_interval_s`.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..control.grants import authorize_deploy
 from ..errors import Conflict, ManifestError, NotFound
 from ..manifest import Manifest, QueueTrigger
+from ..namespaces import namespace_of, reference, resolve_manifest
 from ..runtime import abi
 from ..runtime.outcomes import Outcome
 from ..stores import QueueMessage
@@ -92,7 +95,8 @@ class QueuePoller:
 
     def _deliver(self, batch: list[QueueMessage]) -> None:
         t = self.mapping.trigger
-        event = abi.QueueBatch(tuple(abi.BatchMessage(m.id, m.queue, m.body, m.receive_count) for m in batch))
+        queue = reference(namespace_of(self.mapping.function), t.queue)  # as the function's manifest names it
+        event = abi.QueueBatch(tuple(abi.BatchMessage(m.id, queue, m.body, m.receive_count) for m in batch))
         self.counters.inc("queue_delivered", t.queue, len(batch))
         try:
             result = self.host.invoke_event(self.mapping.function, event, trigger="queue")
@@ -175,15 +179,20 @@ class QueueTriggers:
         declared = {(m.function, m.trigger.queue) for m in out}
         for function, config in self.store.list():
             trigger = QueueTrigger(**config)  # validated against the function when it was created
-            if (function, trigger.queue) not in declared:
+            if (function, trigger.queue) not in declared and self.manifests.reachable(function, trigger):
                 out.append(QueueMapping(function, trigger, "api"))
         return sorted(out, key=lambda m: (m.function, m.trigger.queue))
 
     def create(self, function: str, queue: str, **options: Any) -> QueueMapping:
-        """Map `queue` to `function` (options as in `[[triggers.queue]]`); validated like a manifest."""
+        """Map `queue` to `function` (options as in `[[triggers.queue]]`); validated like a manifest,
+        and resolved in the function's namespace (another namespace's queue only while it is shared)."""
         version = self.host.get_version(function)
         config = {"queue": queue, **options}
         trigger = _trigger(config, version.manifest)
+        mapping = dataclasses.replace(Manifest(name=version.manifest.name), queue_triggers=(trigger,))
+        authorize_deploy(None, function, mapping, self.host.shares)
+        trigger = resolve_manifest(function, mapping).queue_triggers[0]
+        queue = trigger.queue
         taken = Conflict(f"queue '{queue}' is already mapped to '{function}'; delete that mapping first")
         if any(m.function == function and m.trigger.queue == queue for m in self.list()):
             raise taken
