@@ -10,7 +10,6 @@ An object-storage backend can be added behind the same three calls.
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Protocol
 
@@ -18,8 +17,8 @@ from .._fs import atomic_write
 from ._common import SQLiteStore, sql_migration, translate_sqlite_errors
 from .database import AnyDatabase
 from .errors import InvalidArgument, StoreError
+from .registry import SHA256_RE
 
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 MIGRATIONS = [
     sql_migration("CREATE TABLE wasm_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, stored_at REAL NOT NULL)"),
