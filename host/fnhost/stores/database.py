@@ -77,6 +77,12 @@ class Dialect:
     for_update: str
     """Appended to a `SELECT` whose row the transaction then changes (SQLite's writer lock covers it already)."""
 
+    def json_array_has(self, column: str) -> str:
+        """A condition: the JSON array of strings in text `column` holds the string given as one `?` parameter."""
+        if self.name == "sqlite":
+            return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ?)"
+        return f"({column})::jsonb @> jsonb_build_array(?::text)"
+
     def ddl(self, statement: str) -> str:
         """A migration statement written in SQLite's spelling, as this backend runs it."""
         if self.name == "sqlite":
@@ -166,6 +172,10 @@ class _Transactions:
 
     def _lock_migrations(self, conn: Any) -> None:
         """Serialize migrations across processes and nodes (inside the migration's transaction)."""
+
+    def lock_table(self, conn: Any, table: str) -> None:
+        """Inside a transaction: no other writer of `table` until it ends (for count-then-write checks).
+        SQLite's `BEGIN IMMEDIATE` already excludes every other writer; plain reads go on on both."""
 
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply `migrations[current_version:]` for `component`, each in its own transaction."""
@@ -293,6 +303,11 @@ class PostgresDatabase(_Transactions):
 
     def _lock_migrations(self, conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
+
+    def lock_table(self, conn: Any, table: str) -> None:
+        if not re.fullmatch(r"[a-z_]+", table):
+            raise ValueError(f"not a table name: {table!r}")
+        conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
 
 
 def _redact(dsn: str) -> str:

@@ -19,7 +19,6 @@ from .database import AnyDatabase
 from .errors import InvalidArgument, StoreError
 from .registry import SHA256_RE
 
-
 MIGRATIONS = [
     sql_migration("CREATE TABLE wasm_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, stored_at REAL NOT NULL)"),
 ]
