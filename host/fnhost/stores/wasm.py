@@ -37,6 +37,10 @@ class WasmStore(Protocol):
         """The binary, or None if it is not stored. Raises `CorruptBlob` if it was damaged at rest."""
         ...
 
+    def header(self, sha256: str) -> bytes | None:
+        """Its first 8 bytes (core module or component), without reading the whole binary."""
+        ...
+
     def delete(self, sha256: str) -> None:
         """Remove it; removing a missing binary succeeds."""
         ...
@@ -87,6 +91,13 @@ class FileWasmStore:
             return None
         return _verified(sha256, data, str(path))
 
+    def header(self, sha256: str) -> bytes | None:
+        try:
+            with open(self._path(sha256), "rb") as f:
+                return f.read(8)
+        except FileNotFoundError:
+            return None
+
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
 
@@ -111,6 +122,11 @@ class DatabaseWasmStore(SQLiteStore):
     def get(self, sha256: str) -> bytes | None:
         row = self._db.db.execute("SELECT data FROM wasm_blobs WHERE sha256 = ?", [sha256]).fetchone()
         return None if row is None else _verified(sha256, bytes(row[0]), "database row")
+
+    @translate_sqlite_errors
+    def header(self, sha256: str) -> bytes | None:
+        row = self._db.db.execute("SELECT substr(data, 1, 8) FROM wasm_blobs WHERE sha256 = ?", [sha256]).fetchone()
+        return None if row is None else bytes(row[0])
 
     @translate_sqlite_errors
     def delete(self, sha256: str) -> None:
