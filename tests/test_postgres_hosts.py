@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +60,40 @@ def test_state_is_shared_kv_counts_across_nodes(postgres_server: Any, tmp_path: 
         b.close()
 
 
-def test_an_alias_change_on_one_node_is_served_by_the_other(nodes: list[Host]) -> None:
+def served_version(host: Host) -> int:
+    result = host.invoke("echo", b"")
+    assert result.outcome is Outcome.OK, result.error
+    return result.version
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> float:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < seconds, "not seen in time"
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+def test_an_alias_change_on_one_node_is_served_by_the_other_at_once(nodes: list[Host]) -> None:
     a, b = nodes
+    b.invoker.RESOLVE_TTL_S = 3600.0  # so only the change feed can tell node 1
     a.deploy("echo", g.ECHO, {"name": "echo"})
+    assert served_version(b) == 1
     a.deploy("echo", g.ECHO, {"name": "echo", "env": {"V": "2"}})
-    assert b.get_version("echo").version == 2
+    wait_until(lambda: served_version(b) == 2)
     a.set_alias("echo", "live", 1)
-    b.invoker.invalidate("echo")  # without waiting out the resolve TTL
-    assert b.get_version("echo").version == 1
+    seen_after = wait_until(lambda: served_version(b) == 1)
+    print(f"alias change on node 0 served by node 1 after {seen_after * 1000:.1f} ms")
+
+
+def test_a_function_deleted_and_redeployed_elsewhere_never_runs_its_old_code(nodes: list[Host]) -> None:
+    a, b = nodes
+    b.invoker.RESOLVE_TTL_S = 3600.0
+    a.deploy("echo", g.ECHO, {"name": "echo"})
+    assert b.invoke("echo", b"x").outcome is Outcome.OK  # node 1 prepared version 1
+    a.delete_function("echo")
+    a.deploy("echo", g.TRAP, {"name": "echo"})  # a new version 1, other code
+    wait_until(lambda: b.invoke("echo", b"x").outcome is Outcome.GUEST_TRAP)
 
 
 def test_a_node_with_another_master_key_refuses_to_start(nodes: list[Host], postgres_server: Any, tmp_path: Path) -> None:

@@ -129,6 +129,9 @@ class Host:
         ]
         self.sandbox = Sandbox(self.engine, self.ticker, self.capabilities)
         self.invoker = Invoker(self.registry, self.sandbox, self.invocations, self._load, shared=self.shares.active)
+        # Deploys, alias changes and deletes through other hosts of a shared database reach this one at
+        # once (PostgreSQL LISTEN/NOTIFY); the resolve TTL stays the fallback.
+        self._stop_listening = self.db.listen(self._changed_elsewhere)
 
     # deploying -----------------------------------------------------------------------------------
     def deploy(
@@ -271,7 +274,17 @@ class Host:
             self.wasm.delete(sha256)
             self.compile_cache.remove(sha256)
 
+    def _changed_elsewhere(self, change: str | None) -> None:
+        kind, _, name = (change or "").partition(":")
+        if kind == "deleted":
+            self.invoker.forget(name)
+        elif kind == "function":
+            self.invoker.invalidate(name)
+        else:
+            self.invoker.invalidate_all()
+
     def close(self) -> None:
+        self._stop_listening()
         self.invocations.close()
         self.ticker.stop()
         self.db.close()

@@ -54,8 +54,12 @@ class Invoker:
 
     def invalidate(self, name: str) -> None:
         """Forget resolved aliases of `name` (after a deploy, alias change or delete)."""
-        for key in [k for k in self._resolved if k[0] == name]:
+        for key in [k for k in list(self._resolved) if k[0] == name]:  # list(): other threads resolve meanwhile
             self._resolved.pop(key, None)
+
+    def invalidate_all(self) -> None:
+        """Forget every resolved alias (the change feed from other hosts may have missed some)."""
+        self._resolved.clear()
 
     # prepared versions --------------------------------------------------------------------------
     def add_prepared(self, prepared: Prepared) -> None:

@@ -20,6 +20,7 @@ tested on both.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sqlite3
 import threading
@@ -52,6 +53,8 @@ class Connection(Protocol):
 Migration = Callable[[Any], None]
 """A migration step: called with the connection (SQLite: a `sqlite_utils.Database`) inside a transaction."""
 
+
+log = logging.getLogger("fnhost.stores")
 
 _TYPE_WORDS = re.compile(r"\b(INTEGER PRIMARY KEY AUTOINCREMENT|INTEGER|REAL|BLOB|TEXT)\b")
 _PG_TYPES = {
@@ -177,6 +180,15 @@ class _Transactions:
         """Inside a transaction: no other writer of `table` until it ends (for count-then-write checks).
         SQLite's `BEGIN IMMEDIATE` already excludes every other writer; plain reads go on on both."""
 
+    def notify(self, conn: Any, payload: str) -> None:
+        """Inside a transaction: tell every host on this database, when it commits, that `payload` changed.
+        SQLite: no-op (its hosts share a data dir and fall back on their caches' TTL)."""
+
+    def listen(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
+        """Call `callback(payload)` for every `notify` by any host; `callback(None)`: some may have been
+        missed (reconnected), forget everything. Returns a function that stops listening."""
+        return lambda: None
+
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply `migrations[current_version:]` for `component`, each in its own transaction."""
         with self._migrate_lock:
@@ -269,6 +281,7 @@ class _PostgresConnection:
 
 
 MIGRATION_LOCK = 0x666E686F7374  # pg_advisory_xact_lock key for migrations ("fnhost")
+NOTIFY_CHANNEL = "fnhost_changes"
 
 
 class PostgresDatabase(_Transactions):
@@ -308,6 +321,39 @@ class PostgresDatabase(_Transactions):
         if not re.fullmatch(r"[a-z_]+", table):
             raise ValueError(f"not a table name: {table!r}")
         conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+
+    def notify(self, conn: Any, payload: str) -> None:
+        conn.execute("SELECT pg_notify(?, ?)", [NOTIFY_CHANNEL, payload])
+
+    def listen(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
+        stopping = threading.Event()
+
+        def run() -> None:
+            import psycopg
+
+            first = True
+            while not stopping.is_set():
+                try:
+                    with psycopg.connect(self.dsn, autocommit=True, connect_timeout=self._connect_timeout_s) as conn:
+                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                        if not first:
+                            callback(None)  # notifications sent while we were away are lost
+                        first = False
+                        while not stopping.is_set():
+                            for note in conn.notifies(timeout=0.5):
+                                callback(note.payload)
+                except Exception:  # the database went away: try again shortly, forget everything then
+                    log.warning("fnhost: lost the PostgreSQL change feed; reconnecting", exc_info=True)
+                    stopping.wait(1.0)
+
+        thread = threading.Thread(target=run, name="fnhost-pg-listen", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            stopping.set()
+            thread.join(timeout=5)
+
+        return stop
 
 
 def _redact(dsn: str) -> str:

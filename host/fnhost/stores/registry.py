@@ -139,6 +139,7 @@ class Registry(SQLiteStore):
                 "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version WHERE aliases.pinned = 0",
                 [name, LIVE, record.version],
             )
+            self._db.notify(db, f"function:{name}")
             return record, True
 
     @translate_sqlite_errors
@@ -231,6 +232,7 @@ class Registry(SQLiteStore):
                 "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, pinned = 1",
                 [name, alias, version],
             )
+            self._db.notify(db, f"function:{name}")
         return AliasRecord(alias, version, True)
 
     @translate_sqlite_errors
@@ -244,6 +246,7 @@ class Registry(SQLiteStore):
                 "UPDATE aliases SET version = ?, pinned = 0 WHERE name = ? AND alias = ?",
                 [newest.version, name, LIVE],
             )
+            self._db.notify(db, f"function:{name}")
         return AliasRecord(LIVE, newest.version, False)
 
     @translate_sqlite_errors
@@ -254,6 +257,7 @@ class Registry(SQLiteStore):
                 f"the {LIVE!r} alias cannot be deleted; pin it with set_alias or use unpin_live"
             )
         with self._db.transaction() as db:
+            self._db.notify(db, f"function:{name}")
             return bool(db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias]).rowcount > 0)
 
     @translate_sqlite_errors
@@ -272,6 +276,7 @@ class Registry(SQLiteStore):
             db.execute("DELETE FROM aliases WHERE name = ?", [name])
             db.execute("DELETE FROM versions WHERE name = ?", [name])
             db.execute("DELETE FROM functions WHERE name = ?", [name])
+            self._db.notify(db, f"deleted:{name}")  # its version numbers may be reused: drop prepared code too
             placeholders = ", ".join("?" * len(hashes))
             still_used = {
                 row[0]
