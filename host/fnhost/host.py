@@ -172,7 +172,7 @@ class Host:
             name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
         )
         prepared.version = record.version
-        self.invoker.add_prepared(prepared)
+        self.invoker.add_prepared(prepared, sha256)
         self.invoker.invalidate(name)
         return Version.of(record, created=created)
 
