@@ -274,6 +274,10 @@ class Host:
             self.wasm.delete(sha256)
             self.compile_cache.remove(sha256)
 
+    def not_ready(self) -> str | None:
+        """Why this host cannot serve requests that need the database now, or None (`/readyz`)."""
+        return self.db.not_ready()
+
     def _changed_elsewhere(self, change: str | None) -> None:
         kind, _, name = (change or "").partition(":")
         if kind == "deleted":

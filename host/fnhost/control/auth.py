@@ -37,7 +37,7 @@ from typing import Any
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..manifest import NAME_RE
 from ..namespaces import DEFAULT, KINDS, check_namespace, namespace_of, split
-from ..stores._common import sql_migration
+from ..stores._common import sql_migration, translate_sqlite_errors
 from ..stores.database import SQLITE, AnyDatabase
 from ..stores.registry import no_such_function
 from ._files import write_secret_file
@@ -169,6 +169,7 @@ class ApiKeys:
         self._db = db
         db.migrate("api_keys", MIGRATIONS)
 
+    @translate_sqlite_errors
     def create(
         self,
         name: str,
@@ -234,6 +235,7 @@ class ApiKeys:
             )
         return key_id, token
 
+    @translate_sqlite_errors
     def authenticate(self, authorization_header: str | None) -> Principal:
         """The Principal of an `Authorization: Bearer <token>` header; raises Unauthorized."""
         if not authorization_header or not authorization_header.strip():
@@ -264,6 +266,7 @@ class ApiKeys:
             may_grant=info.may_grant,
         )
 
+    @translate_sqlite_errors
     def list(self, namespace: str | None = None) -> list[ApiKeyInfo]:
         """Every key, or (`namespace` given) the keys of that namespace."""
         rows = self._db.db.execute(
@@ -271,6 +274,7 @@ class ApiKeys:
         ).fetchall()
         return [info for info in map(_info, rows) if namespace is None or info.namespace == namespace]
 
+    @translate_sqlite_errors
     def get(self, key_id: str, namespace: str | None = None) -> ApiKeyInfo:
         """The key `key_id`; with `namespace`, `NotFound` unless it is a key of that namespace."""
         row = self._db.db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", [key_id]).fetchone()
@@ -278,6 +282,7 @@ class ApiKeys:
             raise NotFound(f"no API key {key_id!r}; list keys to find its id")
         return _info(row)
 
+    @translate_sqlite_errors
     def revoke(self, key_id: str, namespace: str | None = None) -> ApiKeyInfo:
         """Revoke a key (idempotent); with `namespace`, only a key of that namespace. Refuses to
         revoke the last active global admin key: nobody could manage keys afterwards, and bootstrap
@@ -300,6 +305,7 @@ class ApiKeys:
             db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [_now(), key_id])
             return self.get(key_id)
 
+    @translate_sqlite_errors
     def ensure_bootstrap_admin(self, data_dir: str | Path) -> Path | None:
         """On first start (no keys at all) create an admin key and write its token to
         `data_dir/admin.key` (mode 0600, never overwritten). Returns that path, or None if keys

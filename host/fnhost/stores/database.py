@@ -118,6 +118,7 @@ class _Transactions:
     def __init__(self) -> None:
         self._local = threading.local()
         self._migrate_lock = threading.Lock()
+        self._expected: dict[str, int] = {}  # component -> the migrations this code knows
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -192,6 +193,7 @@ class _Transactions:
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply `migrations[current_version:]` for `component`, each in its own transaction."""
         with self._migrate_lock:
+            self._expected[component] = len(migrations)
             for index, step in enumerate(migrations):
                 with self.transaction() as conn:
                     self._lock_migrations(conn)
@@ -203,6 +205,24 @@ class _Transactions:
                         continue
                     step(conn)
                     conn.execute(_SET_VERSION, [component, index + 1])
+
+    def not_ready(self) -> str | None:
+        """Why this host cannot serve now (the database is unreachable, or its schema is not the one this
+        code migrated to: a newer node migrated it further), or None when it can."""
+        try:
+            rows = dict(self.db.execute("SELECT component, version FROM schema_versions").fetchall())
+        except Exception as e:
+            self._discard()
+            return f"the database is unreachable ({type(e).__name__}: {str(e).strip() or 'no detail'})"
+        for component, expected in sorted(self._expected.items()):
+            found = int(rows.get(component, 0))
+            if found != expected:
+                newer = "newer" if found > expected else "older"
+                return (
+                    f"the database's {component} schema is at version {found}, this node's code expects "
+                    f"{expected} ({newer}): run the same fnhost version on every node"
+                )
+        return None
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -316,6 +336,12 @@ class PostgresDatabase(_Transactions):
 
     def _lock_migrations(self, conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
+
+    def discard_if_broken(self) -> None:
+        """After an error: drop this thread's connection if it is closed, so the next call reconnects."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.conn.broken or conn.conn.closed:
+            self._discard()
 
     def lock_table(self, conn: Any, table: str) -> None:
         if not re.fullmatch(r"[a-z_]+", table):
