@@ -37,8 +37,7 @@ class PostgresServer:
             shutil.chown(self.dir, "postgres")
         self._run(PG_BIN / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
                   "--locale=C.UTF-8")  # fmt: skip
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._run(PG_BIN / "pg_ctl", "-D", self.data, "-w", "-l", self.dir / "server.log", "-o", options, "start")
+        self.resume()
 
     def _run(self, *cmd: object) -> None:
         done = subprocess.run([*self._as, *map(str, cmd)], capture_output=True, text=True, timeout=120)
@@ -57,8 +56,16 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.dsn(name)
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data (the database going away)."""
+        self._run(PG_BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start it again on the same port (the database coming back)."""
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        self._run(PG_BIN / "pg_ctl", "-D", self.data, "-w", "-l", self.dir / "server.log", "-o", options, "start")
+
     def stop(self) -> None:
-        try:
-            self._run(PG_BIN / "pg_ctl", "-D", self.data, "-m", "immediate", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        subprocess.run([*self._as, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)  # fmt: skip  # already stopped is fine
+        shutil.rmtree(self.dir, ignore_errors=True)

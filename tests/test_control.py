@@ -337,8 +337,9 @@ def test_malformed_trusted_key_is_a_config_error() -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(tmp_path / "fnhost.db")
+def db(any_db: Database) -> Database:
+    """Keys and the audit log on each backend (conftest's `any_db`: SQLite, and a real PostgreSQL)."""
+    return any_db
 
 
 def test_token_format_and_authenticate(db: Database) -> None:
@@ -351,7 +352,8 @@ def test_token_format_and_authenticate(db: Database) -> None:
     assert keys.authenticate(f"bearer   {token} ").key_id == key_id
 
 
-def test_tokens_are_stored_only_as_hashes(db: Database, tmp_path: Path) -> None:
+def test_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
+    db = Database(tmp_path / "fnhost.db")
     keys = ApiKeys(db)
     tokens = [keys.create(f"k{i}", {"invoke"})[1] for i in range(3)]
     db.db.execute("PRAGMA wal_checkpoint(FULL)")
@@ -588,15 +590,16 @@ def test_audit_concurrent_appends_from_processes_keep_one_chain(db: Database) ->
     AuditLog(db)
     script = (
         "import sys\n"
-        "from fnhost.stores.database import Database\n"
+        "from fnhost.stores.database import open_database\n"
         "from fnhost.control.audit import AuditLog\n"
-        "log = AuditLog(Database(sys.argv[1]))\n"
+        "log = AuditLog(open_database(sys.argv[1]))\n"
         "for i in range(30): log.record('invoke', 'fn', 'ok', request_id=f'{sys.argv[2]}-{i}')\n"
     )
     host_dir = Path(audit_module.__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(host_dir)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(db.path), str(n)], env=env) for n in range(4)
+        subprocess.Popen([sys.executable, "-c", script, str(getattr(db, "dsn", None) or db.path), str(n)], env=env)
+        for n in range(4)
     ]
     assert [p.wait(timeout=120) for p in procs] == [0] * 4
     result = AuditLog(db).verify()

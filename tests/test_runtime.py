@@ -240,3 +240,18 @@ def test_invocations_are_recorded(host: Host) -> None:
     r = host.invoke("f", b"x")
     rec = host.invocations.get(r.invocation_id)
     assert rec is not None and rec.outcome == "ok" and rec.report == r.report
+
+
+def test_a_version_number_reused_after_delete_never_runs_the_old_code(tmp_path: Path) -> None:
+    """Two hosts on one data dir (as `--processes 2`): one deletes and redeploys, so version 1 is new code."""
+    a, b = Host(tmp_path / "data", cache_dir=tmp_path / "c"), Host(tmp_path / "data", cache_dir=tmp_path / "c")
+    try:
+        b.invoker.RESOLVE_TTL_S = 0.0  # no cached aliases: what every host sees once its TTL has passed
+        deploy(a, g.ECHO)
+        assert b.invoke("f", b"x").outcome is Outcome.OK  # b prepared version 1
+        a.delete_function("f")
+        deploy(a, g.TRAP)  # version 1 again, other code
+        assert b.invoke("f", b"x").outcome is Outcome.GUEST_TRAP
+    finally:
+        a.close()
+        b.close()

@@ -496,8 +496,8 @@ def test_malformed_master_key_file_is_a_clear_error(tmp_path: Path, monkeypatch:
 # --- registry --------------------------------------------------------------------------------
 
 
-def test_registry_versions_number_up_and_redeploy_is_idempotent(db: Database) -> None:
-    registry = Registry(db)
+def test_registry_versions_number_up_and_redeploy_is_idempotent(any_db: Database) -> None:
+    registry = Registry(any_db)
     v1 = registry.add_version("hello", SHA_A, '{"name": "hello"}', "alice")
     assert (v1.name, v1.version, v1.sha256, v1.created_by) == ("hello", 1, SHA_A, "alice")
     again = registry.add_version("hello", SHA_A, '{ "name" : "hello" }', "bob")  # same JSON value
@@ -514,11 +514,11 @@ def test_registry_versions_number_up_and_redeploy_is_idempotent(db: Database) ->
     assert registry.get_version("hello", 9) is None
     assert registry.latest("nope") is None
     assert registry.versions("nope") == []
-    assert Registry(Database(db.path)).get_version("hello", 1) == v1  # persisted
+    assert Registry(reopen(any_db)).get_version("hello", 1) == v1  # persisted
 
 
-def test_registry_live_follows_deploys_until_pinned(db: Database) -> None:
-    registry = Registry(db)
+def test_registry_live_follows_deploys_until_pinned(any_db: Database) -> None:
+    registry = Registry(any_db)
     registry.add_version("f", SHA_A, "{}", None)
     assert registry.resolve("f").version == 1
     registry.add_version("f", SHA_B, "{}", None)
@@ -533,8 +533,8 @@ def test_registry_live_follows_deploys_until_pinned(db: Database) -> None:
     assert registry.resolve("f").version == 4  # follows again
 
 
-def test_registry_named_aliases(db: Database) -> None:
-    registry = Registry(db)
+def test_registry_named_aliases(any_db: Database) -> None:
+    registry = Registry(any_db)
     for sha in (SHA_A, SHA_B, SHA_C):
         registry.add_version("f", sha, "{}", None)
     registry.set_alias("f", "stable", 1)
@@ -556,8 +556,8 @@ def test_registry_named_aliases(db: Database) -> None:
         registry.delete_alias("f", LIVE)
 
 
-def test_registry_resolve_qualifiers_and_errors(db: Database) -> None:
-    registry = Registry(db)
+def test_registry_resolve_qualifiers_and_errors(any_db: Database) -> None:
+    registry = Registry(any_db)
     registry.add_version("alpha", SHA_A, "{}", None)
     registry.add_version("alpha", SHA_B, "{}", None)
     registry.add_version("beta", SHA_C, "{}", None)
@@ -580,8 +580,8 @@ def test_registry_resolve_qualifiers_and_errors(db: Database) -> None:
         registry.resolve("alpha", "²")  # a Unicode digit is not a version number
 
 
-def test_registry_functions_listing(db: Database) -> None:
-    registry = Registry(db)
+def test_registry_functions_listing(any_db: Database) -> None:
+    registry = Registry(any_db)
     assert registry.functions() == []
     registry.add_version("zeta", SHA_A, "{}", None)
     registry.add_version("alpha", SHA_A, "{}", None)
@@ -595,8 +595,8 @@ def test_registry_functions_listing(db: Database) -> None:
     assert registry.get_function("nope") is None
 
 
-def test_registry_delete_returns_unreferenced_hashes(db: Database) -> None:
-    registry = Registry(db)
+def test_registry_delete_returns_unreferenced_hashes(any_db: Database) -> None:
+    registry = Registry(any_db)
     registry.add_version("one", SHA_A, "{}", None)
     registry.add_version("one", SHA_B, "{}", None)
     registry.add_version("one", SHA_A, '{"v": 3}', None)
@@ -613,8 +613,8 @@ def test_registry_delete_returns_unreferenced_hashes(db: Database) -> None:
     assert registry.add_version("one", SHA_C, "{}", None).version == 1  # a new life starts at 1
 
 
-def test_registry_rejects_malformed_deploys(db: Database) -> None:
-    registry = Registry(db)
+def test_registry_rejects_malformed_deploys(any_db: Database) -> None:
+    registry = Registry(any_db)
     with pytest.raises(InvalidArgument, match="function name 'Bad_Name'"):
         registry.add_version("Bad_Name", SHA_A, "{}", None)
     with pytest.raises(InvalidArgument, match="sha256 'ABC' is not valid"):
@@ -624,9 +624,8 @@ def test_registry_rejects_malformed_deploys(db: Database) -> None:
     assert registry.functions() == []
 
 
-def test_registry_concurrent_deploys_get_distinct_versions(tmp_path: Path) -> None:
-    path = tmp_path / "fnhost.db"
-    registries = [Registry(Database(path)) for _ in range(2)]
+def test_registry_concurrent_deploys_get_distinct_versions(any_db: Database) -> None:
+    registries = [Registry(any_db), Registry(reopen(any_db))]
     shas = [f"{i:064x}" for i in range(12)]
     records = run_threads(12, lambda i: registries[i % 2].add_version("f", shas[i], "{}", None))
     assert sorted(r.version for r in records) == list(range(1, 13))

@@ -25,9 +25,11 @@ def test_round_trip_idempotent_put_and_delete(wasm_store: Any) -> None:
     wasm_store.put(SHA, WASM)
     wasm_store.put(SHA, WASM)
     assert wasm_store.get(SHA) == WASM
+    assert wasm_store.header(SHA) == WASM[:8]
     wasm_store.delete(SHA)
     wasm_store.delete(SHA)
     assert wasm_store.get(SHA) is None
+    assert wasm_store.header(SHA) is None
 
 
 def test_a_binary_must_match_its_digest(wasm_store: Any) -> None:

@@ -94,7 +94,7 @@ def _serve_host(
     from .host import Host
     from .triggers import Triggers
 
-    host = Host(Path(args.data_dir), cache_dir=args.cache_dir)
+    host = Host(Path(args.data_dir), cache_dir=args.cache_dir, database=args.database)
     triggers = Triggers(host)
     try:
         if listener_fd is None:
@@ -173,7 +173,7 @@ def _serve_processes(args: argparse.Namespace, trusted: list[str]) -> int:
             def start_work() -> int:
                 from .host import Host
 
-                with Host(Path(args.data_dir), cache_dir=args.cache_dir) as host:
+                with Host(Path(args.data_dir), cache_dir=args.cache_dir, database=args.database) as host:
                     return _reported(lambda: _start_work(host, args, trusted))
 
             code = supervisor.run_once(start_work)
@@ -715,6 +715,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"database, wasm and keys (default {DEFAULT_DATA_DIR})")
     s.add_argument("--cache-dir", help="compiled-code cache (default DATA_DIR/compiled)")
+    s.add_argument(
+        "--database",
+        default=os.environ.get("FNHOST_DATABASE_URL") or None,
+        metavar="postgresql://USER@HOST:PORT/DB",
+        help="a shared PostgreSQL for every table and binary, so several nodes serve one cluster "
+        "(default $FNHOST_DATABASE_URL; unset: SQLite in DATA_DIR)",
+    )
     s.add_argument(
         "--processes",
         type=_positive,

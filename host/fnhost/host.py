@@ -11,7 +11,6 @@ from typing import Any
 
 import wasmtime
 
-from ._fs import atomic_write
 from .capabilities import Capability, KvCapability, LogCapability, QueueCapability, SecretsCapability
 from .control.auth import Principal
 from .control.grants import authorize_deploy
@@ -37,7 +36,9 @@ from .stores import (
     VersionRecord,
     load_master_key,
 )
+from .stores.database import PostgresDatabase, open_database
 from .stores.registry import no_such_function
+from .stores.wasm import DatabaseWasmStore, FileWasmStore, WasmStore
 
 WASM_MAGIC = b"\x00asm"
 
@@ -79,6 +80,10 @@ class Host:
     ``data_dir`` holds ``fnhost.db`` (SQLite, WAL), ``wasm/`` (deployed binaries by sha256) and,
     unless ``cache_dir`` is given, ``compiled/`` (serialized native code). Invoking is thread-safe.
 
+    With ``database="postgresql://..."`` every table and every deployed binary live in that shared
+    database instead (`fnhost.stores.database`), and ``data_dir`` keeps only what a node may lose:
+    the compile cache and, without ``FNHOST_MASTER_KEY``, the master key file.
+
     A function is named by its store name (`fnhost.namespaces`): `billing` in the `default`
     namespace, `team-a/billing` in namespace `team-a`. Calls that change what a function may reach
     (`deploy`, `set_alias`, `unpin_live`) take the acting key as `principal` and check its grant
@@ -94,12 +99,16 @@ class Host:
         engine_settings: EngineSettings | None = None,
         max_kv_value_bytes: int = 1 << 20,
         max_queue_message_bytes: int = 256 * 1024,
+        database: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.wasm_dir = self.data_dir / "wasm"
-        self.wasm_dir.mkdir(exist_ok=True)
-        self.db = Database(self.data_dir / "fnhost.db")
+        self.db = open_database(database) if database else Database(self.data_dir / "fnhost.db")
+        self.wasm: WasmStore
+        if isinstance(self.db, PostgresDatabase):
+            self.wasm = DatabaseWasmStore(self.db)
+        else:
+            self.wasm = FileWasmStore(self.data_dir / "wasm")
         self.registry = Registry(self.db)
         self.kv = SQLiteKVStore(self.db, max_value_bytes=max_kv_value_bytes)
         self.queues = SQLiteQueueStore(self.db, max_message_bytes=max_queue_message_bytes)
@@ -120,6 +129,9 @@ class Host:
         ]
         self.sandbox = Sandbox(self.engine, self.ticker, self.capabilities)
         self.invoker = Invoker(self.registry, self.sandbox, self.invocations, self._load, shared=self.shares.active)
+        # Deploys, alias changes and deletes through other hosts of a shared database reach this one at
+        # once (PostgreSQL LISTEN/NOTIFY); the resolve TTL stays the fallback.
+        self._stop_listening = self.db.listen(self._changed_elsewhere)
 
     # deploying -----------------------------------------------------------------------------------
     def deploy(
@@ -155,26 +167,29 @@ class Host:
         except wasmtime.WasmtimeError as e:
             raise InvalidWasm(f"Wasmtime rejects the module: {str(e).strip().splitlines()[0]}") from None
         prepared = self.sandbox.prepare(name, 0, manifest, compiled)  # checks exports and imports
-        self._store_wasm(sha256, wasm)
+        self.wasm.put(sha256, wasm)
         record, created = self.registry.record_deploy(
             name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
         )
         prepared.version = record.version
-        self.invoker.add_prepared(prepared)
+        self.invoker.add_prepared(prepared, sha256)
         self.invoker.invalidate(name)
         return Version.of(record, created=created)
 
-    def _store_wasm(self, sha256: str, wasm: bytes) -> None:
-        path = self.wasm_dir / f"{sha256}.wasm"
-        if not path.exists():
-            atomic_write(path, wasm)
-
     def _load(self, record: VersionRecord) -> Prepared:
-        """A version not prepared in this process (after a restart): load its compiled artifact."""
-        path = self.wasm_dir / f"{record.sha256}.wasm"
-        with open(path, "rb") as f:
-            header = f.read(8)
-        compiled, _ = self.compile_cache.load(record.sha256, is_component(header), path.read_bytes)
+        """A version not prepared in this process (after a restart, or deployed through another node):
+        its compiled artifact from the cache, else its binary from the wasm store, compiled once."""
+        header = self.wasm.header(record.sha256)
+        if header is None:
+            raise NotFound(f"the binary of {record.name} version {record.version} is missing; deploy it again")
+
+        def binary() -> bytes:
+            data = self.wasm.get(record.sha256)
+            if data is None:
+                raise NotFound(f"the binary of {record.name} version {record.version} is missing; deploy it again")
+            return data
+
+        compiled, _ = self.compile_cache.load(record.sha256, is_component(header), binary)
         return self.sandbox.prepare(record.name, record.version, _manifest_of(record.manifest_json), compiled)
 
     # invoking ------------------------------------------------------------------------------------
@@ -256,10 +271,24 @@ class Host:
         unreferenced = self.registry.delete_function(name)
         self.invoker.forget(name)
         for sha256 in unreferenced:
-            (self.wasm_dir / f"{sha256}.wasm").unlink(missing_ok=True)
+            self.wasm.delete(sha256)
             self.compile_cache.remove(sha256)
 
+    def not_ready(self) -> str | None:
+        """Why this host cannot serve requests that need the database now, or None (`/readyz`)."""
+        return self.db.not_ready()
+
+    def _changed_elsewhere(self, change: str | None) -> None:
+        kind, _, name = (change or "").partition(":")
+        if kind == "deleted":
+            self.invoker.forget(name)
+        elif kind == "function":
+            self.invoker.invalidate(name)
+        else:
+            self.invoker.invalidate_all()
+
     def close(self) -> None:
+        self._stop_listening()
         self.invocations.close()
         self.ticker.stop()
         self.db.close()

@@ -31,7 +31,9 @@ class Invoker:
         self.invocations = invocations
         self._load = load
         self._shared = shared  # (kind, store name, namespace) -> shared now? (fnhost.control.shares)
-        self._prepared: OrderedDict[tuple[str, int], tuple[Prepared, VersionGrants]] = OrderedDict()
+        # Keyed by the binary's sha256 too: a function deleted and deployed again (by another process or
+        # node) numbers its versions from 1 again, and must never run the code an old version 1 had.
+        self._prepared: OrderedDict[tuple[str, int, str], tuple[Prepared, VersionGrants]] = OrderedDict()
         self._max_prepared = max_prepared
         self._lock = threading.Lock()
         self._running: dict[str, int] = {}
@@ -54,17 +56,22 @@ class Invoker:
 
     def invalidate(self, name: str) -> None:
         """Forget resolved aliases of `name` (after a deploy, alias change or delete)."""
-        for key in [k for k in self._resolved if k[0] == name]:
+        for key in [k for k in list(self._resolved) if k[0] == name]:  # list(): other threads resolve meanwhile
             self._resolved.pop(key, None)
 
+    def invalidate_all(self) -> None:
+        """Forget every resolved alias (the change feed from other hosts may have missed some)."""
+        self._resolved.clear()
+
     # prepared versions --------------------------------------------------------------------------
-    def add_prepared(self, prepared: Prepared) -> None:
+    def add_prepared(self, prepared: Prepared, sha256: str) -> None:
+        key = (prepared.name, prepared.version, sha256)
         with self._lock:
-            self._prepared[(prepared.name, prepared.version)] = (
+            self._prepared[key] = (
                 prepared,
                 VersionGrants.of(prepared.manifest, prepared.name),
             )
-            self._prepared.move_to_end((prepared.name, prepared.version))
+            self._prepared.move_to_end(key)
             while len(self._prepared) > self._max_prepared:
                 _, (old, _g) = self._prepared.popitem(last=False)
                 old.drop_warm()
@@ -76,14 +83,14 @@ class Invoker:
                 self._prepared.pop(key)[0].drop_warm()
 
     def _get_prepared(self, record: VersionRecord) -> tuple[Prepared, VersionGrants]:
-        key = (record.name, record.version)
+        key = (record.name, record.version, record.sha256)
         with self._lock:
             hit = self._prepared.get(key)
             if hit is not None:
                 self._prepared.move_to_end(key)
                 return hit
         prepared = self._load(record)  # deserializing outside the lock; a racing load is harmless
-        self.add_prepared(prepared)
+        self.add_prepared(prepared, record.sha256)
         with self._lock:
             return self._prepared[key]
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -83,6 +84,7 @@ def create_app(
 
     routes = [
         *routes_of("/healthz", healthz, ["GET"]),
+        *routes_of("/readyz", readyz, ["GET"]),
         *routes_of("/metrics", metrics.endpoint, ["GET"]),
         *routes_of("/v1/openapi.json", openapi, ["GET"]),
         *routes_of("/v1/functions", functions.list_functions, ["GET"]),
@@ -129,6 +131,14 @@ async def healthz(request: Request) -> Response:
     return JSONResponse(
         {"status": "ok", "read_only": ctx.read_only, "invocations_in_flight": ctx.pool.in_flight}
     )
+
+
+async def readyz(request: Request) -> Response:
+    """GET /readyz: ready to serve (the database reachable, its schema the one this node expects); no key needed."""
+    problem = await run_in_threadpool(context_of(request).host.not_ready)
+    if problem is not None:
+        return JSONResponse({"status": "not ready", "reason": problem}, status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse({"status": "ready"})
 
 
 async def openapi(request: Request) -> Response:

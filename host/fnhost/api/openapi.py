@@ -40,6 +40,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("get", "/healthz", "healthz", "Liveness and load", None, ok_schema="Health", tag="operations"),
     Endpoint(
         "get",
+        "/readyz",
+        "readyz",
+        "Ready: the database reachable, its schema current",
+        None,
+        ok_schema="Ready",
+        errors=(503,),
+        tag="operations",
+    ),
+    Endpoint(
+        "get",
         "/metrics",
         "metrics",
         "Prometheus metrics (text exposition format)",
@@ -272,6 +282,7 @@ _ERROR_TEXT = {
     429: "Too many invocations in flight; retry after `Retry-After` seconds",
     500: "The function's HTTP handler returned an error (function URLs), or a server fault",
     502: "The function failed: guest_error, guest_trap, fuel_exhausted, memory_limit or denied",
+    503: "Not ready, or the database is unavailable for now; retry after `Retry-After` seconds",
     504: "The function ran past its timeout",
 }
 
@@ -301,6 +312,11 @@ SCHEMAS: dict[str, Any] = {
             "read_only": {"type": "boolean"},
             "invocations_in_flight": {"type": "integer"},
         },
+    },
+    "Ready": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["ready", "not ready"]}, "reason": {"type": "string"}},
     },
     "Deployed": {
         "type": "object",

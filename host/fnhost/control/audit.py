@@ -6,12 +6,13 @@ Each row stores `prev_hash` (the previous row's `hash`; 64 zeros for the first r
                                                  request_id, detail})
 
 where canonical JSON is sorted keys, no spaces, ASCII only. Ids are 1, 2, 3... with no gaps, and the
-highest id ever written is kept in `sqlite_sequence`. `verify` therefore finds an edited row (its
+highest id ever written is kept in `audit_head`. `verify` therefore finds an edited row (its
 hash no longer matches), a deleted row (a gap, or a broken link), reordered rows (broken links) and
 rows deleted from the end (fewer rows than were written).
 
-Appends run in one `BEGIN IMMEDIATE` transaction that reads the last hash and inserts the new row,
-so concurrent writers — threads or processes — queue up and never fork the chain.
+Appends run in one transaction that locks `audit_head`, reads the last hash and inserts the new
+row, so concurrent writers — threads, processes, nodes on one PostgreSQL — queue up and never fork
+the chain.
 
 What the chain cannot stop: someone who can write the database file can rewrite the whole chain
 consistently. Record `head()` somewhere they cannot write (a log shipper, a ticket) to detect that.
@@ -30,33 +31,43 @@ from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
-
-from ..stores.database import Database
+from ..stores._common import sql_migration, translate_sqlite_errors
+from ..stores.database import SQLITE, AnyDatabase
 
 GENESIS_HASH = "0" * 64
 MAX_PAGE = 1000
 _COLUMNS = "id, time, actor_key_id, action, target, outcome, request_id, detail, prev_hash, hash"
 
 
-def _create_audit_log(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE audit_log (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            time TEXT NOT NULL,
-            actor_key_id TEXT,
-            action TEXT NOT NULL,
-            target TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            request_id TEXT,
-            detail TEXT,                   -- canonical JSON object, or NULL
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL
-        )"""
-    )
+_create_audit_log = sql_migration(
+    """CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        actor_key_id TEXT,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        request_id TEXT,
+        detail TEXT,                   -- canonical JSON object, or NULL
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )"""
+)
 
 
-MIGRATIONS = [_create_audit_log]
+def _add_head(db: Any) -> None:
+    """The highest id ever written, in a row of its own: the lock appends take turns on, on both backends.
+    A SQLite log from before it takes `sqlite_sequence`'s high-water mark, so deletions from its end still show."""
+    dialect = getattr(db, "dialect", SQLITE)
+    db.execute(dialect.ddl("CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), written INTEGER NOT NULL)"))
+    if dialect is SQLITE:
+        seeded = "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0)"
+    else:
+        seeded = "coalesce((SELECT max(id) FROM audit_log), 0)"
+    db.execute(f"INSERT INTO audit_head (id, written) SELECT 1, {seeded}")
+
+
+MIGRATIONS = [_create_audit_log, _add_head]
 
 
 @dataclass(frozen=True)
@@ -82,10 +93,11 @@ class VerifyResult:
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         self._db = db
         db.migrate("audit", MIGRATIONS)
 
+    @translate_sqlite_errors
     def record(
         self,
         action: str,
@@ -103,9 +115,12 @@ class AuditLog:
             raise ValueError(f"detail: must be a dict or None, got {type(detail).__name__}")
         detail_json = None if detail is None else _canonical_json(detail)
         with self._db.transaction() as db:
+            (written,) = db.execute(
+                f"SELECT written FROM audit_head WHERE id = 1{self._db.dialect.for_update}"
+            ).fetchone()
             last = db.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
             prev_hash = last[0] if last else GENESIS_HASH
-            entry_id = _highest_id_written(db) + 1
+            entry_id = int(written) + 1
             time = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
             row = (entry_id, time, actor_key_id, action, target, outcome, request_id, detail_json)
             entry_hash = _entry_hash(prev_hash, *row)
@@ -113,8 +128,10 @@ class AuditLog:
                 f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [*row, prev_hash, entry_hash],
             )
+            db.execute("UPDATE audit_head SET written = ? WHERE id = 1", [entry_id])
         return _entry((*row, prev_hash, entry_hash))
 
+    @translate_sqlite_errors
     def list(self, limit: int = 50, after_id: int | None = None) -> list[AuditEntry]:
         """Entries in id order, oldest first; pass the last id seen as `after_id` for the next page."""
         if not 1 <= limit <= MAX_PAGE:
@@ -124,11 +141,13 @@ class AuditLog:
         ).fetchall()
         return [_entry(row) for row in rows]
 
+    @translate_sqlite_errors
     def head(self) -> tuple[int, str] | None:
         """(id, hash) of the last entry — record it elsewhere to detect a rewritten chain."""
         row = self._db.db.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else (row[0], row[1])
 
+    @translate_sqlite_errors
     def verify(self) -> VerifyResult:
         """Walk the chain from the first entry; report the first broken link, if any."""
         db = self._db.db
@@ -166,8 +185,8 @@ class AuditLog:
         return VerifyResult(ok=True, checked=checked, first_broken_id=None, reason=None)
 
 
-def _highest_id_written(db: sqlite_utils.Database) -> int:
-    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
+def _highest_id_written(db: Any) -> int:
+    row = db.execute("SELECT written FROM audit_head WHERE id = 1").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-
-import sqlite_utils
+from typing import Any
 
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..manifest import NAME_RE
 from ..namespaces import DEFAULT, KINDS, check_namespace, namespace_of, split
-from ..stores.database import Database
+from ..stores._common import sql_migration, translate_sqlite_errors
+from ..stores.database import SQLITE, AnyDatabase
 from ..stores.registry import no_such_function
 from ._files import write_secret_file
 
@@ -54,29 +54,27 @@ _HOW_TO_SEND = "send it as `Authorization: Bearer <token>`"
 _DUMMY_HASH = hashlib.sha256(b"fnhost: no such key").hexdigest()
 
 
-def _create_api_keys(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE api_keys (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            token_sha256 TEXT NOT NULL,
-            scopes TEXT NOT NULL,          -- JSON list
-            functions TEXT,                -- JSON list, NULL: every function
-            created_at TEXT NOT NULL,
-            revoked_at TEXT
-        )"""
-    )
+_create_api_keys = sql_migration(
+    """CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL,
+        scopes TEXT NOT NULL,          -- JSON list
+        functions TEXT,                -- JSON list, NULL: every function
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )"""
+)
 
 
-def _add_namespaces(db: sqlite_utils.Database) -> None:
-    db.execute("ALTER TABLE api_keys ADD COLUMN namespace TEXT")  # NULL: a global admin key
-    db.execute("ALTER TABLE api_keys ADD COLUMN may_grant TEXT NOT NULL DEFAULT '[]'")  # JSON list
+def _add_namespaces(db: Any) -> None:
+    dialect = getattr(db, "dialect", SQLITE)
+    db.execute(dialect.ddl("ALTER TABLE api_keys ADD COLUMN namespace TEXT"))  # NULL: a global admin key
+    db.execute(dialect.ddl("ALTER TABLE api_keys ADD COLUMN may_grant TEXT NOT NULL DEFAULT '[]'"))  # JSON list
     # Keys from before namespaces reached the only namespace there was. Non-admin keys grant nothing
     # until an admin gives them `may_grant` patterns: that they could grant anything was the hole.
     db.execute(
-        "UPDATE api_keys SET namespace = ? WHERE NOT EXISTS "
-        "(SELECT 1 FROM json_each(api_keys.scopes) WHERE json_each.value = ?)",
-        [DEFAULT, ADMIN],
+        f"UPDATE api_keys SET namespace = ? WHERE NOT {dialect.json_array_has('api_keys.scopes')}", [DEFAULT, ADMIN]
     )
 
 
@@ -167,10 +165,11 @@ class ApiKeyInfo:
 class ApiKeys:
     """API keys in the host database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         self._db = db
         db.migrate("api_keys", MIGRATIONS)
 
+    @translate_sqlite_errors
     def create(
         self,
         name: str,
@@ -236,6 +235,7 @@ class ApiKeys:
             )
         return key_id, token
 
+    @translate_sqlite_errors
     def authenticate(self, authorization_header: str | None) -> Principal:
         """The Principal of an `Authorization: Bearer <token>` header; raises Unauthorized."""
         if not authorization_header or not authorization_header.strip():
@@ -266,6 +266,7 @@ class ApiKeys:
             may_grant=info.may_grant,
         )
 
+    @translate_sqlite_errors
     def list(self, namespace: str | None = None) -> list[ApiKeyInfo]:
         """Every key, or (`namespace` given) the keys of that namespace."""
         rows = self._db.db.execute(
@@ -273,6 +274,7 @@ class ApiKeys:
         ).fetchall()
         return [info for info in map(_info, rows) if namespace is None or info.namespace == namespace]
 
+    @translate_sqlite_errors
     def get(self, key_id: str, namespace: str | None = None) -> ApiKeyInfo:
         """The key `key_id`; with `namespace`, `NotFound` unless it is a key of that namespace."""
         row = self._db.db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", [key_id]).fetchone()
@@ -280,6 +282,7 @@ class ApiKeys:
             raise NotFound(f"no API key {key_id!r}; list keys to find its id")
         return _info(row)
 
+    @translate_sqlite_errors
     def revoke(self, key_id: str, namespace: str | None = None) -> ApiKeyInfo:
         """Revoke a key (idempotent); with `namespace`, only a key of that namespace. Refuses to
         revoke the last active global admin key: nobody could manage keys afterwards, and bootstrap
@@ -289,9 +292,10 @@ class ApiKeys:
             if info.revoked_at is not None:
                 return info
             if ADMIN in info.scopes and info.namespace is None:
+                self._db.lock_table(db, "api_keys")  # two revokes must not each leave the other admin
                 (admins,) = db.execute(
-                    "SELECT COUNT(*) FROM api_keys, json_each(api_keys.scopes) "
-                    "WHERE json_each.value = ? AND revoked_at IS NULL AND namespace IS NULL",
+                    f"SELECT COUNT(*) FROM api_keys WHERE {self._db.dialect.json_array_has('api_keys.scopes')}"
+                    " AND revoked_at IS NULL AND namespace IS NULL",
                     [ADMIN],
                 ).fetchone()
                 if admins <= 1:
@@ -301,12 +305,14 @@ class ApiKeys:
             db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [_now(), key_id])
             return self.get(key_id)
 
+    @translate_sqlite_errors
     def ensure_bootstrap_admin(self, data_dir: str | Path) -> Path | None:
         """On first start (no keys at all) create an admin key and write its token to
         `data_dir/admin.key` (mode 0600, never overwritten). Returns that path, or None if keys
         already existed. Safe to race: the check and the insert share one write transaction."""
         path = Path(data_dir) / BOOTSTRAP_FILE
         with self._db.transaction() as db:
+            self._db.lock_table(db, "api_keys")  # nodes starting together create one bootstrap key
             (count,) = db.execute("SELECT COUNT(*) FROM api_keys").fetchone()
             if count:
                 return None

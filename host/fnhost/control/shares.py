@@ -12,13 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-
-import sqlite_utils
+from typing import Any
 
 from ..errors import NotFound
 from ..namespaces import KINDS, check_namespace, qualify
 from ..stores._common import SQLiteStore, new_sortable_id, require_resource_name, sql_migration, translate_sqlite_errors
-from ..stores.database import Database
+from ..stores.database import AnyDatabase
 from ..stores.errors import InvalidArgument
 
 MIGRATIONS = [
@@ -63,7 +62,7 @@ class Shares(SQLiteStore):
     """How long the set of active shares is trusted without asking SQLite again (calls check it).
     Changes through this object apply at once; another process's within this."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         super().__init__(db, "shares", MIGRATIONS)
         self._lock = threading.Lock()
         self._active: tuple[float, frozenset[tuple[str, str, str]]] = (0.0, frozenset())
@@ -133,7 +132,7 @@ class Shares(SQLiteStore):
             self._active = (0.0, frozenset())
 
     @staticmethod
-    def _get(db: sqlite_utils.Database, owner: str, share_id: str) -> Share:
+    def _get(db: Any, owner: str, share_id: str) -> Share:
         row = db.execute(f"SELECT {_COLUMNS} FROM shares WHERE id = ? AND owner = ?", [share_id, owner]).fetchone()
         if row is None:
             raise NotFound(f"namespace '{owner}' has no share {share_id!r}; list its shares to find the id")

@@ -45,8 +45,8 @@ def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
             if not isinstance(e, psycopg.OperationalError):
                 raise
             db = getattr(args[0], "_db", None) if args else None
-            if isinstance(db, PostgresDatabase) and db.db.conn.broken:
-                db._discard()
+            if isinstance(db, PostgresDatabase):
+                db.discard_if_broken()
             raise StoreUnavailable(
                 f"{method.__qualname__}: the database is unavailable ({str(e).strip()}); retry the call"
             ) from e

@@ -20,6 +20,7 @@ tested on both.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sqlite3
 import threading
@@ -53,6 +54,8 @@ Migration = Callable[[Any], None]
 """A migration step: called with the connection (SQLite: a `sqlite_utils.Database`) inside a transaction."""
 
 
+log = logging.getLogger("fnhost.stores")
+
 _TYPE_WORDS = re.compile(r"\b(INTEGER PRIMARY KEY AUTOINCREMENT|INTEGER|REAL|BLOB|TEXT)\b")
 _PG_TYPES = {
     # SQLite integers are 64-bit; PostgreSQL's INTEGER is 32-bit.
@@ -76,6 +79,12 @@ class Dialect:
     """Appended to a `SELECT` that claims rows for one of several competing consumers."""
     for_update: str
     """Appended to a `SELECT` whose row the transaction then changes (SQLite's writer lock covers it already)."""
+
+    def json_array_has(self, column: str) -> str:
+        """A condition: the JSON array of strings in text `column` holds the string given as one `?` parameter."""
+        if self.name == "sqlite":
+            return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ?)"
+        return f"({column})::jsonb @> jsonb_build_array(?::text)"
 
     def ddl(self, statement: str) -> str:
         """A migration statement written in SQLite's spelling, as this backend runs it."""
@@ -109,6 +118,7 @@ class _Transactions:
     def __init__(self) -> None:
         self._local = threading.local()
         self._migrate_lock = threading.Lock()
+        self._expected: dict[str, int] = {}  # component -> the migrations this code knows
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -167,9 +177,23 @@ class _Transactions:
     def _lock_migrations(self, conn: Any) -> None:
         """Serialize migrations across processes and nodes (inside the migration's transaction)."""
 
+    def lock_table(self, conn: Any, table: str) -> None:
+        """Inside a transaction: no other writer of `table` until it ends (for count-then-write checks).
+        SQLite's `BEGIN IMMEDIATE` already excludes every other writer; plain reads go on on both."""
+
+    def notify(self, conn: Any, payload: str) -> None:
+        """Inside a transaction: tell every host on this database, when it commits, that `payload` changed.
+        SQLite: no-op (its hosts share a data dir and fall back on their caches' TTL)."""
+
+    def listen(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
+        """Call `callback(payload)` for every `notify` by any host; `callback(None)`: some may have been
+        missed (reconnected), forget everything. Returns a function that stops listening."""
+        return lambda: None
+
     def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Apply `migrations[current_version:]` for `component`, each in its own transaction."""
         with self._migrate_lock:
+            self._expected[component] = len(migrations)
             for index, step in enumerate(migrations):
                 with self.transaction() as conn:
                     self._lock_migrations(conn)
@@ -181,6 +205,24 @@ class _Transactions:
                         continue
                     step(conn)
                     conn.execute(_SET_VERSION, [component, index + 1])
+
+    def not_ready(self) -> str | None:
+        """Why this host cannot serve now (the database is unreachable, or its schema is not the one this
+        code migrated to: a newer node migrated it further), or None when it can."""
+        try:
+            rows = dict(self.db.execute("SELECT component, version FROM schema_versions").fetchall())
+        except Exception as e:
+            self._discard()
+            return f"the database is unreachable ({type(e).__name__}: {str(e).strip() or 'no detail'})"
+        for component, expected in sorted(self._expected.items()):
+            found = int(rows.get(component, 0))
+            if found != expected:
+                newer = "newer" if found > expected else "older"
+                return (
+                    f"the database's {component} schema is at version {found}, this node's code expects "
+                    f"{expected} ({newer}): run the same fnhost version on every node"
+                )
+        return None
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -259,6 +301,7 @@ class _PostgresConnection:
 
 
 MIGRATION_LOCK = 0x666E686F7374  # pg_advisory_xact_lock key for migrations ("fnhost")
+NOTIFY_CHANNEL = "fnhost_changes"
 
 
 class PostgresDatabase(_Transactions):
@@ -293,6 +336,50 @@ class PostgresDatabase(_Transactions):
 
     def _lock_migrations(self, conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
+
+    def discard_if_broken(self) -> None:
+        """After an error: drop this thread's connection if it is closed, so the next call reconnects."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.conn.broken or conn.conn.closed:
+            self._discard()
+
+    def lock_table(self, conn: Any, table: str) -> None:
+        if not re.fullmatch(r"[a-z_]+", table):
+            raise ValueError(f"not a table name: {table!r}")
+        conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+
+    def notify(self, conn: Any, payload: str) -> None:
+        conn.execute("SELECT pg_notify(?, ?)", [NOTIFY_CHANNEL, payload])
+
+    def listen(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
+        stopping = threading.Event()
+
+        def run() -> None:
+            import psycopg
+
+            first = True
+            while not stopping.is_set():
+                try:
+                    with psycopg.connect(self.dsn, autocommit=True, connect_timeout=self._connect_timeout_s) as conn:
+                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                        if not first:
+                            callback(None)  # notifications sent while we were away are lost
+                        first = False
+                        while not stopping.is_set():
+                            for note in conn.notifies(timeout=0.5):
+                                callback(note.payload)
+                except Exception:  # the database went away: try again shortly, forget everything then
+                    log.warning("fnhost: lost the PostgreSQL change feed; reconnecting", exc_info=True)
+                    stopping.wait(1.0)
+
+        thread = threading.Thread(target=run, name="fnhost-pg-listen", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            stopping.set()
+            thread.join(timeout=5)
+
+        return stop
 
 
 def _redact(dsn: str) -> str:

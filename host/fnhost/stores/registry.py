@@ -15,20 +15,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from ..errors import NotFound
 from ..manifest import NAME_RE
 from ..namespaces import QUALIFIED_FUNCTION_RE
 from ._common import SQLiteStore, require_pattern, sql_migration, translate_sqlite_errors
-from .database import Database
+from .database import AnyDatabase, Connection
 from .errors import InvalidArgument
 
 LIVE = "live"
 """The alias an invocation without a qualifier resolves."""
 ALIAS_RE = NAME_RE
 """Alias names follow the function-name rule; starting with a letter, they never look like a version."""
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_NAMES_IN_MESSAGE = 20
 
 MIGRATIONS = [
@@ -95,7 +93,7 @@ def _version(row: Any) -> VersionRecord:
 class Registry(SQLiteStore):
     """The function registry over the host database. Safe to use from several threads and processes."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         super().__init__(db, "registry", MIGRATIONS)
 
     def add_version(
@@ -115,7 +113,12 @@ class Registry(SQLiteStore):
         manifest = _parse_manifest(manifest_json)
         with self._db.transaction() as db:
             now = time.time()
-            db.execute("INSERT OR IGNORE INTO functions (name, created_at) VALUES (?, ?)", [name, now])
+            db.execute(
+                "INSERT INTO functions (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", [name, now]
+            )
+            # PostgreSQL: concurrent deploys of one function take turns here, so versions number up without gaps
+            # or duplicates (SQLite's writer lock already does that).
+            db.execute(f"SELECT name FROM functions WHERE name = ?{self._db.dialect.for_update}", [name])
             newest = self._latest(db, name)
             if newest and newest.sha256 == sha256 and json.loads(newest.manifest_json) == manifest:
                 return newest, False
@@ -133,9 +136,10 @@ class Registry(SQLiteStore):
             )
             db.execute(
                 "INSERT INTO aliases (name, alias, version, pinned) VALUES (?, ?, ?, 0) "
-                "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version WHERE pinned = 0",
+                "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version WHERE aliases.pinned = 0",
                 [name, LIVE, record.version],
             )
+            self._db.notify(db, f"function:{name}")
             return record, True
 
     @translate_sqlite_errors
@@ -228,6 +232,7 @@ class Registry(SQLiteStore):
                 "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, pinned = 1",
                 [name, alias, version],
             )
+            self._db.notify(db, f"function:{name}")
         return AliasRecord(alias, version, True)
 
     @translate_sqlite_errors
@@ -241,6 +246,7 @@ class Registry(SQLiteStore):
                 "UPDATE aliases SET version = ?, pinned = 0 WHERE name = ? AND alias = ?",
                 [newest.version, name, LIVE],
             )
+            self._db.notify(db, f"function:{name}")
         return AliasRecord(LIVE, newest.version, False)
 
     @translate_sqlite_errors
@@ -251,6 +257,7 @@ class Registry(SQLiteStore):
                 f"the {LIVE!r} alias cannot be deleted; pin it with set_alias or use unpin_live"
             )
         with self._db.transaction() as db:
+            self._db.notify(db, f"function:{name}")
             return bool(db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias]).rowcount > 0)
 
     @translate_sqlite_errors
@@ -269,6 +276,7 @@ class Registry(SQLiteStore):
             db.execute("DELETE FROM aliases WHERE name = ?", [name])
             db.execute("DELETE FROM versions WHERE name = ?", [name])
             db.execute("DELETE FROM functions WHERE name = ?", [name])
+            self._db.notify(db, f"deleted:{name}")  # its version numbers may be reused: drop prepared code too
             placeholders = ", ".join("?" * len(hashes))
             still_used = {
                 row[0]
@@ -279,18 +287,18 @@ class Registry(SQLiteStore):
         return [h for h in hashes if h not in still_used]
 
     @staticmethod
-    def _latest(db: sqlite_utils.Database, name: str) -> VersionRecord | None:
+    def _latest(db: Connection, name: str) -> VersionRecord | None:
         row = db.execute(
             f"SELECT {_VERSION_COLUMNS} FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", [name]
         ).fetchone()
         return _version(row) if row else None
 
     @staticmethod
-    def _aliases(db: sqlite_utils.Database, name: str) -> list[AliasRecord]:
+    def _aliases(db: Connection, name: str) -> list[AliasRecord]:
         rows = db.execute("SELECT alias, version, pinned FROM aliases WHERE name = ? ORDER BY alias", [name])
         return [AliasRecord(alias, version, bool(pinned)) for alias, version, pinned in rows]
 
-    def _existing_version(self, db: sqlite_utils.Database, name: str, version: int) -> VersionRecord:
+    def _existing_version(self, db: Connection, name: str, version: int) -> VersionRecord:
         if isinstance(version, bool) or not isinstance(version, int):
             raise InvalidArgument(f"version must be an integer, got {version!r}")
         row = db.execute(
@@ -303,7 +311,7 @@ class Registry(SQLiteStore):
             raise self._no_function(db, name)
         raise NotFound(f"function {name!r} has no version {version} (its versions are 1..{newest.version})")
 
-    def _no_function(self, db: sqlite_utils.Database, name: str) -> NotFound:
+    def _no_function(self, db: Connection, name: str) -> NotFound:
         # No listing of the functions that do exist: the caller may not be allowed to see them.
         return NotFound(no_such_function(name))
 

@@ -10,7 +10,6 @@ An object-storage backend can be added behind the same three calls.
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Protocol
 
@@ -18,8 +17,7 @@ from .._fs import atomic_write
 from ._common import SQLiteStore, sql_migration, translate_sqlite_errors
 from .database import AnyDatabase
 from .errors import InvalidArgument, StoreError
-
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
+from .registry import SHA256_RE
 
 MIGRATIONS = [
     sql_migration("CREATE TABLE wasm_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, stored_at REAL NOT NULL)"),
@@ -37,6 +35,10 @@ class WasmStore(Protocol):
 
     def get(self, sha256: str) -> bytes | None:
         """The binary, or None if it is not stored. Raises `CorruptBlob` if it was damaged at rest."""
+        ...
+
+    def header(self, sha256: str) -> bytes | None:
+        """Its first 8 bytes (core module or component), without reading the whole binary."""
         ...
 
     def delete(self, sha256: str) -> None:
@@ -89,6 +91,13 @@ class FileWasmStore:
             return None
         return _verified(sha256, data, str(path))
 
+    def header(self, sha256: str) -> bytes | None:
+        try:
+            with open(self._path(sha256), "rb") as f:
+                return f.read(8)
+        except FileNotFoundError:
+            return None
+
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
 
@@ -113,6 +122,11 @@ class DatabaseWasmStore(SQLiteStore):
     def get(self, sha256: str) -> bytes | None:
         row = self._db.db.execute("SELECT data FROM wasm_blobs WHERE sha256 = ?", [sha256]).fetchone()
         return None if row is None else _verified(sha256, bytes(row[0]), "database row")
+
+    @translate_sqlite_errors
+    def header(self, sha256: str) -> bytes | None:
+        row = self._db.db.execute("SELECT substr(data, 1, 8) FROM wasm_blobs WHERE sha256 = ?", [sha256]).fetchone()
+        return None if row is None else bytes(row[0])
 
     @translate_sqlite_errors
     def delete(self, sha256: str) -> None:

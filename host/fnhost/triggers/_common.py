@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..manifest import Manifest, QueueTrigger
 from ..namespaces import QUEUE, is_foreign, namespace_of, resolve_manifest
-from ..stores import LIVE, Registry
+from ..stores import LIVE, Registry, StoreUnavailable
 
 log = logging.getLogger("fnhost.triggers")
 
@@ -121,6 +121,9 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 wait = self._step()
+            except StoreUnavailable as e:  # the database is away: one line, not a traceback a second
+                log.warning("fnhost: %s: %s; retrying in %.1f s", self.name, e, self._error_wait_s)
+                wait = self._error_wait_s
             except Exception:
                 log.exception("fnhost: %s failed; retrying in %.1f s", self.name, self._error_wait_s)
                 wait = self._error_wait_s
