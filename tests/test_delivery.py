@@ -23,11 +23,12 @@ N = 60
 
 
 class Runner:
-    def __init__(self, data_dir: Path, ack_log: Path) -> None:
+    def __init__(self, data_dir: Path, ack_log: Path, database: str | None = None, env: dict[str, str] | None = None):
         self.proc = subprocess.Popen(
-            [sys.executable, str(RUNNER), str(data_dir), str(COMPILED), str(ack_log)],
+            [sys.executable, str(RUNNER), str(data_dir), str(COMPILED), str(ack_log), *([database] if database else [])],
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 

@@ -142,7 +142,7 @@ def test_dead_letter_move_is_one_transaction_and_skips_messages_another_consumer
     queues = SQLiteQueueStore(any_db)
     ids = [queues.publish("src", f"m{i}".encode()) for i in range(3)]
     batch = queues.receive("src", max_messages=3)
-    assert queues.ack_many("src", [ids[1]]) == [ids[1]]  # another consumer finished this one
+    assert queues.ack_many("src", [batch[1]]) == [ids[1]]  # another consumer finished this one
     assert queues.move("src", batch, "src-dlq") == [ids[0], ids[2]]
     assert [m.body for m in queues.peek("src-dlq")] == [b"m0", b"m2"]
     assert queues.depth("src") == 0
@@ -157,3 +157,16 @@ def test_racing_mapping_creates_store_one(any_db: Any) -> None:
     assert won.count(True) == 1
     assert stores[1].list() == [("f", {"queue": "jobs", "batch_size": 10})]
     assert stores[0].remove("f", "jobs") and not stores[0].remove("f", "jobs")
+
+
+def test_a_late_ack_cannot_delete_the_redelivery(any_db: Any) -> None:
+    queues = SQLiteQueueStore(any_db)
+    message_id = queues.publish("q", b"work")
+    [first] = queues.receive("q", visibility_timeout_s=0.1)
+    time.sleep(0.2)  # the first consumer is slow: its timeout passes and the message goes out again
+    [second] = queues.receive("q", visibility_timeout_s=30)
+    assert second.receive_count == 2
+    assert queues.ack_many("q", [first]) == []  # the stale delivery's ack
+    assert queues.depth("q") == 1
+    assert queues.ack_many("q", [second]) == [message_id]
+    assert queues.depth("q") == 0

@@ -79,8 +79,9 @@ class QueueStore(Protocol):
         """Delete a processed message; False if it no longer exists."""
         ...
 
-    def ack_many(self, queue: str, message_ids: Sequence[str]) -> list[str]:
-        """Delete several processed messages in one transaction; return the ids that still existed."""
+    def ack_many(self, queue: str, deliveries: Sequence[QueueMessage]) -> list[str]:
+        """Delete several processed deliveries in one transaction; return the ids deleted. A delivery's
+        receive count is its receipt: a message received again since (its timeout passed) is kept."""
         ...
 
     def move(self, queue: str, messages: Sequence[QueueMessage], to_queue: str) -> list[str]:
@@ -122,8 +123,9 @@ def _message(row: Any) -> QueueMessage:
 class SQLiteQueueStore(SQLiteStore):
     """`QueueStore` over the host database. Raises `InvalidArgument`, `TooLarge`, `StoreUnavailable`.
 
-    `ack` takes the message id, not a per-delivery receipt: a consumer that acks after its
-    visibility timeout passed deletes the message even if it was redelivered meanwhile.
+    `ack_many` (what queue triggers use) takes the deliveries: the receive count is the receipt, so an
+    ack that comes after its visibility timeout passed cannot delete the message's redelivery. `ack`
+    takes a bare id (operators, tests) and deletes whatever delivery is out.
     """
 
     def __init__(self, db: AnyDatabase, max_message_bytes: int = 256 * 1024) -> None:
@@ -172,14 +174,13 @@ class SQLiteQueueStore(SQLiteStore):
             return bool(cursor.rowcount > 0)
 
     @translate_sqlite_errors
-    def ack_many(self, queue: str, message_ids: Sequence[str]) -> list[str]:
-        """Delete several processed messages in one transaction; the ids that still existed."""
+    def ack_many(self, queue: str, deliveries: Sequence[QueueMessage]) -> list[str]:
+        """Delete several processed deliveries in one transaction; the ids deleted. The receive count is the
+        receipt: a late ack from a delivery whose timeout passed cannot delete the message's redelivery."""
         require_resource_name("queue", queue)
+        sql = "DELETE FROM queue_messages WHERE queue = ? AND id = ? AND receive_count = ?"
         with self._db.transaction() as db:
-            return [
-                i for i in message_ids
-                if db.execute("DELETE FROM queue_messages WHERE queue = ? AND id = ?", [queue, i]).rowcount > 0
-            ]  # fmt: skip
+            return [m.id for m in deliveries if db.execute(sql, [queue, m.id, m.receive_count]).rowcount > 0]
 
     @translate_sqlite_errors
     def move(self, queue: str, messages: Sequence[QueueMessage], to_queue: str) -> list[str]:
@@ -187,7 +188,7 @@ class SQLiteQueueStore(SQLiteStore):
         all in one transaction. Returns the ids moved (the others were acked by another consumer)."""
         require_resource_name("queue", queue)
         with self._db.transaction():
-            moved = self.ack_many(queue, [m.id for m in messages])
+            moved = self.ack_many(queue, messages)
             bodies = {m.id: m.body for m in messages}
             for message_id in moved:
                 self.publish(to_queue, bodies[message_id])

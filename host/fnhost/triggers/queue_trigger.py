@@ -124,16 +124,16 @@ class QueuePoller:
             for m in batch:
                 self.host.queues.release(t.queue, m.id, delay_s=1.0)
             return
-        self._ack([m.id for m in batch if m.id not in failed])
+        self._ack([m for m in batch if m.id not in failed])
         spent = [m for m in batch if m.id in failed and m.receive_count >= t.max_receive_count]
         if spent:
             self._dead_letter(spent)
 
-    def _ack(self, ids: list[str]) -> None:
-        if not ids:
+    def _ack(self, deliveries: list[QueueMessage]) -> None:
+        if not deliveries:
             return
         queue = self.mapping.trigger.queue
-        acked = self.host.queues.ack_many(queue, ids)
+        acked = self.host.queues.ack_many(queue, deliveries)
         self.counters.inc("queue_acked", queue, len(acked))
         if self.on_ack is not None and acked:
             self.on_ack(queue, acked)
