@@ -79,7 +79,7 @@ def copy_data_dir(data_dir: str | Path, target_url: str, *, master_key: bytes | 
             for table, count in rows.items():
                 (copied,) = tx.execute(f"SELECT count(*) FROM {table}").fetchone()
                 if int(copied) != count:
-                    raise RuntimeError(f"copy check failed: {table}: {copied} rows in the target, {count} in the source")
+                    raise RuntimeError(f"copy check failed: {table}: {copied} rows copied of {count}")
             verified = AuditLog(target).verify()
             if not verified.ok:
                 raise RuntimeError(f"copy check failed: the copied audit chain does not verify ({verified.reason})")
