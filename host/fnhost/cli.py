@@ -674,6 +674,19 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     raise CliError(f"audit log tampered with: {result['reason']} ({result['checked']} entries verified before it)")
 
 
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    from .dbcopy import copy_data_dir
+
+    report = copy_data_dir(args.data_dir, args.to)
+    total = sum(report.rows.values())
+    print(f"copied {total} rows from {len(report.rows)} tables and {report.binaries} binaries; "
+          f"the audit chain verifies ({report.audit_entries} entries)")  # fmt: skip
+    for table, count in sorted(report.rows.items()):
+        print(f"  {table}: {count}")
+    print("start every node with --database and this data dir's master key (FNHOST_MASTER_KEY)")
+    return 0
+
+
 # plumbing ----------------------------------------------------------------------------------------
 def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -872,6 +885,16 @@ def parser() -> argparse.ArgumentParser:
 
     au = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     au.add_parser("verify", parents=[client], help="verify the hash chain").set_defaults(func=cmd_audit_verify)
+
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
+    dbc = db.add_parser(
+        "copy",
+        help="copy a SQLite data dir into an empty PostgreSQL, in one transaction "
+        "(e.g. fnhost db copy --data-dir .fnhost --to postgresql://fnhost@db/fnhost)",
+    )
+    dbc.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"the source (default {DEFAULT_DATA_DIR})")
+    dbc.add_argument("--to", required=True, metavar="postgresql://USER@HOST:PORT/DB", help="the empty target")
+    dbc.set_defaults(func=cmd_db_copy)
     return p
 
 

@@ -44,8 +44,15 @@ class SecretUndecryptable(StoreError):
     http_status = 500
 
 
+class CorruptBlob(StoreError):
+    """A stored binary no longer matches its sha256 (damaged at rest): refused, never run."""
+
+    code = "corrupt_blob"
+    http_status = 500
+
+
 class MasterKeyError(StoreError):
-    """The master key from `FNHOST_MASTER_KEY` or `master.key` is malformed."""
+    """The master key from `FNHOST_MASTER_KEY` or `master.key` is malformed, or not the database's key."""
 
     code = "invalid_master_key"
     http_status = 500

@@ -16,16 +16,12 @@ from typing import Protocol
 from .._fs import atomic_write
 from ._common import SQLiteStore, sql_migration, translate_sqlite_errors
 from .database import AnyDatabase
-from .errors import InvalidArgument, StoreError
+from .errors import CorruptBlob, InvalidArgument
 from .registry import SHA256_RE
 
 MIGRATIONS = [
     sql_migration("CREATE TABLE wasm_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, stored_at REAL NOT NULL)"),
 ]
-
-
-class CorruptBlob(StoreError):
-    """A stored binary no longer matches its sha256."""
 
 
 class WasmStore(Protocol):
