@@ -285,15 +285,17 @@ def _pg_placeholders(sql: str) -> str:
 
 
 class _PostgresConnection:
-    """A psycopg connection that takes the stores' `?` SQL."""
+    """A psycopg connection that takes the stores' `?` SQL, counting its round trips."""
 
     dialect = POSTGRESQL
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, round_trips: Callable[[], None]) -> None:
         self.conn = conn
         self._translated: dict[str, str] = {}
+        self._count = round_trips
 
     def execute(self, sql: str, params: Sequence[object] = (), /) -> Any:
+        self._count()
         query = self._translated.get(sql)
         if query is None:
             query = self._translated[sql] = _pg_placeholders(sql)
@@ -313,6 +315,9 @@ class PostgresDatabase(_Transactions):
         super().__init__()
         self.dsn = dsn
         self._connect_timeout_s = connect_timeout_s
+        self.round_trips = 0
+        """Statements sent to the server by this process's stores (benchmarks read it)."""
+        self._count_lock = threading.Lock()
         with self.transaction() as db:
             db.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
             db.execute(self.dialect.ddl(_SCHEMA_VERSIONS))
@@ -326,7 +331,17 @@ class PostgresDatabase(_Transactions):
         conn = psycopg.connect(
             self.dsn, autocommit=True, connect_timeout=self._connect_timeout_s, application_name="fnhost"
         )
-        return _PostgresConnection(conn)
+        return _PostgresConnection(conn, self._count_round_trip)
+
+    def _count_round_trip(self) -> None:
+        with self._count_lock:
+            self.round_trips += 1
+        self._local.round_trips = getattr(self._local, "round_trips", 0) + 1
+
+    @property
+    def round_trips_of_this_thread(self) -> int:
+        """The calling thread's share of `round_trips` (a request's path, without the background writers)."""
+        return int(getattr(self._local, "round_trips", 0))
 
     def _begin(self, conn: _PostgresConnection) -> None:
         conn.execute("BEGIN")

@@ -27,6 +27,8 @@ from .errors import InvalidArgument
 MAX_RECEIVE = 1000
 """The most messages one `receive` call may ask for."""
 MAX_VISIBILITY_TIMEOUT_S = 12 * 3600.0
+ACK_CHUNK = 500
+"""Deliveries acked by one statement."""
 
 MIGRATIONS = [
     sql_migration(
@@ -138,11 +140,10 @@ class SQLiteQueueStore(SQLiteStore):
         data = bytes_within("queue message", body, self.max_message_bytes)
         message_id = new_sortable_id()
         now = self._db.dialect.now
-        with self._db.transaction() as db:
-            db.execute(
-                f"INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at) VALUES (?, ?, ?, {now}, {now})",
-                [message_id, queue, data],
-            )
+        self._db.db.execute(  # one statement: atomic by itself, one round trip
+            f"INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at) VALUES (?, ?, ?, {now}, {now})",
+            [message_id, queue, data],
+        )
         return message_id
 
     @translate_sqlite_errors
@@ -153,17 +154,17 @@ class SQLiteQueueStore(SQLiteStore):
         int_in_range("max_messages", max_messages, 1, MAX_RECEIVE)
         hidden_for = _seconds("visibility_timeout_s", visibility_timeout_s, MAX_VISIBILITY_TIMEOUT_S)
         dialect = self._db.dialect
-        with self._db.transaction() as db:
-            # The database's clock, read inside the write: claims are ordered like it, on every node.
-            # PostgreSQL: competing receivers skip each other's locked rows instead of sharing them.
-            rows = db.execute(
-                f"UPDATE queue_messages SET visible_at = {dialect.now} + ?, receive_count = receive_count + 1 "
-                "WHERE queue = ? AND id IN ("
-                f"  SELECT id FROM queue_messages WHERE queue = ? AND visible_at <= {dialect.now}"
-                f"  ORDER BY visible_at, id LIMIT ?{dialect.skip_locked}"
-                f") RETURNING {_COLUMNS}",
-                [hidden_for, queue, queue, max_messages],
-            ).fetchall()
+        # One statement, atomic by itself (no BEGIN/COMMIT round trips), the database's clock read inside
+        # the write: claims are ordered like it, on every node. PostgreSQL: competing receivers skip each
+        # other's locked rows instead of sharing them.
+        rows = self._db.db.execute(
+            f"UPDATE queue_messages SET visible_at = {dialect.now} + ?, receive_count = receive_count + 1 "
+            "WHERE queue = ? AND id IN ("
+            f"  SELECT id FROM queue_messages WHERE queue = ? AND visible_at <= {dialect.now}"
+            f"  ORDER BY visible_at, id LIMIT ?{dialect.skip_locked}"
+            f") RETURNING {_COLUMNS}",
+            [hidden_for, queue, queue, max_messages],
+        ).fetchall()
         return sorted((_message(row) for row in rows), key=lambda m: m.id)
 
     @translate_sqlite_errors
@@ -178,9 +179,17 @@ class SQLiteQueueStore(SQLiteStore):
         """Delete several processed deliveries in one transaction; the ids deleted. The receive count is the
         receipt: a late ack from a delivery whose timeout passed cannot delete the message's redelivery."""
         require_resource_name("queue", queue)
-        sql = "DELETE FROM queue_messages WHERE queue = ? AND id = ? AND receive_count = ?"
-        with self._db.transaction() as db:
-            return [m.id for m in deliveries if db.execute(sql, [queue, m.id, m.receive_count]).rowcount > 0]
+        deleted: set[str] = set()
+        for start in range(0, len(deliveries), ACK_CHUNK):  # one statement per chunk, each atomic
+            chunk = deliveries[start : start + ACK_CHUNK]
+            receipts = ", ".join("(?, ?)" for _ in chunk)
+            rows = self._db.db.execute(
+                "DELETE FROM queue_messages WHERE queue = ?"
+                f" AND (id, receive_count) IN (VALUES {receipts}) RETURNING id",
+                [queue, *(v for m in chunk for v in (m.id, m.receive_count))],
+            ).fetchall()
+            deleted.update(row[0] for row in rows)
+        return [m.id for m in deliveries if m.id in deleted]
 
     @translate_sqlite_errors
     def move(self, queue: str, messages: Sequence[QueueMessage], to_queue: str) -> list[str]:
