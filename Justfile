@@ -15,6 +15,11 @@ ziglang := "ziglang==0.17.1"
 # Rust guests: Debian bookworm's rustc 1.63 is the only rustc here with the wasm32-wasi std (rustup cannot add targets
 # offline). Pinned by the distribution release, not by version: Debian ships security fixes within 1.63.
 rust_debs := "rustc libstd-rust-dev-wasm32 lld-14"
+# JavaScript guests: componentize-js 0.23.0 is the release verified against fnhost's WIT (jco componentize fails on it);
+# rolldown bundles a guest's npm packages and es-module-lexer finds its imports (both also pulled in by componentize-js
+# at these versions; pinned here so a new release of either cannot change a build).
+componentize_js_version := "0.23.0"
+js_tools := "@bytecodealliance/componentize-js@" + componentize_js_version + " rolldown@1.3.3 es-module-lexer@1.7.0"
 
 uv := cache / "tools/uv-" + uv_version / "bin/uv"
 venv_bin := justfile_directory() / ".venv/bin"
@@ -25,7 +30,7 @@ default:
     @just --list
 
 # Install everything `just test` needs: the locked Python environment in .venv and every guest toolchain. Idempotent.
-setup: setup-python setup-rust setup-go setup-c
+setup: setup-python setup-rust setup-go setup-c setup-js
 
 # The host package (editable) with its dev tools and componentize-py, exactly as locked in uv.lock, into .venv.
 setup-python:
@@ -56,6 +61,18 @@ setup-go: setup-python
 # C guests: zig cc from PyPI (ziglang) into .venv; targets wasm32-wasi.
 setup-c: setup-python
     @"{{uv}}" pip install --quiet --python "{{venv_python}}" "{{ziglang}}"
+
+# JavaScript guests: the pinned npm packages into {{cache}}/tools, once (offline after that). Needs node 18+ and npm.
+setup-js:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="{{cache}}/tools/componentize-js-{{componentize_js_version}}"
+    if [ "$(cat "$dir/.installed" 2>/dev/null)" = "{{js_tools}}" ]; then exit 0; fi
+    command -v npm >/dev/null || { echo "JavaScript guests need node and npm (apt-get install nodejs npm)"; exit 1; }
+    echo "installing {{js_tools}} from npm into $dir (once per machine)..."
+    mkdir -p "$dir"
+    npm install --silent --no-audit --no-fund --save-exact --prefix "$dir" {{js_tools}}
+    echo "{{js_tools}}" > "$dir/.installed"
 
 # Re-resolve uv.lock after a change to pyproject.toml's dependencies.
 lock: setup-python

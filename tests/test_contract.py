@@ -1,4 +1,4 @@
-"""One contract, four languages: the same guests in Python, Rust, Go and C, deployed through
+"""One contract, five languages: the same guests in Python, Rust, Go, C and JavaScript, deployed through
 `fnhost.Host` with identical inputs, give byte-identical outputs and the same limit outcomes.
 
 Each guest is built with its real toolchain (`fnhost.build.build_guest`, cached by source hash).
@@ -20,7 +20,7 @@ from fnhost import Host, InvocationResult, Outcome
 from fnhost.build import BuiltGuest
 
 GUESTS = Path(__file__).resolve().parents[1] / "guests"
-LANGUAGES = ["python", "rust", "go", "c"]
+LANGUAGES = ["python", "rust", "go", "c", "js"]
 
 pytestmark = pytest.mark.slow
 
