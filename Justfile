@@ -16,10 +16,11 @@ ziglang := "ziglang==0.17.1"
 # offline). Pinned by the distribution release, not by version: Debian ships security fixes within 1.63.
 rust_debs := "rustc libstd-rust-dev-wasm32 lld-14"
 # JavaScript guests: componentize-js 0.23.0 is the release verified against fnhost's WIT (jco componentize fails on it);
+# preview2-shim: componentize-js imports it but declares it only as a dev dependency (^0.17.4), so it is installed here.
 # rolldown bundles a guest's npm packages and es-module-lexer finds its imports (both also pulled in by componentize-js
 # at these versions; pinned here so a new release of either cannot change a build).
 componentize_js_version := "0.23.0"
-js_tools := "@bytecodealliance/componentize-js@" + componentize_js_version + " rolldown@1.3.3 es-module-lexer@1.7.0"
+js_tools := "@bytecodealliance/componentize-js@" + componentize_js_version + " @bytecodealliance/preview2-shim@0.17.9 rolldown@1.3.3 es-module-lexer@1.7.0"
 
 uv := cache / "tools/uv-" + uv_version / "bin/uv"
 venv_bin := justfile_directory() / ".venv/bin"

@@ -25,7 +25,7 @@ from . import default_cache_dir, run_tool, sdk_root, wit_dir
 SETUP = "install it with `just setup-js` (npm installs the pinned componentize-js into ~/.cache/fnhost/tools)"
 TIMEOUT_S = 600
 DRIVER = Path(__file__).with_name("js_componentize.mjs")
-PACKAGES = ("@bytecodealliance/componentize-js", "rolldown", "es-module-lexer")
+PACKAGES = ("@bytecodealliance/componentize-js", "@bytecodealliance/preview2-shim", "rolldown", "es-module-lexer")
 ENTRIES = ("app.js", "app.mjs")
 
 

@@ -105,7 +105,14 @@ try {
       fail(`bundling the npm packages ${[...deps.keys()].join(', ')} failed:\n${problems.join('\n')}\n(a package that needs Node.js built-ins cannot run in a fnhost guest)`);
     }
     mkdirSync(join(stage, '.fnhost', 'deps'), { recursive: true });
-    await bundle.write({ dir: join(stage, '.fnhost', 'deps'), format: 'esm', entryFileNames: '[name].js', chunkFileNames: 'shared-[hash].js' });
+    const { output } = await bundle.write({ dir: join(stage, '.fnhost', 'deps'), format: 'esm', entryFileNames: '[name].js', chunkFileNames: 'shared-[hash].js' });
+    const chunks = new Set(output.map((o) => o.fileName));
+    const external = output.flatMap((o) => (o.type === 'chunk' ? o.imports : [])).filter((i) => !chunks.has(i) && !i.startsWith('fnhost:'));
+    if (external.length) {
+      const users = output.filter((o) => o.type === 'chunk' && o.imports.some((i) => external.includes(i)));
+      const packages = users.map((o) => [...deps].find(([, name]) => `${name}.js` === o.fileName)?.[0] ?? o.fileName);
+      fail(`bundling the npm packages ${packages.join(', ')} failed: they import ${[...new Set(external)].join(', ')}, which a fnhost guest does not have (Node.js built-ins do not exist in StarlingMonkey, a web-style JS runtime)`);
+    }
   }
 
   process.chdir(stage); // componentize-js names modules relative to the working directory
