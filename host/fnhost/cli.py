@@ -373,6 +373,15 @@ def default_bundle_path(src: Path, name: str, cache_dir: Path | None) -> Path:
     return Path(f"{name}.zip")
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from .build.templates import new_function
+
+    files = new_function(args.language, Path(args.dir), name=args.name)
+    print(f"wrote {len(files)} files to {args.dir}: {', '.join(str(f.relative_to(args.dir)) for f in files)}")
+    print(f"next: cd {args.dir} && fnhost build . && python -m pytest test_function.py && fnhost deploy .")
+    return 0
+
+
 def cmd_gen_signing(args: argparse.Namespace) -> int:
     from .control import generate_signing_key, save_signing_key
 
@@ -738,6 +747,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cache-dir", type=Path, help="build cache (default $FNHOST_CACHE_DIR or ~/.cache/fnhost)")
     b.add_argument("--sign", metavar="KEYFILE", help="sign with this Ed25519 private key")
     b.set_defaults(func=cmd_build)
+
+    n = sub.add_parser("new", help="write a new function (HTTP route, event handler, kv, a test) into DIR")
+    n.add_argument("language", choices=["python", "js", "rust", "go", "c"])
+    n.add_argument("dir")
+    n.add_argument("--name", help="the function's name (default: DIR's name)")
+    n.set_defaults(func=cmd_new)
 
     d = sub.add_parser("deploy", parents=[client], help="deploy a source directory (built first) or a bundle zip")
     d.add_argument("source", metavar="DIR|BUNDLE.zip")
