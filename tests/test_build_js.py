@@ -19,13 +19,20 @@ from fnhost.errors import BuildError
 ROOT = Path(__file__).resolve().parents[1]
 
 APP = """\
-import { App, Response, log } from 'fnhost';
+import { App, NotFound, Response, log, secrets } from 'fnhost';
 import shout from 'tinyfmt';
 import pad from 'cjspad';
 import { check } from './lib/check.js';
 
 const app = new App();
-app.http((req) => Response.text(shout(pad(req.query.n ?? '7', 3))));
+app.http((req) => {
+  if (req.path !== '/secret') return Response.text(shout(pad(req.query.n ?? '7', 3)));
+  try {
+    return Response.text(secrets.get('api-token'));
+  } catch (e) {
+    return Response.json({ notFound: e instanceof NotFound, message: e.message }, 404);
+  }
+});
 app.event((event) => {
   log.info('checking');
   return { checked: check(event.text()) };
@@ -50,7 +57,7 @@ def _package(root: Path, name: str, files: dict[str, str], meta: dict[str, objec
 
 def write_guest(root: Path, app: str = APP) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "fnhost.toml").write_text('name = "jsdeps"\n')
+    (root / "fnhost.toml").write_text('name = "jsdeps"\n[grants]\nsecrets = ["api-token"]\n')
     (root / "app.js").write_text(app)
     (root / "lib").mkdir(exist_ok=True)
     (root / "lib" / "check.js").write_text(CHECK)
@@ -137,7 +144,19 @@ def test_a_thrown_error_names_the_guest_file_and_line(deps_guest: BuiltGuest, ho
     assert r.error == "TypeError: bad input: bad (at lib/check.js:2:29)"
     stderr = [line for line in r.logs if line.startswith("[stderr]")]
     assert stderr[:2] == ["[stderr] TypeError: bad input: bad", "[stderr] check@lib/check.js:2:29"], r.logs
-    assert any("app.js:10:" in line for line in stderr), stderr  # the caller's frame too
+    assert any("app.js:17:" in line for line in stderr), stderr  # the caller's frame too
+
+
+@pytest.mark.slow
+def test_an_unset_secret_names_itself_and_the_command_that_sets_it(deps_guest: BuiltGuest, host: Host) -> None:
+    host.deploy("jsdeps", deps_guest.wasm_path.read_bytes(), deps_guest.manifest)
+    r = host.invoke_http("jsdeps", "GET", "/secret", [], b"")
+    hint = "secret 'api-token' is granted but not set; set it with `fnhost secrets set api-token`"
+    assert r.response is not None and json.loads(r.response.body) == {"notFound": True, "message": hint}
+    assert f"[fnhost] {hint}" in r.logs
+    host.secrets.set("api-token", "s3cret")
+    r = host.invoke_http("jsdeps", "GET", "/secret", [], b"")
+    assert r.response is not None and r.response.body == b"s3cret"
 
 
 @pytest.mark.slow
@@ -171,7 +190,7 @@ def test_typescript_declarations_describe_the_examples(tmp_path: Path) -> None:
             "moduleResolution": "bundler", "lib": ["es2022", "dom"],
             "paths": {"fnhost": [str(sdk_root() / "js" / "index.d.ts")]},
         },
-        "files": [str(p) for p in sorted((ROOT / "guests" / "js").glob("*/app.js"))],
+        "files": [str(p) for p in [*sorted((ROOT / "guests" / "js").glob("*/app.js")), sdk_root() / "templates/js/app.js"]],
     }  # fmt: skip
     (tmp_path / "tsconfig.json").write_text(json.dumps(config))
     done = subprocess.run([str(tsc), "-p", str(tmp_path)], capture_output=True, text=True, timeout=120)
