@@ -2,8 +2,9 @@
 (`sdk/js`, imported as ``"fnhost"``) and its npm packages (bundled by rolldown) into a component of
 the `function` world. The steps are in ``js_componentize.mjs``, run by node.
 
-The tools are the pinned npm packages `just setup-js` installs once into
-``<cache>/tools/componentize-js-<version>`` (``$FNHOST_JS_TOOLS`` names another such directory).
+The tools are the npm packages pinned in the Justfile and locked in ``js-tools.lock.json``, which
+`just setup-js` installs once into ``<cache>/tools/componentize-js-<version>`` (``$FNHOST_JS_TOOLS``
+names another such directory); their versions and lock are part of the cache key.
 The entry module is ``app.js`` (or ``app.mjs``, or package.json's ``"main"``). npm packages are
 whatever ``npm install`` put in the guest's ``node_modules``; their installed versions are part of
 the cache key (`dependency_key`).
@@ -27,6 +28,7 @@ TIMEOUT_S = 600
 DRIVER = Path(__file__).with_name("js_componentize.mjs")
 PACKAGES = ("@bytecodealliance/componentize-js", "@bytecodealliance/preview2-shim", "rolldown", "es-module-lexer")
 ENTRIES = ("app.js", "app.mjs")
+TOOLS_DIR_RE = re.compile(r"componentize-js-[0-9]+(\.[0-9]+)*")
 
 
 @functools.cache
@@ -35,9 +37,10 @@ def tools_dir() -> Path:
     override = os.environ.get("FNHOST_JS_TOOLS")
     if override:
         candidates = [Path(override)]
-    else:
-        found = (default_cache_dir() / "tools").glob("componentize-js-*")
-        candidates = sorted(found, key=lambda p: _version_key(p.name.rpartition("-")[2]), reverse=True)
+    else:  # complete installs only (`just setup-js` writes .installed last), newest first
+        found = [p for p in (default_cache_dir() / "tools").glob("componentize-js-*") if TOOLS_DIR_RE.fullmatch(p.name)]
+        installed = [p for p in found if (p / ".installed").is_file()]
+        candidates = sorted(installed, key=lambda p: _version_key(p.name.rpartition("-")[2]), reverse=True)
     for root in candidates:
         modules = root / "node_modules"
         if all((modules / name / "package.json").is_file() for name in PACKAGES):
@@ -57,7 +60,9 @@ def toolchain_id() -> str:
     versions = " ".join(f"{name.rpartition('/')[2]} {_package_version(tools_dir() / name)}" for name in PACKAGES)
     done = run_tool([node(), "--version"], doing="reporting its version", timeout=60, setup=SETUP)
     driver = hashlib.sha256(DRIVER.read_bytes()).hexdigest()[:12]
-    return f"{versions} node {done.stdout.strip()} driver {driver}"
+    lock = tools_dir().parent / "package-lock.json"  # the tools' whole dependency tree, as installed
+    locked = hashlib.sha256(lock.read_bytes()).hexdigest()[:12] if lock.is_file() else "unlocked"
+    return f"{versions} node {done.stdout.strip()} driver {driver} lock {locked}"
 
 
 def sdk_dir() -> Path:
