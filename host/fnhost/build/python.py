@@ -17,13 +17,14 @@ import functools
 import hashlib
 import os
 import re
+import shutil
 import sys
 import tempfile
 import tomllib
 from pathlib import Path
 
 from ..errors import BuildError
-from . import default_cache_dir, require_tool, run_tool, sdk_root, wit_dir
+from . import SKIP_DIRS, default_cache_dir, require_tool, run_tool, sdk_root, wit_dir
 
 TOOL = "componentize-py"
 TIMEOUT_S = 600
@@ -51,10 +52,19 @@ def build(src: Path, out: Path) -> None:
         )
     tool = require_tool(TOOL, "Python guests")
     site = install_dependencies(src)
-    paths = ["-p", str(src), "-p", str(sdk_dir())] + (["-p", str(site)] if site else [])
-    with tempfile.TemporaryDirectory(prefix="fnhost-novenv-") as empty:
+    with tempfile.TemporaryDirectory(prefix="fnhost-python-") as tmp:
+        # copies: the guest's CPython writes __pycache__ into the directories it imports from
+        stage, sdk, empty = Path(tmp, "src"), Path(tmp, "sdk"), Path(tmp, "novenv")
+        shutil.copytree(src, stage, ignore=_not_sources)
+        shutil.copytree(sdk_dir(), sdk, ignore=_not_sources)
+        empty.mkdir()
+        paths = ["-p", str(stage), "-p", str(sdk)] + (["-p", str(site)] if site else [])
         cmd = [tool, "-d", str(wit_dir()), "-w", "function", "componentize", *paths, "app", "-o", str(out)]
-        run_tool(cmd, doing=f"building {src}", timeout=TIMEOUT_S, env=_env(site or Path(empty)), cwd=src)
+        run_tool(cmd, doing=f"building {src}", timeout=TIMEOUT_S, env=_env(site or empty), cwd=stage)
+
+
+def _not_sources(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in SKIP_DIRS or n.startswith(".")}
 
 
 def declared_dependencies(src: Path) -> list[str]:
