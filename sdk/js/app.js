@@ -78,9 +78,16 @@ export function failure(e) {
   }
   if (!(e instanceof Error)) return typeof e === 'string' ? e : `uncaught ${String(e)}`;
   const stack = typeof e.stack === 'string' ? e.stack.trimEnd() : '';
-  if (stack) console.error(`${e.name}: ${e.message}\n${stack}`);
+  if (stack) console.error(`${e.name}: ${e.message}\n${shortened(stack)}`);
   const where = guestFrame(stack);
   return `${e.name}: ${e.message}${where ? ` (at ${where})` : ''}`;
+}
+
+// A runaway recursion's stack is thousands of identical frames: the innermost ones say enough.
+function shortened(stack, keep = 40) {
+  const frames = stack.split('\n');
+  if (frames.length <= keep) return stack;
+  return [...frames.slice(0, keep), `... ${frames.length - keep} more frames`].join('\n');
 }
 
 // The innermost frame in the guest's own code: "app.js:12:5", not the SDK's or the bindings'.
