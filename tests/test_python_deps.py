@@ -77,10 +77,3 @@ def test_requirements_are_installed_outside_the_source(tmp_path: Path) -> None:
     site = python_build.install_dependencies(src)
     assert site is not None and (site / "dateutil").is_dir() and not site.is_relative_to(src)
 
-
-@pytest.mark.slow
-@needs_componentize_py
-def test_a_handler_with_the_wrong_signature_fails_the_build(tmp_path: Path) -> None:
-    app = "from fnhost_sdk import App\n\napp = App()\n\n\n@app.event\ndef on_event(event):\n    return b''\n\n\nWitWorld = app.world()\n"
-    with pytest.raises(BuildError, match=r"app\.event: on_event cannot be called as \(event, ctx\)"):
-        build_guest(guest(tmp_path / "g", app), cache_dir=tmp_path / "cache")
