@@ -148,3 +148,11 @@ def test_sleeping_core_guest_stops_at_its_timeout(host: Host, lang: str) -> None
     assert r.outcome is Outcome.TIMEOUT, r.error
     assert time.monotonic() - t0 < 0.6
     assert host.invoke("chaos", b"sleep:20").outcome is Outcome.OK  # short sleeps still work
+
+
+@pytest.mark.parametrize(("lang", "where"), [("rust", "src/lib.rs:"), ("go", "chaos/main.go:")])
+def test_a_panic_names_its_source_line_in_the_logs(host: Host, lang: str, where: str) -> None:
+    deploy(host, lang, "chaos")
+    r = host.invoke("chaos", b"trap")
+    assert r.outcome is Outcome.GUEST_TRAP
+    assert any(where in line and "/work" not in line for line in r.logs), r.logs  # relative to the guest
