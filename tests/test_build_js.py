@@ -179,6 +179,13 @@ def test_a_node_builtin_is_a_build_error_naming_it(tmp_path: Path) -> None:
         build_guest(guest, cache_dir=tmp_path / "cache")
 
 
+def test_an_entry_without_the_world_exports_is_a_build_error(tmp_path: Path) -> None:
+    _tools()
+    guest = write_guest(tmp_path / "g", APP.replace("export const { handleHttp, handleEvent }", "export const { handleHttp }"))
+    with pytest.raises(BuildError, match=r"app\.js: does not export handleEvent, the function world's handlers"):
+        build_guest(guest, cache_dir=tmp_path / "cache")
+
+
 def test_typescript_declarations_describe_the_examples(tmp_path: Path) -> None:
     _tools()
     tsc = js_build.tools_dir() / ".bin" / "tsc"

@@ -53,11 +53,17 @@ try {
   for (const rel of files(stage)) {
     if (!JS.test(rel)) continue;
     const code = readFileSync(join(stage, rel), 'utf8');
-    let imports;
+    let imports, exports;
     try {
-      [imports] = parse(code, rel);
+      [imports, exports] = parse(code, rel);
     } catch (e) {
       fail(`${rel}: not a valid ES module: ${e.message}`);
+    }
+    if (rel === entry && !/export\s*\*/.test(code)) { // `export * from` names are not listed
+      const missing = ['handleHttp', 'handleEvent'].filter((name) => !exports.some((x) => x.n === name));
+      if (missing.length) {
+        fail(`${rel}: does not export ${missing.join(' and ')}, the function world's handlers; end it with\n  export const { handleHttp, handleEvent } = app.world();`);
+      }
     }
     let text = '';
     let last = 0;
