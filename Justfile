@@ -17,6 +17,15 @@ ziglang := "ziglang==0.17.1"
 rust_debs := "rustc libstd-rust-dev-wasm32 lld-14"
 # The shared backend's tests: Debian bookworm's PostgreSQL 15 server (the suite runs initdb itself, as the postgres user).
 postgres_debs := "postgresql-15"
+# JavaScript guests: componentize-js 0.23.0 is the release verified against fnhost's WIT (jco componentize fails on it);
+# preview2-shim: componentize-js imports it but declares it only as a dev dependency (^0.17.4), so it is installed here.
+# rolldown bundles a guest's npm packages and es-module-lexer finds its imports (both also pulled in by componentize-js
+# at these versions; pinned here so a new release of either cannot change a build).
+# Their own dependencies are locked in js_lock (npm's package-lock.json; `just lock-js` re-resolves it after a pin change).
+componentize_js_version := "0.23.0"
+js_tools := "@bytecodealliance/componentize-js@" + componentize_js_version + " @bytecodealliance/preview2-shim@0.17.9 rolldown@1.3.3 es-module-lexer@1.7.0"
+js_lock := justfile_directory() / "host/fnhost/build/js-tools.lock.json"
+js_tools_dir := cache / "tools/componentize-js-" + componentize_js_version
 
 uv := cache / "tools/uv-" + uv_version / "bin/uv"
 venv_bin := justfile_directory() / ".venv/bin"
@@ -27,7 +36,7 @@ default:
     @just --list
 
 # Install everything `just test` needs: the locked Python environment in .venv and every guest toolchain. Idempotent.
-setup: setup-python setup-rust setup-go setup-c setup-postgres
+setup: setup-python setup-rust setup-go setup-c setup-postgres setup-js
 
 # The host package (editable) with its dev tools and componentize-py, exactly as locked in uv.lock, into .venv.
 setup-python: _uv
@@ -72,6 +81,39 @@ setup-go: setup-python
 # C guests: zig cc from PyPI (ziglang) into .venv; targets wasm32-wasi.
 setup-c: setup-python
     @"{{uv}}" pip install --quiet --python "{{venv_python}}" "{{ziglang}}"
+
+# JavaScript guests: the pinned npm packages, as locked, into {{cache}}/tools once (offline after that). Needs node 18+, npm.
+setup-js:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="{{js_tools_dir}}"
+    want="{{js_tools}} lock $(sha256sum < "{{js_lock}}" | cut -c1-16)"
+    if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then exit 0; fi
+    command -v npm >/dev/null || { echo "JavaScript guests need node and npm (apt-get install nodejs npm)"; exit 1; }
+    echo "installing {{js_tools}} (locked) from npm into $dir (once per machine)..."
+    new="$dir.new-$$"  # installed beside, then swapped in: a build running meanwhile keeps working tools
+    rm -rf "$new" && mkdir -p "$new"
+    "{{just_executable()}}" --justfile "{{justfile()}}" _js-package-json > "$new/package.json"
+    cp "{{js_lock}}" "$new/package-lock.json"
+    npm ci --silent --no-audit --no-fund --prefix "$new"
+    echo "$want" > "$new/.installed"
+    if [ -d "$dir" ]; then mv "$dir" "$dir.old-$$"; fi
+    mv "$new" "$dir"
+    rm -rf "$dir.old-$$"
+
+# Re-resolve the JS tools' lock (js_lock) after a change to js_tools.
+lock-js:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp="$(mktemp -d)/componentize-js-{{componentize_js_version}}"
+    mkdir -p "$tmp"
+    "{{just_executable()}}" --justfile "{{justfile()}}" _js-package-json > "$tmp/package.json"
+    npm install --package-lock-only --silent --no-audit --no-fund --prefix "$tmp"
+    cp "$tmp/package-lock.json" "{{js_lock}}"
+
+# package.json for the JS tools: js_tools as exact dependencies.
+_js-package-json:
+    @node -e 'const d = {}; for (const p of process.argv.slice(1)) { const i = p.lastIndexOf("@"); d[p.slice(0, i)] = p.slice(i + 1); } console.log(JSON.stringify({ dependencies: d }, null, 2));' {{js_tools}}
 
 # Re-resolve uv.lock after a change to pyproject.toml's dependencies.
 lock: _uv

@@ -200,7 +200,7 @@ def test_sdk_app_dispatch_and_failures(sdk: ModuleType) -> None:
     assert app.handle_event(ctx, types.Event_Invoke(b"hi")) == types.EventResult(b"hi", [])
     with pytest.raises(Err) as failed:
         app.handle_event(ctx, types.Event_Invoke(b"raise"))
-    assert failed.value.value == "KeyError: 'k'"
+    assert failed.value.value.startswith("KeyError: 'k' (at ") and failed.value.value.endswith("test_build_python.py:195)")
     with pytest.raises(SystemExit):  # left to trap the instance
         app.handle_event(ctx, types.Event_Invoke(b"exit"))
     with pytest.raises(Err, match="no HTTP handler"):
@@ -227,3 +227,20 @@ def test_sdk_maps_every_wit_error(sdk: ModuleType) -> None:
         error = host_error(Err(case))
         assert type(error) is cls and isinstance(error, sdk.HostError)
     assert host_error(Err(types.Error_Denied("kv bucket 'x' is not granted"))).message == "kv bucket 'x' is not granted"
+
+
+def test_sdk_refuses_handlers_it_cannot_call(sdk: ModuleType) -> None:
+    # app.py's top level runs at build time, so these fail `fnhost build`, not the first request
+    app = sdk.App()
+    with pytest.raises(TypeError, match=r"app\.http: handle cannot be called as \(request, ctx\)"):
+
+        @app.http
+        def handle(req: object, ctx: object, extra: object) -> object:
+            return b""
+
+    async def on_event(event: object, ctx: object) -> object:
+        return b""
+
+    with pytest.raises(TypeError, match="on_event is async; handlers must be synchronous"):
+        app.event(on_event)
+    app.event(lambda event, ctx=None: b"")  # defaults are fine

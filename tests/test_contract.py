@@ -1,4 +1,4 @@
-"""One contract, four languages: the same guests in Python, Rust, Go and C, deployed through
+"""One contract, five languages: the same guests in Python, Rust, Go, C and JavaScript, deployed through
 `fnhost.Host` with identical inputs, give byte-identical outputs and the same limit outcomes.
 
 Each guest is built with its real toolchain (`fnhost.build.build_guest`, cached by source hash).
@@ -20,7 +20,7 @@ from fnhost import Host, InvocationResult, Outcome
 from fnhost.build import BuiltGuest
 
 GUESTS = Path(__file__).resolve().parents[1] / "guests"
-LANGUAGES = ["python", "rust", "go", "c"]
+LANGUAGES = ["python", "rust", "go", "c", "js"]
 
 pytestmark = pytest.mark.slow
 
@@ -148,3 +148,11 @@ def test_sleeping_core_guest_stops_at_its_timeout(host: Host, lang: str) -> None
     assert r.outcome is Outcome.TIMEOUT, r.error
     assert time.monotonic() - t0 < 0.6
     assert host.invoke("chaos", b"sleep:20").outcome is Outcome.OK  # short sleeps still work
+
+
+@pytest.mark.parametrize(("lang", "where"), [("rust", "src/lib.rs:"), ("go", "chaos/main.go:")])
+def test_a_panic_names_its_source_line_in_the_logs(host: Host, lang: str, where: str) -> None:
+    deploy(host, lang, "chaos")
+    r = host.invoke("chaos", b"trap")
+    assert r.outcome is Outcome.GUEST_TRAP
+    assert any(where in line and "/work" not in line for line in r.logs), r.logs  # relative to the guest

@@ -97,7 +97,7 @@ def test_chaos_outcomes(host: Host, command: str, outcome: Outcome) -> None:
     r = host.invoke("chaos", command.encode())
     assert r.outcome is outcome, r.error
     if outcome is Outcome.GUEST_ERROR:
-        assert r.error == "RuntimeError: chaos: raised on purpose"
+        assert r.error == "RuntimeError: chaos: raised on purpose (at app.py:69)"
 
 
 def test_chaos_sandbox(host: Host) -> None:
@@ -123,3 +123,22 @@ def test_sleeping_python_guest_stops_at_its_timeout(host: Host) -> None:
     assert r.outcome is Outcome.TIMEOUT, r.error
     assert time.monotonic() - t0 < 0.8
     assert host.invoke("chaos", b"sleep:20").outcome is Outcome.OK
+
+
+def test_dates_imports_its_requirement_and_a_failure_names_the_line(host: Host) -> None:
+    deploy(host, "dates")
+    r = host.invoke("dates", b"1 Dec 2026 15:04")
+    assert (r.outcome, json.loads(r.output)) == (Outcome.OK, {"iso": "2026-12-01T15:04:00", "weekday": "Tuesday"})
+    r = host.invoke("dates", b"next tuesday 3pm")
+    assert r.outcome is Outcome.GUEST_ERROR
+    assert (r.error or "").startswith("ParserError: Unknown string format: next tuesday 3pm (at dateutil/parser/")
+    assert '[stderr]   File "/0/app.py", line 19, in on_event' in r.logs, r.logs  # the traceback, in the logs
+    assert r.logs[-1] == "[stderr] dateutil.parser._parser.ParserError: Unknown string format: next tuesday 3pm"
+
+
+def test_an_unset_secret_names_itself_and_the_command_that_sets_it(host: Host) -> None:
+    deploy(host, "notify")
+    r = host.invoke("notify", b'{"op": "secret", "name": "api-token"}')
+    hint = "secret 'api-token' is granted but not set; set it with `fnhost secrets set api-token`"
+    assert r.outcome is Outcome.OK and json.loads(r.output) == {"error": "not-found", "message": hint}
+    assert f"[fnhost] {hint}" in r.logs

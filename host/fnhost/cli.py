@@ -356,9 +356,30 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"wrote {out} ({out.stat().st_size} bytes)")
         return 0
     name, data = build_bundle(Path(args.dir), sign=args.sign, cache_dir=args.cache_dir)
-    out = out or Path(f"{name}.zip")
+    out = out or default_bundle_path(Path(args.dir), name, args.cache_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     print(f"wrote {out} ({len(data)} bytes{', signed' if args.sign else ''})")
+    return 0
+
+
+def default_bundle_path(src: Path, name: str, cache_dir: Path | None) -> Path:
+    """NAME.zip in the working directory, unless that is inside the guest's source: a bundle there
+    would change the source hash, so the next build would not be a cache hit. Then the cache's bundles/."""
+    from .build import default_cache_dir
+
+    here = Path.cwd().resolve()
+    if here == src.resolve() or src.resolve() in here.parents:
+        return (cache_dir or default_cache_dir()) / "bundles" / f"{name}.zip"
+    return Path(f"{name}.zip")
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from .build.templates import new_function
+
+    files = new_function(args.language, Path(args.dir), name=args.name)
+    print(f"wrote {len(files)} files to {args.dir}: {', '.join(str(f.relative_to(args.dir)) for f in files)}")
+    print(f"next: cd {args.dir} && fnhost build . && python -m pytest test_function.py && fnhost deploy .")
     return 0
 
 
@@ -780,10 +801,20 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build a guest's source directory into a bundle zip")
     b.add_argument("dir")
-    b.add_argument("-o", "--output", help="bundle path (default NAME.zip); a *.wasm path writes the bare binary")
+    b.add_argument(
+        "-o",
+        "--output",
+        help="bundle path (default NAME.zip, or the cache's bundles/ when run inside DIR); *.wasm: the bare binary",
+    )
     b.add_argument("--cache-dir", type=Path, help="build cache (default $FNHOST_CACHE_DIR or ~/.cache/fnhost)")
     b.add_argument("--sign", metavar="KEYFILE", help="sign with this Ed25519 private key")
     b.set_defaults(func=cmd_build)
+
+    n = sub.add_parser("new", help="write a new function (HTTP route, event handler, kv, a test) into DIR")
+    n.add_argument("language", choices=["python", "js", "rust", "go", "c"])
+    n.add_argument("dir")
+    n.add_argument("--name", help="the function's name (default: DIR's name)")
+    n.set_defaults(func=cmd_new)
 
     d = sub.add_parser("deploy", parents=[client], help="deploy a source directory (built first) or a bundle zip")
     d.add_argument("source", metavar="DIR|BUNDLE.zip")

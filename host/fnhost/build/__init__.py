@@ -3,11 +3,13 @@
 `build_guest(src_dir)` reads `fnhost.toml`, picks the language, builds with that language's
 toolchain and caches the result under
 ``<cache_dir>/guests/<sha256>/function.wasm``, where the hash covers the language, the toolchain
-version, every source file (relative path and contents), the language's SDK files and the WIT
-world. A second build of unchanged sources is a file lookup.
+version, every source file (relative path and contents), the guest's installed dependencies, the
+language's SDK files and the WIT world. A second build of unchanged sources is a file lookup.
+Nothing is written into the source directory.
 
 Language: ``[build] language = "..."`` in fnhost.toml if present; otherwise ``Cargo.toml`` → rust,
-``go.mod`` → go, a ``*.c`` file → c, else python.
+``go.mod`` → go, a ``*.c`` file → c, ``app.py`` → python, ``app.js``/``package.json`` → js, else
+python.
 
 Per-language modules (``fnhost.build.<language>``, imported only when that language is built)
 follow one small protocol:
@@ -22,6 +24,9 @@ follow one small protocol:
 ``sdk_dir() -> Path | None``
     Optional (default: None). The language's guest SDK directory (e.g. ``sdk/python``); every
     file in it is part of the cache key.
+``dependency_key(src: Path) -> str``
+    Optional (default: ""). What the guest's installed dependencies are (e.g. the npm packages in
+    ``node_modules``, which is not hashed as source); part of the cache key.
 
 Guest SDKs and the WIT live in the repository's ``sdk/`` (one definition: see `sdk_root`).
 """
@@ -44,7 +49,7 @@ from types import ModuleType
 from ..errors import BuildError, ManifestError
 from ..manifest import Manifest
 
-LANGUAGES = ("python", "rust", "go", "c")
+LANGUAGES = ("python", "rust", "go", "c", "js")
 SETUP_HINT = "install the guest toolchains with `just setup`"
 # Not sources: VCS and tool state, build outputs, editor bindings.
 SKIP_DIRS = frozenset({"__pycache__", "target", "wit_world", "node_modules"})
@@ -91,7 +96,8 @@ def build_guest(src_dir: Path, *, cache_dir: Path | None = None, progress: Progr
     builder = _builder(language)
     toolchain = builder.toolchain_id() if hasattr(builder, "toolchain_id") else language
     sdk = builder.sdk_dir() if hasattr(builder, "sdk_dir") else None
-    key = source_hash(src, language=language, toolchain=toolchain, sdk_dir=sdk)
+    deps = builder.dependency_key(src) if hasattr(builder, "dependency_key") else ""
+    key = source_hash(src, language=language, toolchain=toolchain, sdk_dir=sdk, dependencies=deps)
     target = (cache_dir or default_cache_dir()) / "guests" / key / "function.wasm"
     if target.is_file():
         _say(progress, f"{manifest.name}: cached {target}")
@@ -135,14 +141,23 @@ def detect_language(src: Path) -> str:
         return "go"
     if any(src.glob("*.c")):
         return "c"
+    if (src / "app.py").is_file():
+        return "python"
+    if (src / "app.js").is_file() or (src / "package.json").is_file():
+        return "js"
     return "python"
 
 
-def source_hash(src: Path, *, language: str, toolchain: str, sdk_dir: Path | None) -> str:
-    """sha256 over everything that decides the output: language, toolchain, sources, SDK, WIT."""
+def source_hash(
+    src: Path, *, language: str, toolchain: str, sdk_dir: Path | None, dependencies: str = ""
+) -> str:
+    """sha256 over everything that decides the output: language, toolchain, installed dependencies,
+    sources, SDK, WIT."""
     h = hashlib.sha256()
     for part in (language, toolchain):
         _feed(h, part.encode())
+    if dependencies:  # guests without installed dependencies keep the keys they always had
+        _feed(h, b"dependencies:" + dependencies.encode())
     for label, root in (("src", src), ("sdk", sdk_dir), ("wit", wit_dir())):
         if root is None:
             continue

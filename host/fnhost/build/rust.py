@@ -48,7 +48,7 @@ def rustc() -> str:
 @functools.cache
 def toolchain_id() -> str:
     done = run_tool([rustc(), "--version"], doing="reporting its version", timeout=60, setup=SETUP)
-    return f"{done.stdout.strip()} {TARGET} {' '.join(CODEGEN)}"
+    return f"{done.stdout.strip()} {TARGET} {' '.join(CODEGEN)} relative-paths"
 
 
 def sdk_dir() -> Path:
@@ -63,6 +63,8 @@ def build(src: Path, out: Path) -> None:
                 "-o", str(rlib), str(sdk_dir() / "src" / "lib.rs")], what="the fnhost SDK")  # fmt: skip
         _rustc(["--crate-type", "cdylib", "--crate-name", crate_name, "--edition", edition,
                 "--extern", f"fnhost={rlib}", "-L", f"dependency={tmp}",
+                # a panic names src/lib.rs:12:5, and the wasm does not depend on where the checkout is
+                f"--remap-path-prefix={src}/=",
                 "-o", str(out), str(entry)], what=str(src), cwd=src)  # fmt: skip
 
 

@@ -29,7 +29,10 @@ class SecretsCapability:
         state.charge(len(name))
         value = self.store.get(stored)
         if value is None:
-            raise HostCallError(ErrorKind.NOT_FOUND, f"secret '{name}' is granted but not set")
+            # The WIT's not-found carries no text, so the invocation's log says which secret and how to set it.
+            message = f"secret '{name}' is granted but not set; set it with `fnhost secrets set {name}`"
+            state.logs.add(f"[fnhost] {message}")
+            raise HostCallError(ErrorKind.NOT_FOUND, message)
         state.charge(len(value))
         return value
 

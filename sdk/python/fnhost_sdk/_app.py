@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import wit_world
@@ -36,13 +41,13 @@ class App:
 
     def http(self, fn: H) -> H:
         """Register the HTTP handler: `fn(request, ctx)` returns a `Response` (or dict/list/str/bytes)."""
-        self._http = fn
+        self._http = _checked(fn, "app.http", "(request, ctx)")
         return fn
 
     def event(self, fn: E) -> E:
         """Register the event handler: `fn(event, ctx)` with an `Invoke`, `QueueBatch` or `Schedule`;
         it returns an `EventResult`, or the output alone (bytes, str, dict/list as JSON, None)."""
-        self._event = fn
+        self._event = _checked(fn, "app.event", "(event, ctx)")
         return fn
 
     def handle_http(self, ctx: types.Context, request: types.HttpRequest) -> types.HttpResponse:
@@ -81,11 +86,35 @@ class App:
         return WitWorld
 
 
+def _checked(fn: Callable[..., object], where: str, params: str) -> Callable[..., object]:
+    # app.py's top level runs at build time (componentize-py snapshots it), so a handler that cannot
+    # be called as (request, ctx) fails the build instead of the first request.
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError as e:
+        raise TypeError(f"{where}: {getattr(fn, '__name__', fn)!s} cannot be called as {params}: {e}") from None
+    except ValueError:  # no signature to check (a builtin)
+        pass
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(f"{where}: {fn.__name__} is async; handlers must be synchronous {params}")
+    return fn
+
+
+_SDK_DIR = str(Path(__file__).resolve().parent)
+
+
 def _failure(e: Exception) -> Err[str]:
     # An Exception escaping a handler is the function's failure: the WIT `err` string, outcome
-    # GuestError (the host reports a "MemoryError: ..." as MemoryLimit). Callers catch only Exception,
-    # so BaseException (SystemExit, KeyboardInterrupt) still ends the instance with a trap.
-    return Err(f"{type(e).__name__}: {e}")
+    # GuestError (the host reports a "MemoryError: ..." as MemoryLimit), naming the innermost line of
+    # the guest's own code; the whole traceback goes to stderr, recorded with the invocation.
+    # Callers catch only Exception, so BaseException (SystemExit, KeyboardInterrupt) still traps.
+    where = ""
+    if not isinstance(e, MemoryError):  # a traceback needs memory that the guest may not have left
+        traceback.print_exception(e, file=sys.stderr)
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(_SDK_DIR)]
+        # componentize-py names a file by the index of its -p directory: "/0/app.py" is the guest's app.py
+        where = f" (at {re.sub(r'^/[0-9]+/', '', frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    return Err(f"{type(e).__name__}: {e}{where}")
 
 
 def _context(ctx: types.Context) -> Context:

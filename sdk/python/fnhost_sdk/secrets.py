@@ -5,7 +5,7 @@ from __future__ import annotations
 from componentize_py_types import Err
 from wit_world.imports import secrets as _secrets
 
-from ._errors import host_error
+from ._errors import NotFound, host_error
 
 
 def get(name: str) -> str:
@@ -13,4 +13,7 @@ def get(name: str) -> str:
     try:
         return _secrets.get(name)
     except Err as e:
-        raise host_error(e) from None
+        error = host_error(e)
+    if isinstance(error, NotFound):  # the WIT's not-found has no text: say which secret, and the fix
+        raise NotFound(f"secret {name!r} is granted but not set; set it with `fnhost secrets set {name}`")
+    raise error
