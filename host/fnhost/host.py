@@ -84,6 +84,8 @@ class Host:
         engine_settings: EngineSettings | None = None,
         max_kv_value_bytes: int = 1 << 20,
         max_queue_message_bytes: int = 256 * 1024,
+        max_pinned_per_function: int = 2,
+        max_pinned: int = 16,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +110,14 @@ class Host:
             LogCapability(),
         ]
         self.sandbox = Sandbox(self.engine, self.ticker, self.capabilities)
-        self.invoker = Invoker(self.registry, self.sandbox, self.invocations, self._load)
+        self.invoker = Invoker(
+            self.registry,
+            self.sandbox,
+            self.invocations,
+            self._load,
+            max_pinned_per_function=max_pinned_per_function,
+            max_pinned=max_pinned,
+        )
 
     # deploying -----------------------------------------------------------------------------------
     def deploy(
@@ -233,6 +242,7 @@ class Host:
             self.compile_cache.remove(sha256)
 
     def close(self) -> None:
+        self.invoker.close()
         self.invocations.close()
         self.ticker.stop()
         self.db.close()

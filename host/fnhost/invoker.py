@@ -1,5 +1,19 @@
 """From a function name and qualifier to a finished invocation: version resolution, per-function
-concurrency limits, the prepared-version cache, the sandbox run, and the invocation record."""
+concurrency limits, the prepared-version cache, the sandbox run, and the invocation record.
+
+One function must not starve the others. The sandbox runs on a guest thread (`GuestThreads`) and
+the invoker waits for it at most until the deadline (plus `DEADLINE_GRACE_S`): a guest blocked
+where Wasmtime cannot interrupt it (a WASI preview-2 sleep) is reported as `timeout` at once, and
+its thread counted as *pinned* until the guest returns. A function may pin at most
+`max_pinned_per_function` threads and all functions together `max_pinned`; past that, the
+function's new invocations are throttled (functions with nothing pinned are never refused for
+it).
+
+CPU: a function whose invocations recently hit a limit (timeout, fuel, memory, pinned), or whose
+invocations run long on average (over `DEMOTE_MEAN_MS`, a moving average), runs on demoted threads
+(lower CPU priority) for `DEMOTE_S`: contending for the cores with short, well-behaved functions,
+it gets what they leave.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .capabilities.base import CallState, LogBuffer, VersionGrants
+from .guest_threads import Abandoned, GuestThreads
 from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.outcomes import InvocationResult, Outcome
@@ -24,6 +39,8 @@ class Invoker:
         invocations: InvocationRecorder,
         load: Callable[[VersionRecord], Prepared],
         max_prepared: int = 256,
+        max_pinned_per_function: int = 2,
+        max_pinned: int = 16,
     ) -> None:
         self.registry = registry
         self.sandbox = sandbox
@@ -34,6 +51,19 @@ class Invoker:
         self._lock = threading.Lock()
         self._running: dict[str, int] = {}
         self._resolved: dict[tuple[str, str | int | None], tuple[float, VersionRecord]] = {}
+        self.threads = GuestThreads()
+        self.max_pinned_per_function = max_pinned_per_function
+        self.max_pinned = max_pinned
+        self._pinned: dict[str, int] = {}
+        self._demoted_until: dict[str, float] = {}
+        self._mean_ms: dict[str, float] = {}
+
+    DEADLINE_GRACE_S = 0.25
+    """How long past its deadline an invocation is waited for before it is abandoned (an epoch
+    interrupt lands within a tick; this covers a loaded machine)."""
+    DEMOTE_S = 30.0
+    DEMOTE_MEAN_MS = 100.0
+    LIMIT_OUTCOMES = frozenset({Outcome.TIMEOUT, Outcome.FUEL_EXHAUSTED, Outcome.MEMORY_LIMIT})
 
     # version resolution ----------------------------------------------------------------------------
     RESOLVE_TTL_S = 1.0
@@ -105,12 +135,9 @@ class Invoker:
             deadline_unix_ms=int(started * 1000) + limits.timeout_ms,
             memory_limit_mb=limits.memory_mb,
         )
-        if not self._enter(name, limits.max_concurrency):
-            run = RunResult(
-                Outcome.THROTTLED,
-                error=f"function '{name}' is at its concurrency limit ({limits.max_concurrency}, "
-                "limits.max_concurrency); retry later",
-            )
+        refused = self._enter(name, limits.max_concurrency)
+        if refused is not None:
+            run = RunResult(Outcome.THROTTLED, error=refused)
             return self._finish(record, prepared, run, invocation_id, trigger, started, 0.0, [])
         state = CallState(
             invocation_id=invocation_id,
@@ -123,10 +150,29 @@ class Invoker:
         )
         t0 = time.perf_counter()
         try:
-            run = self.sandbox.run(prepared, build(ctx), state)
-        finally:
+            call = build(ctx)
+            run = self.threads.run(
+                lambda: self.sandbox.run(prepared, call, state),
+                limits.timeout_ms / 1000 + self.DEADLINE_GRACE_S,
+                demoted=self._demoted_until.get(name, 0.0) > time.monotonic(),
+                on_abandon=lambda: self._pin(name),
+                on_late=lambda: self._unpin(name),
+            )
+        except Abandoned:
+            run = RunResult(
+                Outcome.TIMEOUT,
+                error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms); the guest is blocked in a "
+                "host wait that cannot be interrupted, so its thread stays pinned until the wait returns",
+            )
+        except BaseException:
+            self._leave(name)
+            raise
+        else:
             self._leave(name)
         duration_ms = (time.perf_counter() - t0) * 1000
+        mean_ms = self._mean_ms[name] = 0.8 * self._mean_ms.get(name, duration_ms) + 0.2 * duration_ms
+        if run.outcome in self.LIMIT_OUTCOMES or mean_ms > self.DEMOTE_MEAN_MS:
+            self._demoted_until[name] = time.monotonic() + self.DEMOTE_S
         return self._finish(record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines)
 
     def _finish(
@@ -177,14 +223,46 @@ class Invoker:
         )
         return result
 
-    def _enter(self, name: str, limit: int) -> bool:
+    def _enter(self, name: str, limit: int) -> str | None:
+        """Admit an invocation of `name`, or say why not."""
         with self._lock:
             running = self._running.get(name, 0)
             if running >= limit:
-                return False
+                return (
+                    f"function '{name}' is at its concurrency limit ({limit}, limits.max_concurrency); retry later"
+                )
+            pinned = self._pinned.get(name, 0)
+            if pinned >= self.max_pinned_per_function or (pinned and sum(self._pinned.values()) >= self.max_pinned):
+                return (
+                    f"function '{name}' has {pinned} invocation(s) still blocked past their deadline (this "
+                    f"server allows {self.max_pinned_per_function} per function, {self.max_pinned} in all); "
+                    "retry once they return"
+                )
             self._running[name] = running + 1
-            return True
+            return None
 
     def _leave(self, name: str) -> None:
         with self._lock:
             self._running[name] -= 1
+
+    def _pin(self, name: str) -> None:
+        with self._lock:
+            self._pinned[name] = self._pinned.get(name, 0) + 1
+
+    def _unpin(self, name: str) -> None:
+        """On the guest thread, when an abandoned invocation finally returns."""
+        with self._lock:
+            self._running[name] -= 1
+            left = self._pinned[name] - 1
+            if left:
+                self._pinned[name] = left
+            else:
+                del self._pinned[name]
+
+    def pinned(self) -> dict[str, int]:
+        """Threads pinned by guests past their deadline, by function."""
+        with self._lock:
+            return dict(self._pinned)
+
+    def close(self) -> None:
+        self.threads.close()

@@ -6,17 +6,13 @@ reason, e.g. ``limits.memory_mb: must be 1..4096, got 0``.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ManifestError
-
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-"""Function, bucket, queue and secret names: lower-case letters, digits and '-', 1..63 chars."""
-RESOURCE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+from .names import ENV_KEY_RE, RESOURCE_RE
+from .names import NAME_RE as NAME_RE  # re-exported: the one definition of the rule (full match)
 
 
 @dataclass(frozen=True)

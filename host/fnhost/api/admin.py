@@ -8,9 +8,10 @@ from starlette.responses import JSONResponse, Response
 from ..control.audit import MAX_PAGE
 from ..control.auth import ADMIN
 from ..errors import NotFound
-from ..manifest import RESOURCE_RE
-from .context import blocking, context_of, json_object, query_int
+from ..names import RESOURCE
+from .context import blocking, context_of
 from .errors import InvalidRequest
+from .parsing import json_object, query_int
 from .serialize import jsonable
 
 
@@ -32,7 +33,7 @@ async def set_secret(request: Request) -> Response:
         value = (await json_object(request)).get("value")
         if not isinstance(value, str):
             raise InvalidRequest('body must be {"value": "<the secret as a string>"}')
-        if not RESOURCE_RE.match(name):
+        if not RESOURCE.matches(name):
             raise InvalidRequest(f"secret name {name!r}: use letters, digits, '.', '_', '-' (1..128 chars)")
         await blocking(ctx.host.secrets.set, name, value)
     return JSONResponse({"name": name, "set": True})

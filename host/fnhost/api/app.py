@@ -36,6 +36,7 @@ def create_app(
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
     workers: int = 4,
     global_concurrency: int = 64,
+    function_share: float = 0.5,
     trusted_keys: Sequence[str] = (),
     keys: ApiKeys | None = None,
     audit_log: AuditLog | None = None,
@@ -44,20 +45,22 @@ def create_app(
     """The fnhost HTTP API (see docs/api.md).
 
     `workers` threads run invocations; at most `global_concurrency` are admitted at once (queued
-    or running), beyond that callers get 429. `read_only` serves functions but refuses every
-    control-plane call with 405. `trusted_keys`, if given, must have signed every deployed bundle.
+    or running), beyond that callers get 429; one function gets at most `function_share` of both.
+    `read_only` serves functions but refuses every control-plane call with 405. `trusted_keys`, if
+    given, must have signed every deployed bundle.
     `triggers` serves async invokes, queues and schedules; without it they are accepted and stored
     but run only where some process has started `Triggers` on the same data dir (`fnhost serve` does).
     """
     triggers = triggers if triggers is not None else Triggers(host)
     metrics = Metrics()
     metrics.watch_triggers(triggers)
+    metrics.watch_pinned(host.invoker.pinned, host.invoker.max_pinned)
     ctx = ApiContext(
         host=host,
         keys=keys if keys is not None else ApiKeys(host.db),
         audit_log=audit_log if audit_log is not None else AuditLog(host.db),
         metrics=metrics,
-        pool=InvocationPool(workers, global_concurrency, metrics),
+        pool=InvocationPool(workers, global_concurrency, metrics, function_share),
         triggers=triggers,
         read_only=read_only,
         trusted_keys=list(trusted_keys),

@@ -13,14 +13,15 @@ from starlette.responses import JSONResponse, Response
 from ..control.auth import ADMIN, INVOKE, Principal
 from ..errors import FnhostError
 from ..stores._common import require_resource_name
-from .context import blocking, context_of, query_int, require_read
+from .context import blocking, context_of, require_read
+from .parsing import query_int
 from .serialize import jsonable
 
 INVOCATION_TYPE = "x-fnhost-invocation-type"
 IDEMPOTENCY_KEY = "x-fnhost-idempotency-key"
 
 
-async def invoke_async(request: Request, name: str, qualifier: str | None) -> Response:
+async def invoke_async(request: Request, name: str, qualifier: str | int | None) -> Response:
     """POST /v1/functions/{name}/invoke with `X-Fnhost-Invocation-Type: Event`: 202 once stored."""
     ctx = context_of(request)
     await ctx.authorize(request, INVOKE, name)

@@ -9,8 +9,9 @@ from ..control.auth import DEPLOY, INVOKE
 from ..control.bundles import BundleLimits, open_bundle
 from ..control.signing import verify_bundle
 from ..host import Version
-from .context import READ, ApiContext, blocking, context_of, json_object
+from .context import READ, ApiContext, blocking, context_of
 from .errors import InvalidRequest
+from .parsing import json_object
 from .serialize import jsonable
 
 

@@ -14,8 +14,9 @@ from ..control.auth import INVOKE
 from ..errors import NotFound
 from ..runtime.outcomes import InvocationResult, Outcome
 from . import events
-from .context import READ, blocking, context_of, query_int
+from .context import READ, blocking, context_of
 from .errors import InvalidRequest, error_response, request_id_of
+from .parsing import qualifier_of, query_int
 from .serialize import jsonable
 
 OUTCOME_STATUS: dict[Outcome, int] = {
@@ -64,7 +65,7 @@ async def invoke(request: Request) -> Response:
     """POST /v1/functions/{name}/invoke[?qualifier=]: body = event payload, response = output."""
     ctx = context_of(request)
     name = request.path_params["name"]
-    qualifier = request.query_params.get("qualifier") or None
+    qualifier = qualifier_of(request)
     invocation_type = request.headers.get(events.INVOCATION_TYPE, "RequestResponse")
     if invocation_type.lower() == "event":
         return await events.invoke_async(request, name, qualifier)

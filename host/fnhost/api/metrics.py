@@ -16,7 +16,7 @@ from the database at each scrape, so any process reports them for the whole serv
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -80,6 +80,12 @@ class Metrics:
             for name, (label, text) in TRIGGER_COUNTERS.items()
         }
 
+    def watch_pinned(self, pinned: Callable[[], dict[str, int]], limit: int) -> None:
+        """Export the threads guests pin past their deadline (`Invoker.pinned`, read at each scrape)."""
+        collector = _PinnedCollector(pinned, limit)
+        self.registry.register(collector)
+        self._scraped.append(collector)
+
     def watch_triggers(self, triggers: Triggers) -> None:
         """Export the triggers' queue gauges (read at each scrape) and counters (from now on)."""
         collector = _QueueCollector(triggers)
@@ -129,6 +135,28 @@ TRIGGER_COUNTERS = {
     "schedule_fired": ("schedule", "Schedule ticks fired."),
     "schedule_skipped": ("schedule", "Schedule ticks skipped (missed while down or behind)."),
 }
+
+
+class _PinnedCollector(Collector):
+    def __init__(self, pinned: Callable[[], dict[str, int]], limit: int) -> None:
+        self.pinned = pinned
+        self.limit = limit
+
+    def collect(self) -> Iterator[Metric]:
+        by_function = self.pinned()
+        total = GaugeMetricFamily(
+            "fnhost_pinned_threads",
+            "Threads still running a guest past its deadline (blocked where Wasmtime cannot interrupt it).",
+        )
+        total.add_metric([], sum(by_function.values()))
+        per_function = GaugeMetricFamily(
+            "fnhost_pinned_threads_by_function", "Pinned threads, by function.", labels=["function"]
+        )
+        for function, n in sorted(by_function.items()):
+            per_function.add_metric([function], n)
+        limit = GaugeMetricFamily("fnhost_pinned_threads_limit", "The most threads all functions may pin.")
+        limit.add_metric([], self.limit)
+        yield from (total, per_function, limit)
 
 
 class _QueueCollector(Collector):

@@ -4,17 +4,16 @@ answering process's id (when several serve one port)."""
 from __future__ import annotations
 
 import os
-import re
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..names import REQUEST_ID
 from .errors import PayloadTooLarge, error_response
 
 REQUEST_ID_HEADER = "x-request-id"
 PROCESS_HEADER = "x-fnhost-process"
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIdMiddleware:
@@ -31,7 +30,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-        request_id = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        request_id = given if REQUEST_ID.matches(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

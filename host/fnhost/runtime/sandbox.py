@@ -34,6 +34,7 @@ from ..capabilities.base import (
 )
 from ..errors import InvalidWasm
 from ..manifest import Manifest
+from ..names import HTTP_TOKEN
 from . import _fastlist, abi
 from ._corecall import I32, I64, call_i32s, check_signature
 from .engine import EpochTicker
@@ -399,7 +400,7 @@ class Sandbox:
 
 MAX_RESPONSE_HEADERS = 200
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = HTTP_TOKEN.pattern
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 

@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 
 import sqlite_utils
 
-from ..manifest import RESOURCE_RE
+from ..names import RESOURCE
 from .database import Database, Migration
 from .errors import InvalidArgument, StoreUnavailable, TooLarge
 
@@ -65,7 +65,7 @@ def sql_migration(*statements: str) -> Migration:
 
 def require_resource_name(kind: str, name: object) -> str:
     """Check a bucket, queue or secret name against the rule the manifest grants use."""
-    if not isinstance(name, str) or not RESOURCE_RE.match(name):
+    if not isinstance(name, str) or not RESOURCE.matches(name):
         raise InvalidArgument(
             f"{kind} name {name!r} is not valid: use 1..128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -74,7 +74,7 @@ def require_resource_name(kind: str, name: object) -> str:
 
 
 def require_pattern(kind: str, value: object, pattern: re.Pattern[str], rule: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidArgument(f"{kind} {value!r} is not valid: {rule}")
     return value
 
