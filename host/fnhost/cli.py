@@ -104,7 +104,11 @@ def _serve_host(
     try:
         if listener_fd is None:
             _start_work(host, args, trusted)
-        given = {"max_body_bytes": args.max_body_bytes} if args.max_body_bytes is not None else {}
+        given: dict[str, Any] = {"body_timeout_s": args.body_timeout}
+        if args.max_body_bytes is not None:
+            given["max_body_bytes"] = args.max_body_bytes
+        if args.max_body_bytes_in_flight is not None:
+            given["max_body_bytes_in_flight"] = args.max_body_bytes_in_flight
         app: Any = create_app(
             host,
             read_only=args.read_only,
@@ -121,6 +125,7 @@ def _serve_host(
         config.bind = [f"{args.host}:{args.port}"]
         config.accesslog = "-" if args.access_log else None
         config.graceful_timeout = args.graceful_timeout
+        config.read_timeout = args.read_timeout  # a connection that sends nothing for this long is closed
         if listener_fd is None:
             say(_serving_banner(args))
         else:
@@ -764,6 +769,20 @@ def parser() -> argparse.ArgumentParser:
     # no default here: create_app's applies (importing the api here would import prometheus_client
     # before _serve_processes has set PROMETHEUS_MULTIPROC_DIR)
     s.add_argument("--max-body-bytes", type=_positive, help="largest invoke payload or function-URL body")
+    s.add_argument(
+        "--max-body-bytes-in-flight",
+        type=_positive,
+        help="request-body bytes the server holds at once, all requests together; more get 503 (default 128 MiB)",
+    )
+    s.add_argument(
+        "--body-timeout", type=float, default=30.0, help="seconds a request body may take to arrive (default 30)"
+    )
+    s.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a connection may send nothing, in headers or body, before it is closed (default 30)",
+    )
     s.add_argument("--bundles", metavar="DIR", help="deploy every *.zip in DIR at start")
     s.add_argument("--read-only", action="store_true", help="serve functions only: no control-plane API")
     s.add_argument(

@@ -221,6 +221,11 @@ class Host:
         """The version a qualifier names now (an alias resolved within `Invoker.RESOLVE_TTL_S`)."""
         return Version.of(self.invoker.resolve(name, qualifier))
 
+    def cached_version(self, name: str, qualifier: str | int | None = None) -> Version | None:
+        """`get_version` when its answer is at hand without I/O (recently resolved), else None."""
+        record = self.invoker.resolve_cached(name, qualifier)
+        return Version.of(record) if record is not None else None
+
     def list_versions(self, name: str) -> list[Version]:
         self.get_function(name)
         return [Version.of(r) for r in self.registry.versions(name)]

@@ -80,6 +80,11 @@ class Invoker:
         self._resolved[key] = (now + self.RESOLVE_TTL_S, record)
         return record
 
+    def resolve_cached(self, name: str, qualifier: str | int | None) -> VersionRecord | None:
+        """`resolve` if its answer is cached (no I/O, so callable on an event loop), else None."""
+        hit = self._resolved.get((name, qualifier))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def invalidate(self, name: str) -> None:
         """Forget resolved aliases of `name` (after a deploy, alias change or delete)."""
         for key in [k for k in self._resolved if k[0] == name]:

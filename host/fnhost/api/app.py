@@ -20,11 +20,13 @@ from . import admin, events, functions, invoke
 from .context import ApiContext, InvocationPool, context_of
 from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
-from .middleware import BodyLimitMiddleware, RequestIdMiddleware
+from .middleware import BodyBudget, BodyLimitMiddleware, RequestIdMiddleware
 from .openapi import openapi_document
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # invoke payloads and function-URL bodies (Lambda's limit)
 DEFAULT_MAX_BUNDLE_BYTES = BundleLimits().max_upload_bytes
+DEFAULT_MAX_BODY_BYTES_IN_FLIGHT = 2 * DEFAULT_MAX_BUNDLE_BYTES  # every request body the server holds at once
+DEFAULT_BODY_TIMEOUT_S = 30.0  # a body must have arrived this long after its request started
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -34,6 +36,8 @@ def create_app(
     read_only: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    max_body_bytes_in_flight: int = DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     workers: int = 4,
     global_concurrency: int = 64,
     function_share: float = 0.5,
@@ -48,6 +52,8 @@ def create_app(
     or running), beyond that callers get 429; one function gets at most `function_share` of both.
     `read_only` serves functions but refuses every control-plane call with 405. `trusted_keys`, if
     given, must have signed every deployed bundle.
+    Request bodies: at most `max_body_bytes` each (`max_bundle_bytes` for deploys), all of them
+    together at most `max_body_bytes_in_flight` (then 503), each arrived within `body_timeout_s`.
     `triggers` serves async invokes, queues and schedules; without it they are accepted and stored
     but run only where some process has started `Triggers` on the same data dir (`fnhost serve` does).
     """
@@ -67,12 +73,18 @@ def create_app(
         max_bundle_bytes=max_bundle_bytes,
     )
 
+    if max_body_bytes_in_flight < max(max_body_bytes, max_bundle_bytes):
+        raise ValueError(
+            f"max_body_bytes_in_flight ({max_body_bytes_in_flight}) must be at least the largest body "
+            f"allowed ({max(max_body_bytes, max_bundle_bytes)}), or such bodies could never be sent"
+        )
+    budget = BodyBudget(max_body_bytes_in_flight)
+
     def route(
         path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes
     ) -> Route:
-        return Route(
-            path, endpoint, methods=methods, middleware=[Middleware(BodyLimitMiddleware, max_bytes=limit)]
-        )
+        body_limit = Middleware(BodyLimitMiddleware, max_bytes=limit, budget=budget, timeout_s=body_timeout_s)
+        return Route(path, endpoint, methods=methods, middleware=[body_limit])
 
     routes = [
         route("/healthz", healthz, ["GET"]),
