@@ -99,6 +99,7 @@ def _serve_host(
         cache_dir=args.cache_dir,
         max_pinned_per_function=args.max_pinned_per_function,
         max_pinned=args.max_pinned,
+        max_warm_mb=args.max_warm_mb,
     )
     triggers = Triggers(host)
     try:
@@ -765,6 +766,13 @@ def parser() -> argparse.ArgumentParser:
         type=_positive,
         default=2,
         help="threads one function may keep blocked past its deadline; then it is throttled (default 2)",
+    )
+    s.add_argument(
+        "--max-warm-mb",
+        type=_positive,
+        default=1024,
+        help="memory idle warm instances may hold, all functions together, each counted at its "
+        "limits.memory_mb (default 1024)",
     )
     # no default here: create_app's applies (importing the api here would import prometheus_client
     # before _serve_processes has set PROMETHEUS_MULTIPROC_DIR)

@@ -86,6 +86,7 @@ class Host:
         max_queue_message_bytes: int = 256 * 1024,
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
+        max_warm_mb: int = 1024,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +118,7 @@ class Host:
             self._load,
             max_pinned_per_function=max_pinned_per_function,
             max_pinned=max_pinned,
+            max_warm_bytes=max_warm_mb << 20,
         )
 
     # deploying -----------------------------------------------------------------------------------
@@ -152,8 +154,13 @@ class Host:
         )
         prepared.version = record.version
         self.invoker.add_prepared(prepared)
-        self.invoker.invalidate(name)
+        self._aliases_changed(name)
         return Version.of(record, created=created)
+
+    def _aliases_changed(self, name: str) -> None:
+        """After a deploy or an alias change: forget resolved aliases, drop superseded warm instances."""
+        self.invoker.invalidate(name)
+        self.invoker.drop_warm_except(name, {a.version for a in self.registry.aliases(name)})
 
     def _store_wasm(self, sha256: str, wasm: bytes) -> None:
         path = self.wasm_dir / f"{sha256}.wasm"
@@ -232,11 +239,11 @@ class Host:
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         self.registry.set_alias(name, alias, version)
-        self.invoker.invalidate(name)
+        self._aliases_changed(name)
 
     def unpin_live(self, name: str) -> None:
         self.registry.unpin_live(name)
-        self.invoker.invalidate(name)
+        self._aliases_changed(name)
 
     def delete_function(self, name: str) -> None:
         """Delete a function, its versions and aliases; garbage-collect unreferenced code."""

@@ -28,7 +28,8 @@ from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.outcomes import InvocationResult, Outcome
 from .runtime.sandbox import Call, Prepared, RunResult, Sandbox
-from .stores import InvocationRecord, Registry, VersionRecord, new_sortable_id
+from .stores import InvocationRecord, Registry, VersionRecord, bounded_text, new_sortable_id
+from .warm import DEFAULT_MAX_WARM_BYTES, WarmPool
 
 
 class Invoker:
@@ -41,6 +42,7 @@ class Invoker:
         max_prepared: int = 256,
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
+        max_warm_bytes: int = DEFAULT_MAX_WARM_BYTES,
     ) -> None:
         self.registry = registry
         self.sandbox = sandbox
@@ -52,6 +54,7 @@ class Invoker:
         self._running: dict[str, int] = {}
         self._resolved: dict[tuple[str, str | int | None], tuple[float, VersionRecord]] = {}
         self.threads = GuestThreads()
+        self.warm = WarmPool(max_warm_bytes)
         self.max_pinned_per_function = max_pinned_per_function
         self.max_pinned = max_pinned
         self._pinned: dict[str, int] = {}
@@ -92,6 +95,7 @@ class Invoker:
 
     # prepared versions --------------------------------------------------------------------------
     def add_prepared(self, prepared: Prepared) -> None:
+        prepared.warm_pool = self.warm
         with self._lock:
             self._prepared[(prepared.name, prepared.version)] = (
                 prepared,
@@ -101,6 +105,14 @@ class Invoker:
             while len(self._prepared) > self._max_prepared:
                 _, (old, _g) = self._prepared.popitem(last=False)
                 old.drop_warm()
+
+    def drop_warm_except(self, name: str, versions: set[int]) -> None:
+        """Drop the warm instances of `name`'s versions other than `versions` (those aliases name):
+        a superseded version serves nothing more, so its instances would only hold memory."""
+        with self._lock:
+            superseded = [p for (n, v), (p, _) in self._prepared.items() if n == name and v not in versions]
+        for prepared in superseded:
+            prepared.drop_warm()
 
     def forget(self, name: str) -> None:
         self.invalidate(name)
@@ -222,7 +234,7 @@ class Invoker:
                 fuel_consumed=result.fuel_consumed,
                 memory_used_bytes=result.memory_used_bytes or 0,
                 memory_limit_mb=result.memory_limit_mb,
-                logs="\n".join(logs),
+                logs=bounded_text(logs, self.invocations.store.max_record_bytes),
                 report=result.report,
             )
         )

@@ -164,13 +164,15 @@ def _generic_error(request: Request, result: InvocationResult) -> Response:
 
 
 async def list_invocations(request: Request) -> Response:
-    """GET /v1/functions/{name}/invocations[?limit=50]: newest first."""
+    """GET /v1/functions/{name}/invocations[?limit=50&before=ID]: newest first, at most `limit`
+    records and 4 MiB (at least one); `next_before`, when set, continues the listing."""
     ctx = context_of(request)
     name = request.path_params["name"]
     await ctx.authorize(request, READ, name)
     limit = query_int(request, "limit", 50, 1, 1000)
-    records = await blocking(ctx.host.invocations.list, name, limit=limit)
-    return JSONResponse({"name": name, "invocations": jsonable(records)})
+    before = request.query_params.get("before") or None
+    page = await blocking(ctx.host.invocations.page, name, limit=limit, before=before)
+    return JSONResponse({"name": name, "invocations": jsonable(page.records), "next_before": page.next_before})
 
 
 async def get_invocation(request: Request) -> Response:

@@ -134,22 +134,39 @@ class Prepared:
                 raise InvalidWasm(f"core module imports something fnhost does not provide: {_first_line(e)}") from None
 
     # warm instances --------------------------------------------------------------------------
+    # `warm_pool` (set by the invoker: fnhost.warm.WarmPool) is told of every instance going idle
+    # and may refuse it or evict others (`discard_warm`); the memory policy lives there, not here.
+    warm_pool: Any = None
+
     def take_warm(self) -> _Warm | None:
         if not self.limits.instance_reuse:
             return None
         with self._lock:
-            return self._warm.pop() if self._warm else None
+            warm = self._warm.pop() if self._warm else None
+        if warm is not None and self.warm_pool is not None:
+            self.warm_pool.taken(warm)
+        return warm
 
     def give_back(self, warm: _Warm) -> None:
         if warm.uses >= self.limits.instance_reuse:
             return
         with self._lock:
-            if len(self._warm) < self.limits.max_concurrency:
-                self._warm.append(warm)
+            if len(self._warm) >= self.limits.max_concurrency:
+                return
+            self._warm.append(warm)
+        if self.warm_pool is not None and not self.warm_pool.admit(self, warm):
+            self.discard_warm(warm)
+
+    def discard_warm(self, warm: _Warm) -> None:
+        with self._lock:
+            self._warm = [w for w in self._warm if w is not warm]
 
     def drop_warm(self) -> None:
         with self._lock:
-            self._warm.clear()
+            dropped, self._warm = self._warm, []
+        for warm in dropped:
+            if self.warm_pool is not None:
+                self.warm_pool.taken(warm)
 
 
 def _first_line(e: BaseException) -> str:
