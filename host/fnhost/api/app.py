@@ -60,7 +60,7 @@ def create_app(
     triggers = triggers if triggers is not None else Triggers(host)
     metrics = Metrics()
     metrics.watch_triggers(triggers)
-    metrics.watch_pinned(host.invoker.pinned, host.invoker.max_pinned)
+    metrics.watch_invoker(host.invoker)
     ctx = ApiContext(
         host=host,
         keys=keys if keys is not None else ApiKeys(host.db),

@@ -7,6 +7,7 @@ Handlers stay thin: parse the request, `authorize`, call one Host/control method
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .errors import Throttled, request_id_of
 from .metrics import Metrics
 
 T = TypeVar("T")
+log = logging.getLogger("fnhost.api")
 R = TypeVar("R", InvocationResult, InvocationResult | None)
 
 READ = "read"
@@ -152,14 +154,28 @@ class ApiContext:
     async def _audit_denied(
         self, request: Request, principal: Principal | None, error: FnhostError, detail: dict[str, Any]
     ) -> None:
-        await self.audit(
-            request,
-            "auth.denied",
-            target=f"{request.method} {request.url.path}",
-            outcome=error.code,
-            principal=principal,
-            detail={**detail, "message": str(error)},
+        target = f"{request.method} {request.url.path}"
+        await self._audit_failure(
+            request, "auth.denied", target, error.code, principal, {**detail, "message": str(error)}
         )
+
+    async def _audit_failure(
+        self,
+        request: Request,
+        action: str,
+        target: str,
+        outcome: str,
+        principal: Principal | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Audit a failure; if the audit itself fails (a full disk...), log it and let the caller
+        raise the original error, which says what really went wrong."""
+        try:
+            await self.audit(request, action, target=target, outcome=outcome, principal=principal, detail=detail)
+        except Exception:
+            log.exception(
+                "fnhost: could not audit %s %s (%s); answering with the original error", action, target, outcome
+            )
 
     async def audit(
         self,
@@ -198,13 +214,8 @@ class ApiContext:
         try:
             yield note
         except FnhostError as e:
-            await self.audit(
-                request,
-                action,
-                target=note.target,
-                outcome=e.code,
-                principal=principal,
-                detail={**note.detail, "message": str(e)},
+            await self._audit_failure(
+                request, action, note.target, e.code, principal, {**note.detail, "message": str(e)}
             )
             raise
         await self.audit(request, action, target=note.target, principal=principal, detail=note.detail)

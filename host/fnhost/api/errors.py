@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import FnhostError
@@ -127,7 +127,13 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def client_disconnect(request: Request, exc: Exception) -> Response:
+    """The caller went away mid-body (or its connection timed out): nobody to answer, nothing to log."""
+    return error_response(400, "client_disconnected", "the client disconnected", request_id=request_id_of(request))
+
+
 EXCEPTION_HANDLERS = {
+    ClientDisconnect: client_disconnect,
     FnhostError: fnhost_error,
     HTTPException: http_error,
     Exception: internal_error,

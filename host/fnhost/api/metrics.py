@@ -16,7 +16,8 @@ from the database at each scrape, so any process reports them for the whole serv
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -29,6 +30,9 @@ from starlette.responses import Response
 
 from ..runtime.outcomes import InvocationResult, Outcome
 from ..triggers import Triggers
+
+if TYPE_CHECKING:
+    from ..invoker import Invoker
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -80,9 +84,10 @@ class Metrics:
             for name, (label, text) in TRIGGER_COUNTERS.items()
         }
 
-    def watch_pinned(self, pinned: Callable[[], dict[str, int]], limit: int) -> None:
-        """Export the threads guests pin past their deadline (`Invoker.pinned`, read at each scrape)."""
-        collector = _PinnedCollector(pinned, limit)
+    def watch_invoker(self, invoker: Invoker) -> None:
+        """Export the threads guests pin past their deadline and the memory idle warm instances hold
+        (read from `invoker` at each scrape)."""
+        collector = _InvokerCollector(invoker)
         self.registry.register(collector)
         self._scraped.append(collector)
 
@@ -137,13 +142,12 @@ TRIGGER_COUNTERS = {
 }
 
 
-class _PinnedCollector(Collector):
-    def __init__(self, pinned: Callable[[], dict[str, int]], limit: int) -> None:
-        self.pinned = pinned
-        self.limit = limit
+class _InvokerCollector(Collector):
+    def __init__(self, invoker: Invoker) -> None:
+        self.invoker = invoker
 
     def collect(self) -> Iterator[Metric]:
-        by_function = self.pinned()
+        by_function = self.invoker.pinned()
         total = GaugeMetricFamily(
             "fnhost_pinned_threads",
             "Threads still running a guest past its deadline (blocked where Wasmtime cannot interrupt it).",
@@ -155,8 +159,14 @@ class _PinnedCollector(Collector):
         for function, n in sorted(by_function.items()):
             per_function.add_metric([function], n)
         limit = GaugeMetricFamily("fnhost_pinned_threads_limit", "The most threads all functions may pin.")
-        limit.add_metric([], self.limit)
-        yield from (total, per_function, limit)
+        limit.add_metric([], self.invoker.max_pinned)
+        warm = GaugeMetricFamily(
+            "fnhost_warm_idle_bytes", "Memory idle warm instances may hold, each counted at its limits.memory_mb."
+        )
+        warm.add_metric([], self.invoker.warm.used)
+        warm_limit = GaugeMetricFamily("fnhost_warm_idle_bytes_limit", "The most idle warm instances may hold.")
+        warm_limit.add_metric([], self.invoker.warm.max_bytes)
+        yield from (total, per_function, limit, warm, warm_limit)
 
 
 class _QueueCollector(Collector):

@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 
 import sqlite_utils
 
+from .._fs import disk_full
 from ..names import RESOURCE
 from .database import Database, Migration
 from .errors import InvalidArgument, StoreUnavailable, TooLarge
@@ -22,13 +23,17 @@ R = TypeVar("R")
 
 
 def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn `sqlite3.OperationalError` (locked, disk full, I/O error) into a retryable `StoreUnavailable`."""
+    """Turn `sqlite3.OperationalError` (locked, I/O error) into a retryable `StoreUnavailable`; a full
+    disk into `InsufficientStorage` naming the database (SQLite rolled the transaction back)."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
         except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                db = getattr(args[0] if args else None, "_db", None)
+                raise disk_full(getattr(db, "path", "the database"), e) from e
             raise StoreUnavailable(
                 f"{method.__qualname__}: the database is unavailable ({e}); retry the call"
             ) from e
