@@ -208,7 +208,7 @@ def warm(data: Path, versions: int = 5) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("attacks", nargs="*", choices=["slow-bodies", "logs", "warm"], default=[])
+    ap.add_argument("attacks", nargs="*", help="slow-bodies, logs, warm (default: all three)")
     args = ap.parse_args()
     for attack in args.attacks or ["slow-bodies", "logs", "warm"]:
         with tempfile.TemporaryDirectory() as tmp:
