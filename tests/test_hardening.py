@@ -169,6 +169,19 @@ def test_a_function_pins_at_most_its_bound_then_is_throttled(srv: Server) -> Non
     assert srv.call("GET", "/fn/pinned/sleep?s=0", key=False).status_code == 200
 
 
+def test_past_the_server_wide_pinned_bound_only_misbehaving_functions_are_refused(tmp_path: Path) -> None:
+    with Host(tmp_path / "data", cache_dir=COMPILED, max_pinned=1) as host:
+        for name in ("sleeper-a", "sleeper-b"):
+            host.deploy(name, _pinned_wasm(), {"name": name, "limits": {"timeout_ms": 300}})
+        host.deploy("echo", HTTP_ECHO, {"name": "echo"})
+        assert host.invoke("sleeper-a", b"sleep:3").outcome.value == "timeout"  # pinned: the bound is reached
+        assert host.invoke("sleeper-a", b"sleep:3").outcome.value == "throttled"
+        assert host.invoke("sleeper-b", b"sleep:3").outcome.value == "timeout"  # new to it: one more
+        assert host.invoke("sleeper-b", b"sleep:0").outcome.value == "throttled"
+        assert host.invoke("echo", b"x").outcome.value == "ok"
+        assert sum(host.invoker.pinned().values()) == 2
+
+
 def test_a_misbehaving_function_gets_its_share_and_the_others_keep_theirs(srv: Server) -> None:
     """--workers 2: the sleeper holds at most one (its share), so `echo` never waits for it."""
     hogs = [threading.Thread(target=srv.call, args=("GET", "/fn/pinned/sleep?s=0.9"), kwargs={"key": False})

@@ -5,9 +5,9 @@ One function must not starve the others. The sandbox runs on a guest thread (`Gu
 the invoker waits for it at most until the deadline (plus `DEADLINE_GRACE_S`): a guest blocked
 where Wasmtime cannot interrupt it (a WASI preview-2 sleep) is reported as `timeout` at once, and
 its thread counted as *pinned* until the guest returns. A function may pin at most
-`max_pinned_per_function` threads and all functions together `max_pinned`; past that, the
-function's new invocations are throttled (functions with nothing pinned are never refused for
-it).
+`max_pinned_per_function` threads; once all functions together pin `max_pinned`, functions that
+pin or recently hit a limit are throttled (a newly misbehaving function pins at most one more
+before it is one of them), while well-behaved functions keep running.
 
 CPU: a function whose invocations recently hit a limit (timeout, fuel, memory, pinned), or whose
 invocations run long on average (over `DEMOTE_MEAN_MS`, a moving average), runs on demoted threads
@@ -152,7 +152,8 @@ class Invoker:
             deadline_unix_ms=int(started * 1000) + limits.timeout_ms,
             memory_limit_mb=limits.memory_mb,
         )
-        refused = self._enter(name, limits.max_concurrency)
+        demoted = self._demoted_until.get(name, 0.0) > time.monotonic()
+        refused = self._enter(name, limits.max_concurrency, demoted)
         if refused is not None:
             run = RunResult(Outcome.THROTTLED, error=refused)
             return self._finish(record, prepared, run, invocation_id, trigger, started, 0.0, [])
@@ -171,7 +172,7 @@ class Invoker:
             run = self.threads.run(
                 lambda: self.sandbox.run(prepared, call, state),
                 limits.timeout_ms / 1000 + self.DEADLINE_GRACE_S,
-                demoted=self._demoted_until.get(name, 0.0) > time.monotonic(),
+                demoted=demoted,
                 on_abandon=lambda: self._pin(name),
                 on_late=lambda: self._unpin(name),
             )
@@ -240,8 +241,10 @@ class Invoker:
         )
         return result
 
-    def _enter(self, name: str, limit: int) -> str | None:
-        """Admit an invocation of `name`, or say why not."""
+    def _enter(self, name: str, limit: int, demoted: bool) -> str | None:
+        """Admit an invocation of `name`, or say why not. Once `max_pinned` threads are pinned, a
+        function that has pinned one or recently hit a limit (`demoted`) may not pin more; the others
+        run, so one function's misbehaviour never stops the well-behaved ones."""
         with self._lock:
             running = self._running.get(name, 0)
             if running >= limit:
@@ -249,7 +252,8 @@ class Invoker:
                     f"function '{name}' is at its concurrency limit ({limit}, limits.max_concurrency); retry later"
                 )
             pinned = self._pinned.get(name, 0)
-            if pinned >= self.max_pinned_per_function or (pinned and sum(self._pinned.values()) >= self.max_pinned):
+            over = (pinned or demoted) and sum(self._pinned.values()) >= self.max_pinned
+            if pinned >= self.max_pinned_per_function or over:
                 return (
                     f"function '{name}' has {pinned} invocation(s) still blocked past their deadline (this "
                     f"server allows {self.max_pinned_per_function} per function, {self.max_pinned} in all); "
