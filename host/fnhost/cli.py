@@ -93,7 +93,6 @@ def _serve_host(
     from .host import Host
     from .triggers import Triggers
 
-    stopping = _Stopping(lambda: True)
     host = Host(
         Path(args.data_dir),
         cache_dir=args.cache_dir,
@@ -102,6 +101,7 @@ def _serve_host(
         max_warm_mb=args.max_warm_mb,
     )
     triggers = Triggers(host)
+    stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))  # a no-op until started
     try:
         if listener_fd is None:
             _start_work(host, args, trusted)
@@ -133,7 +133,6 @@ def _serve_host(
             app = ProcessIdMiddleware(app)
             config.bind = [f"fd://{listener_fd}"]
             config.backlog = LISTEN_BACKLOG  # Hypercorn listens again, with this
-        stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))
         asyncio.run(_serve_until_signal(serve, app, config, on_stop=stopping.start))
     finally:
         # The whole stop fits in --graceful-timeout (+ a moment to close): the triggers stopped

@@ -102,11 +102,15 @@ class GuestThreads:
         `timeout_s`: `on_abandon` runs first (here), and `on_late` (on the guest thread) once it returns."""
         job: _Job[T] = _Job(fn)
         with self._lock:
-            if self._closed:
-                raise Abandoned
-            self._waiting.add(job)  # type: ignore[arg-type]
-            idle = self._idle[demoted]
-            thread = idle.pop() if idle else None
+            closed = self._closed
+            if not closed:
+                self._waiting.add(job)  # type: ignore[arg-type]
+                idle = self._idle[demoted]
+                thread = idle.pop() if idle else None
+        if closed:  # the host is stopping: nothing runs, so nothing stays pinned
+            on_abandon()
+            on_late()
+            raise Abandoned
         if thread is None:
             thread = _Thread(self, demoted)
             thread.job = job  # type: ignore[assignment]
