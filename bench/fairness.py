@@ -53,11 +53,12 @@ def deploy(data: Path) -> None:
             host.deploy(name, built.wasm_path.read_bytes(), manifest)
 
 
-def hostile(base_url: str, token: str, connections: int, stop: threading.Event) -> collections.Counter[str]:
+def hostile(
+    base_url: str, token: str, connections: int, stop: threading.Event, names: list[str]
+) -> collections.Counter[str]:
     """`connections` clients invoking the hogs back to back until `stop`; their outcomes counted."""
     outcomes: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
-    names = list(HOGS)
 
     def client(i: int) -> None:
         name = names[i % len(names)]
@@ -85,13 +86,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="solo and attack runs, alternated")
     ap.add_argument("--connections", type=int, default=4, help="good traffic's connections")
     ap.add_argument("--hostile", type=int, default=6, help="hostile connections")
+    ap.add_argument("--hogs", default=",".join(HOGS), help="the hostile functions, comma-separated")
     ap.add_argument("--serve-options", default=" ".join(SERVE_OPTIONS), help="fnhost serve's options")
     args = ap.parse_args()
     options = args.serve_options.split()
+    hogs = args.hogs.split(",")
     load = wrk if shutil.which("wrk") else python_load
     print(
         f"fnhost bench/fairness.py — load: {load.__name__}, good: {args.connections} connections, "
-        f"{args.seconds}s; hostile: {args.hostile} connections over {', '.join(HOGS)}; {os.cpu_count()} cores; "
+        f"{args.seconds}s; hostile: {args.hostile} connections over {', '.join(hogs)}; {os.cpu_count()} cores; "
         f"fnhost serve {' '.join(options)}"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +111,7 @@ def main() -> None:
                 solo.append(load(url, args.seconds, args.connections))
                 stop = threading.Event()
                 attack = threading.Thread(
-                    target=lambda stop=stop: outcomes.update(hostile(base_url, token, args.hostile, stop))
+                    target=lambda stop=stop: outcomes.update(hostile(base_url, token, args.hostile, stop, hogs))
                 )
                 attack.start()
                 time.sleep(1.5)  # the hogs are all running (and the sleeper pinned) before measuring

@@ -1,13 +1,15 @@
 """From a function name and qualifier to a finished invocation: version resolution, per-function
 concurrency limits, the prepared-version cache, the sandbox run, and the invocation record.
 
-One function must not starve the others. The sandbox runs on a guest thread (`GuestThreads`) and
+One function must not starve the others. A component runs on a guest thread (`GuestThreads`) and
 the invoker waits for it at most until the deadline (plus `DEADLINE_GRACE_S`): a guest blocked
 where Wasmtime cannot interrupt it (a WASI preview-2 sleep) is reported as `timeout` at once, and
-its thread counted as *pinned* until the guest returns. A function may pin at most
-`max_pinned_per_function` threads; once all functions together pin `max_pinned`, functions that
-pin or recently hit a limit are throttled (a newly misbehaving function pins at most one more
-before it is one of them), while well-behaved functions keep running.
+its thread counted as *pinned* until the guest returns. (A core module runs on the caller's
+thread unless demoted: its WASI waits end at the deadline, so it cannot hold the caller past it.)
+A function may pin at most `max_pinned_per_function` threads; once all functions together pin
+`max_pinned`, functions that pin or recently hit a limit are throttled (a newly misbehaving
+function pins at most one more before it is one of them), while well-behaved functions keep
+running.
 
 CPU: a function whose invocations recently hit a limit (timeout, fuel, memory, pinned), or whose
 invocations run long on average (over `DEMOTE_MEAN_MS`, a moving average), runs on demoted threads
@@ -169,13 +171,16 @@ class Invoker:
         t0 = time.perf_counter()
         try:
             call = build(ctx)
-            run = self.threads.run(
-                lambda: self.sandbox.run(prepared, call, state),
-                limits.timeout_ms / 1000 + self.DEADLINE_GRACE_S,
-                demoted=demoted,
-                on_abandon=lambda: self._pin(name),
-                on_late=lambda: self._unpin(name),
-            )
+            if prepared.component or demoted:
+                run = self.threads.run(
+                    lambda: self.sandbox.run(prepared, call, state),
+                    limits.timeout_ms / 1000 + self.DEADLINE_GRACE_S,
+                    demoted=demoted,
+                    on_abandon=lambda: self._pin(name),
+                    on_late=lambda: self._unpin(name),
+                )
+            else:  # every wait of a core module ends at its deadline (wasi_poll): no thread hop needed
+                run = self.sandbox.run(prepared, call, state)
         except Abandoned:
             run = RunResult(
                 Outcome.TIMEOUT,
