@@ -97,8 +97,8 @@ class BodyLimitMiddleware:
 
     A declared `Content-Length` over the limit is refused before the request is handled, one over
     what the budget has left when the handler starts reading; a chunked body is counted chunk by
-    chunk. The errors raised while reading
-    (`PayloadTooLarge`, `BodyTimeout`, `ServerBusy`) become the JSON error by the exception handlers.
+    chunk. The errors raised while reading (`PayloadTooLarge`, `BodyTimeout`, `ServerBusy`) become
+    the JSON error by the exception handlers.
     Bodies are only read by handlers after they authenticate the caller, so a caller without a
     key costs no body bytes.
     """
