@@ -703,6 +703,29 @@ def test_invocation_retention_is_per_function(any_db: Database) -> None:
     assert len(store.list("f")) == 5
 
 
+def test_invocation_records_are_bounded_in_bytes_per_record_function_and_total(db: Database) -> None:
+    store = InvocationStore(db, max_record_bytes=1024, max_bytes_per_function=4096, max_bytes=8192)
+    big = "x" * 600  # two lines of these fit a record
+    chatty = [invocation("f", 1000.0 + i, logs="\n".join([big] * 10), error="e" * 5000) for i in range(20)]
+    for rec in chatty:
+        store.record(rec)
+    kept = store.list("f", limit=100)
+    assert all(len(r.logs.encode()) <= 1024 + 100 and len((r.error or "").encode()) <= 1024 + 100 for r in kept)
+    assert "more characters of logs not stored" in kept[0].logs
+    assert kept[0].id == chatty[-1].id  # the newest survive
+    size = "SELECT sum(size) FROM invocations WHERE function = ?"
+    assert db.db.execute(size, ["f"]).fetchone()[0] <= 4096
+    for i in range(40):  # many functions: the total budget takes the oldest of any of them
+        store.record(invocation(f"g{i}", 2000.0 + i, logs=big))
+    assert db.db.execute("SELECT sum(size) FROM invocations").fetchone()[0] <= 8192
+    assert store.list("g39", limit=1) and not store.list("g0", limit=1)
+    page = store.page("f", limit=100)
+    assert page.next_before is None and page.records == kept[: len(page.records)]
+    tight = InvocationStore(db, max_page_bytes=1)  # a page holds at least one record
+    first = tight.page(None, limit=100)
+    assert len(first.records) == 1 and first.next_before == first.records[0].id
+
+
 def test_record_deploy_says_whether_it_created(db: Database) -> None:
     registry = Registry(db)
     first, created = registry.record_deploy("f", SHA_A, '{"name": "f"}')

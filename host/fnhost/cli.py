@@ -94,17 +94,30 @@ def _serve_host(
     from .host import Host
     from .triggers import Triggers
 
-    host = Host(Path(args.data_dir), cache_dir=args.cache_dir, database=args.database)
+    host = Host(
+        Path(args.data_dir),
+        cache_dir=args.cache_dir,
+        database=args.database,
+        max_pinned_per_function=args.max_pinned_per_function,
+        max_pinned=args.max_pinned,
+        max_warm_mb=args.max_warm_mb,
+    )
     triggers = Triggers(host)
+    stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))  # a no-op until started
     try:
         if listener_fd is None:
             _start_work(host, args, trusted)
-        given = {"max_body_bytes": args.max_body_bytes} if args.max_body_bytes is not None else {}
+        given: dict[str, Any] = {"body_timeout_s": args.body_timeout}
+        if args.max_body_bytes is not None:
+            given["max_body_bytes"] = args.max_body_bytes
+        if args.max_body_bytes_in_flight is not None:
+            given["max_body_bytes_in_flight"] = args.max_body_bytes_in_flight
         app: Any = create_app(
             host,
             read_only=args.read_only,
             workers=args.workers,
             global_concurrency=args.global_concurrency,
+            function_share=args.function_share,
             trusted_keys=trusted,
             triggers=triggers,
             **given,
@@ -115,15 +128,18 @@ def _serve_host(
         config.bind = [f"{args.host}:{args.port}"]
         config.accesslog = "-" if args.access_log else None
         config.graceful_timeout = args.graceful_timeout
+        config.read_timeout = args.read_timeout  # a connection that sends nothing for this long is closed
         if listener_fd is None:
             say(_serving_banner(args))
         else:
             app = ProcessIdMiddleware(app)
             config.bind = [f"fd://{listener_fd}"]
             config.backlog = LISTEN_BACKLOG  # Hypercorn listens again, with this
-        asyncio.run(_serve_until_signal(serve, app, config))
+        asyncio.run(_serve_until_signal(serve, app, config, on_stop=stopping.start))
     finally:
-        if not triggers.stop(timeout_s=args.graceful_timeout):
+        # The whole stop fits in --graceful-timeout (+ a moment to close): the triggers stopped
+        # while Hypercorn finished its requests, and closing the host stops waiting for guests.
+        if not stopping.join(args.graceful_timeout + STOP_MARGIN_S / 2):
             say(f"some trigger workers were still running after {args.graceful_timeout:g} s")
         host.close()
 
@@ -229,12 +245,49 @@ def _reported(work: Callable[[], None]) -> int:
     return 0
 
 
-async def _serve_until_signal(serve: Any, app: Any, config: Any) -> None:
+class _Stopping:
+    """Work to do once a stop signal arrives, on its own thread, alongside Hypercorn's graceful stop."""
+
+    def __init__(self, work: Callable[[], bool]) -> None:
+        self._work = work
+        self._clean = True
+        self._thread: threading.Thread | None = None
+        self._started_at = 0.0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._started_at = time.monotonic()
+            self._thread = threading.Thread(target=self._run, name="fnhost-stopping", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        self._clean = self._work()
+
+    def join(self, budget_s: float) -> bool:
+        """Wait for the work, at most until `budget_s` after the signal; True if it ended cleanly."""
+        self.start()  # no signal (an error ended serving): do it now
+        assert self._thread is not None
+        self._thread.join(max(0.0, self._started_at + budget_s - time.monotonic()))
+        return self._clean and not self._thread.is_alive()
+
+
+STOP_MARGIN_S = 1.0
+"""A stop ends within --graceful-timeout plus this."""
+
+
+async def _serve_until_signal(
+    serve: Any, app: Any, config: Any, on_stop: Callable[[], None] = lambda: None
+) -> None:
     """Serve until SIGINT or SIGTERM, then let in-flight requests finish (graceful_timeout)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stop_now() -> None:
+        stop.set()
+        on_stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop_now)
     # a server process of `--processes N` starts with them blocked, so that none is lost meanwhile
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
     await serve(app, config, shutdown_trigger=stop.wait)
@@ -733,6 +786,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--url", help=f"the server (default: $FNHOST_URL or {DEFAULT_URL})")
@@ -772,9 +832,48 @@ def parser() -> argparse.ArgumentParser:
         default=64,
         help="invocations admitted at once, queued or running; more get 429 (default 64, per process)",
     )
+    s.add_argument(
+        "--function-share",
+        type=_fraction,
+        default=0.5,
+        help="the most of --workers and --global-concurrency one function may hold (default 0.5)",
+    )
+    s.add_argument(
+        "--max-pinned",
+        type=_positive,
+        default=16,
+        help="threads all guests together may keep blocked past their deadline (default 16)",
+    )
+    s.add_argument(
+        "--max-pinned-per-function",
+        type=_positive,
+        default=2,
+        help="threads one function may keep blocked past its deadline; then it is throttled (default 2)",
+    )
+    s.add_argument(
+        "--max-warm-mb",
+        type=_positive,
+        default=1024,
+        help="memory idle warm instances may hold, all functions together, each counted at its "
+        "limits.memory_mb (default 1024)",
+    )
     # no default here: create_app's applies (importing the api here would import prometheus_client
     # before _serve_processes has set PROMETHEUS_MULTIPROC_DIR)
     s.add_argument("--max-body-bytes", type=_positive, help="largest invoke payload or function-URL body")
+    s.add_argument(
+        "--max-body-bytes-in-flight",
+        type=_positive,
+        help="request-body bytes the server holds at once, all requests together; more get 503 (default 128 MiB)",
+    )
+    s.add_argument(
+        "--body-timeout", type=float, default=30.0, help="seconds a request body may take to arrive (default 30)"
+    )
+    s.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a connection may send nothing, in headers or body, before it is closed (default 30)",
+    )
     s.add_argument("--bundles", metavar="DIR", help="deploy every *.zip in DIR at start")
     s.add_argument("--read-only", action="store_true", help="serve functions only: no control-plane API")
     s.add_argument(

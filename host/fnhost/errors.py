@@ -71,6 +71,13 @@ class ReadOnly(FnhostError):
     http_status = 405
 
 
+class InsufficientStorage(FnhostError):
+    """The disk holding the data dir (or the compile cache) is full; nothing half-written was kept."""
+
+    code = "insufficient_storage"
+    http_status = 507
+
+
 class BuildError(FnhostError):
     """A guest could not be built (missing toolchain, compile error)."""
 

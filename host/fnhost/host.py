@@ -100,6 +100,9 @@ class Host:
         max_kv_value_bytes: int = 1 << 20,
         max_queue_message_bytes: int = 256 * 1024,
         database: str | None = None,
+        max_pinned_per_function: int = 2,
+        max_pinned: int = 16,
+        max_warm_mb: int = 1024,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +131,16 @@ class Host:
             LogCapability(),
         ]
         self.sandbox = Sandbox(self.engine, self.ticker, self.capabilities)
-        self.invoker = Invoker(self.registry, self.sandbox, self.invocations, self._load, shared=self.shares.active)
+        self.invoker = Invoker(
+            self.registry,
+            self.sandbox,
+            self.invocations,
+            self._load,
+            shared=self.shares.active,
+            max_pinned_per_function=max_pinned_per_function,
+            max_pinned=max_pinned,
+            max_warm_bytes=max_warm_mb << 20,
+        )
         # Deploys, alias changes and deletes through other hosts of a shared database reach this one at
         # once (PostgreSQL LISTEN/NOTIFY); the resolve TTL stays the fallback.
         self._stop_listening = self.db.listen(self._changed_elsewhere)
@@ -173,8 +185,13 @@ class Host:
         )
         prepared.version = record.version
         self.invoker.add_prepared(prepared, sha256)
-        self.invoker.invalidate(name)
+        self._aliases_changed(name)
         return Version.of(record, created=created)
+
+    def _aliases_changed(self, name: str) -> None:
+        """After a deploy or an alias change: forget resolved aliases, drop superseded warm instances."""
+        self.invoker.invalidate(name)
+        self.invoker.drop_warm_except(name, {a.version for a in self.registry.aliases(name)})
 
     def _load(self, record: VersionRecord) -> Prepared:
         """A version not prepared in this process (after a restart, or deployed through another node):
@@ -245,6 +262,11 @@ class Host:
         """The version a qualifier names now (an alias resolved within `Invoker.RESOLVE_TTL_S`)."""
         return Version.of(self.invoker.resolve(name, qualifier))
 
+    def cached_version(self, name: str, qualifier: str | int | None = None) -> Version | None:
+        """`get_version` when its answer is at hand without I/O (recently resolved), else None."""
+        record = self.invoker.resolve_cached(name, qualifier)
+        return Version.of(record) if record is not None else None
+
     def list_versions(self, name: str) -> list[Version]:
         self.get_function(name)
         return [Version.of(r) for r in self.registry.versions(name)]
@@ -255,13 +277,13 @@ class Host:
         never gives the function more than the mover could give it."""
         self._authorize_version(principal, self.registry.resolve(name, version))
         self.registry.set_alias(name, alias, version)
-        self.invoker.invalidate(name)
+        self._aliases_changed(name)
 
     def unpin_live(self, name: str, *, principal: Principal | None = None) -> None:
         """Make `live` follow the newest version again (checked like `set_alias` for that version)."""
         self._authorize_version(principal, self.registry.resolve(name, self.get_function(name).latest_version))
         self.registry.unpin_live(name)
-        self.invoker.invalidate(name)
+        self._aliases_changed(name)
 
     def _authorize_version(self, principal: Principal | None, record: VersionRecord) -> None:
         authorize_deploy(principal, record.name, _manifest_of(record.manifest_json), self.shares)
@@ -283,12 +305,13 @@ class Host:
         if kind == "deleted":
             self.invoker.forget(name)
         elif kind == "function":
-            self.invoker.invalidate(name)
+            self._aliases_changed(name)
         else:
             self.invoker.invalidate_all()
 
     def close(self) -> None:
         self._stop_listening()
+        self.invoker.close()
         self.invocations.close()
         self.ticker.stop()
         self.db.close()

@@ -1,5 +1,21 @@
 """From a function name and qualifier to a finished invocation: version resolution, per-function
-concurrency limits, the prepared-version cache, the sandbox run, and the invocation record."""
+concurrency limits, the prepared-version cache, the sandbox run, and the invocation record.
+
+One function must not starve the others. A component runs on a guest thread (`GuestThreads`) and
+the invoker waits for it at most until the deadline (plus `DEADLINE_GRACE_S`): a guest blocked
+where Wasmtime cannot interrupt it (a WASI preview-2 sleep) is reported as `timeout` at once, and
+its thread counted as *pinned* until the guest returns. (A core module runs on the caller's
+thread unless demoted: its WASI waits end at the deadline, so it cannot hold the caller past it.)
+A function may pin at most `max_pinned_per_function` threads; once all functions together pin
+`max_pinned`, functions that pin or recently hit a limit are throttled (a newly misbehaving
+function pins at most one more before it is one of them), while well-behaved functions keep
+running.
+
+CPU: a function whose invocations recently hit a limit (timeout, fuel, memory, pinned), or whose
+invocations run long on average (over `DEMOTE_MEAN_MS`, a moving average), runs on demoted threads
+(lower CPU priority) for `DEMOTE_S`: contending for the cores with short, well-behaved functions,
+it gets what they leave.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +25,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .capabilities.base import CallState, LogBuffer, VersionGrants
+from .guest_threads import Abandoned, GuestThreads
 from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.outcomes import InvocationResult, Outcome
 from .runtime.sandbox import Call, Prepared, RunResult, Sandbox
-from .stores import InvocationRecord, Registry, VersionRecord, new_sortable_id
+from .stores import InvocationRecord, Registry, VersionRecord, bounded_text, new_sortable_id
+from .warm import DEFAULT_MAX_WARM_BYTES, WarmPool
 
 
 class Invoker:
@@ -25,6 +43,9 @@ class Invoker:
         load: Callable[[VersionRecord], Prepared],
         max_prepared: int = 256,
         shared: Callable[[str, str, str], bool] | None = None,
+        max_pinned_per_function: int = 2,
+        max_pinned: int = 16,
+        max_warm_bytes: int = DEFAULT_MAX_WARM_BYTES,
     ) -> None:
         self.registry = registry
         self.sandbox = sandbox
@@ -38,6 +59,20 @@ class Invoker:
         self._lock = threading.Lock()
         self._running: dict[str, int] = {}
         self._resolved: dict[tuple[str, str | int | None], tuple[float, VersionRecord]] = {}
+        self.threads = GuestThreads()
+        self.warm = WarmPool(max_warm_bytes)
+        self.max_pinned_per_function = max_pinned_per_function
+        self.max_pinned = max_pinned
+        self._pinned: dict[str, int] = {}
+        self._demoted_until: dict[str, float] = {}
+        self._mean_ms: dict[str, float] = {}
+
+    DEADLINE_GRACE_S = 0.25
+    """How long past its deadline an invocation is waited for before it is abandoned (an epoch
+    interrupt lands within a tick; this covers a loaded machine)."""
+    DEMOTE_S = 30.0
+    DEMOTE_MEAN_MS = 100.0
+    LIMIT_OUTCOMES = frozenset({Outcome.TIMEOUT, Outcome.FUEL_EXHAUSTED, Outcome.MEMORY_LIMIT})
 
     # version resolution ----------------------------------------------------------------------------
     RESOLVE_TTL_S = 1.0
@@ -54,6 +89,11 @@ class Invoker:
         self._resolved[key] = (now + self.RESOLVE_TTL_S, record)
         return record
 
+    def resolve_cached(self, name: str, qualifier: str | int | None) -> VersionRecord | None:
+        """`resolve` if its answer is cached (no I/O, so callable on an event loop), else None."""
+        hit = self._resolved.get((name, qualifier))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def invalidate(self, name: str) -> None:
         """Forget resolved aliases of `name` (after a deploy, alias change or delete)."""
         for key in [k for k in list(self._resolved) if k[0] == name]:  # list(): other threads resolve meanwhile
@@ -66,6 +106,7 @@ class Invoker:
     # prepared versions --------------------------------------------------------------------------
     def add_prepared(self, prepared: Prepared, sha256: str) -> None:
         key = (prepared.name, prepared.version, sha256)
+        prepared.warm_pool = self.warm
         with self._lock:
             self._prepared[key] = (
                 prepared,
@@ -75,6 +116,14 @@ class Invoker:
             while len(self._prepared) > self._max_prepared:
                 _, (old, _g) = self._prepared.popitem(last=False)
                 old.drop_warm()
+
+    def drop_warm_except(self, name: str, versions: set[int]) -> None:
+        """Drop the warm instances of `name`'s versions other than `versions` (those aliases name):
+        a superseded version serves nothing more, so its instances would only hold memory."""
+        with self._lock:
+            superseded = [p for (n, v, _sha), (p, _) in self._prepared.items() if n == name and v not in versions]
+        for prepared in superseded:
+            prepared.drop_warm()
 
     def forget(self, name: str) -> None:
         self.invalidate(name)
@@ -116,12 +165,10 @@ class Invoker:
             deadline_unix_ms=int(started * 1000) + limits.timeout_ms,
             memory_limit_mb=limits.memory_mb,
         )
-        if not self._enter(name, limits.max_concurrency):
-            run = RunResult(
-                Outcome.THROTTLED,
-                error=f"function '{name}' is at its concurrency limit ({limits.max_concurrency}, "
-                "limits.max_concurrency); retry later",
-            )
+        demoted = self._demoted_until.get(name, 0.0) > time.monotonic()
+        refused = self._enter(name, limits.max_concurrency, demoted)
+        if refused is not None:
+            run = RunResult(Outcome.THROTTLED, error=refused)
             return self._finish(record, prepared, run, invocation_id, trigger, started, 0.0, [])
         state = CallState(
             invocation_id=invocation_id,
@@ -134,10 +181,32 @@ class Invoker:
         )
         t0 = time.perf_counter()
         try:
-            run = self.sandbox.run(prepared, build(ctx), state)
-        finally:
+            call = build(ctx)
+            if prepared.component or demoted:
+                run = self.threads.run(
+                    lambda: self.sandbox.run(prepared, call, state),
+                    limits.timeout_ms / 1000 + self.DEADLINE_GRACE_S,
+                    demoted=demoted,
+                    on_abandon=lambda: self._pin(name),
+                    on_late=lambda: self._unpin(name),
+                )
+            else:  # every wait of a core module ends at its deadline (wasi_poll): no thread hop needed
+                run = self.sandbox.run(prepared, call, state)
+        except Abandoned:
+            run = RunResult(
+                Outcome.TIMEOUT,
+                error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms); the guest is blocked in a "
+                "host wait that cannot be interrupted, so its thread stays pinned until the wait returns",
+            )
+        except BaseException:
+            self._leave(name)
+            raise
+        else:
             self._leave(name)
         duration_ms = (time.perf_counter() - t0) * 1000
+        mean_ms = self._mean_ms[name] = 0.8 * self._mean_ms.get(name, duration_ms) + 0.2 * duration_ms
+        if run.outcome in self.LIMIT_OUTCOMES or mean_ms > self.DEMOTE_MEAN_MS:
+            self._demoted_until[name] = time.monotonic() + self.DEMOTE_S
         return self._finish(record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines)
 
     def _finish(
@@ -182,20 +251,55 @@ class Invoker:
                 fuel_consumed=result.fuel_consumed,
                 memory_used_bytes=result.memory_used_bytes or 0,
                 memory_limit_mb=result.memory_limit_mb,
-                logs="\n".join(logs),
+                logs=bounded_text(logs, self.invocations.store.max_record_bytes),
                 report=result.report,
             )
         )
         return result
 
-    def _enter(self, name: str, limit: int) -> bool:
+    def _enter(self, name: str, limit: int, demoted: bool) -> str | None:
+        """Admit an invocation of `name`, or say why not. Once `max_pinned` threads are pinned, a
+        function that has pinned one or recently hit a limit (`demoted`) may not pin more; the others
+        run, so one function's misbehaviour never stops the well-behaved ones."""
         with self._lock:
             running = self._running.get(name, 0)
             if running >= limit:
-                return False
+                return (
+                    f"function '{name}' is at its concurrency limit ({limit}, limits.max_concurrency); retry later"
+                )
+            pinned = self._pinned.get(name, 0)
+            over = (pinned or demoted) and sum(self._pinned.values()) >= self.max_pinned
+            if pinned >= self.max_pinned_per_function or over:
+                return (
+                    f"function '{name}' has {pinned} invocation(s) still blocked past their deadline (this "
+                    f"server allows {self.max_pinned_per_function} per function, {self.max_pinned} in all); "
+                    "retry once they return"
+                )
             self._running[name] = running + 1
-            return True
+            return None
 
     def _leave(self, name: str) -> None:
         with self._lock:
             self._running[name] -= 1
+
+    def _pin(self, name: str) -> None:
+        with self._lock:
+            self._pinned[name] = self._pinned.get(name, 0) + 1
+
+    def _unpin(self, name: str) -> None:
+        """On the guest thread, when an abandoned invocation finally returns."""
+        with self._lock:
+            self._running[name] -= 1
+            left = self._pinned[name] - 1
+            if left:
+                self._pinned[name] = left
+            else:
+                del self._pinned[name]
+
+    def pinned(self) -> dict[str, int]:
+        """Threads pinned by guests past their deadline, by function."""
+        with self._lock:
+            return dict(self._pinned)
+
+    def close(self) -> None:
+        self.threads.close()

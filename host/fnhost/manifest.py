@@ -12,14 +12,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ManifestError
+from .names import ENV_KEY_RE, RESOURCE_RE
+from .names import NAME_RE as NAME_RE  # re-exported: the one definition of the rule (full match)
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-"""Function, bucket, queue and secret names: lower-case letters, digits and '-', 1..63 chars."""
-RESOURCE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$")
 REFERENCE_RE = re.compile(r"(?:[a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}")
 """A granted or triggering resource (use `fullmatch`): `name` in the function's own namespace, or
 `namespace/name`, another namespace's resource, usable only while shared (see fnhost.namespaces)."""
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -107,6 +105,7 @@ class Manifest:
     env: dict[str, str] = field(default_factory=dict)
     grants: Grants = field(default_factory=Grants)
     public: bool = False  # function URL reachable without an API key
+    forward_credentials: bool = False  # the guest sees callers' Authorization and Cookie headers
     async_config: AsyncConfig = field(default_factory=AsyncConfig)
     queue_triggers: tuple[QueueTrigger, ...] = ()
     schedules: tuple[ScheduleTrigger, ...] = ()
@@ -149,7 +148,7 @@ class Manifest:
             limits=limits,
             env=_env(data.get("env", {})),
             grants=_grants(data.get("grants", {})),
-            public=_http(data.get("http", {})),
+            **_http(data.get("http", {})),
             async_config=async_config,
             queue_triggers=queue_triggers,
             schedules=schedules,
@@ -159,6 +158,8 @@ class Manifest:
         d = asdict(self)
         d["grants"] = {k: list(v) for k, v in d["grants"].items()}
         d["http"] = {"public": d.pop("public")}
+        if d.pop("forward_credentials"):  # written only when set: older manifests' JSON stays the same
+            d["http"]["forward_credentials"] = True
         d["async"] = {k: v for k, v in d.pop("async_config").items() if v is not None}
         d["triggers"] = {
             "queue": list(d.pop("queue_triggers")),
@@ -214,15 +215,14 @@ def _grants(value: Any) -> Grants:
     return Grants(**out)
 
 
-def _http(value: Any) -> bool:
+def _http(value: Any) -> dict[str, bool]:
     table = _table(value, "http")
-    for key in table:
-        if key != "public":
-            raise ManifestError(f"http.{key}: unknown field (known: public)")
-    public = table.get("public", False)
-    if not isinstance(public, bool):
-        raise ManifestError(f"http.public: must be true or false, got {public!r}")
-    return public
+    _known(table, "http", ("public", "forward_credentials"))
+    out = {key: table.get(key, False) for key in ("public", "forward_credentials")}
+    for key, flag in out.items():
+        if not isinstance(flag, bool):
+            raise ManifestError(f"http.{key}: must be true or false, got {flag!r}")
+    return out
 
 
 def _int_field(table: dict[str, Any], key: str, where: str, ranges: dict[str, tuple[int, int]]) -> int | None:

@@ -8,7 +8,7 @@ import builtins
 import logging
 import threading
 
-from .stores import InvocationRecord, InvocationStore
+from .stores import InvocationRecord, InvocationStore, Page
 
 log = logging.getLogger("fnhost")
 
@@ -42,6 +42,10 @@ class InvocationRecorder:
     ) -> builtins.list[InvocationRecord]:
         self.flush()
         return self.store.list(function, limit=limit, before=before)
+
+    def page(self, function: str | None = None, limit: int = 50, before: str | None = None) -> Page:
+        self.flush()
+        return self.store.page(function, limit=limit, before=before)
 
     def close(self) -> None:
         self._stop = True

@@ -8,10 +8,11 @@ from starlette.responses import JSONResponse, Response
 from ..control.audit import MAX_PAGE
 from ..control.auth import ADMIN, Principal
 from ..errors import Forbidden, NotFound
-from ..manifest import RESOURCE_RE
+from ..names import RESOURCE
 from ..namespaces import in_namespace, qualify
-from .context import blocking, context_of, json_object, namespace_of, query_int
+from .context import blocking, context_of, namespace_of
 from .errors import InvalidRequest
+from .parsing import json_object, query_int
 from .serialize import jsonable
 
 
@@ -35,7 +36,7 @@ async def set_secret(request: Request) -> Response:
         value = (await json_object(request)).get("value")
         if not isinstance(value, str):
             raise InvalidRequest('body must be {"value": "<the secret as a string>"}')
-        if not RESOURCE_RE.fullmatch(name):
+        if not RESOURCE.matches(name):
             raise InvalidRequest(f"secret name {name!r}: use letters, digits, '.', '_', '-' (1..128 chars)")
         await blocking(ctx.host.secrets.set, qualify(namespace, name), value)
     return JSONResponse({"name": name, "set": True})
@@ -49,7 +50,7 @@ async def delete_secret(request: Request) -> Response:
     ctx.writable("deleting secrets")
     principal = await ctx.authorize(request, ADMIN, namespace=namespace)
     async with ctx.audited(request, "secret.delete", qualify(namespace, name), principal):
-        if not RESOURCE_RE.fullmatch(name) or not await blocking(ctx.host.secrets.delete, qualify(namespace, name)):
+        if not RESOURCE.matches(name) or not await blocking(ctx.host.secrets.delete, qualify(namespace, name)):
             raise NotFound(f"no secret named {name!r}; GET /v1/secrets lists them")
     return JSONResponse({"name": name, "deleted": True})
 

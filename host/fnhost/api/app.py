@@ -21,12 +21,14 @@ from . import admin, events, functions, invoke
 from .context import ApiContext, InvocationPool, context_of
 from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
-from .middleware import BodyLimitMiddleware, RequestIdMiddleware
+from .middleware import BodyBudget, BodyLimitMiddleware, RequestIdMiddleware
 from .openapi import openapi_document
 from .paths import FUNCTION_URL, NAMESPACED_FUNCTION_URL, in_namespace, is_namespaced
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # invoke payloads and function-URL bodies (Lambda's limit)
 DEFAULT_MAX_BUNDLE_BYTES = BundleLimits().max_upload_bytes
+DEFAULT_MAX_BODY_BYTES_IN_FLIGHT = 2 * DEFAULT_MAX_BUNDLE_BYTES  # every request body the server holds at once
+DEFAULT_BODY_TIMEOUT_S = 30.0  # a body must have arrived this long after its request started
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -36,8 +38,11 @@ def create_app(
     read_only: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    max_body_bytes_in_flight: int = DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     workers: int = 4,
     global_concurrency: int = 64,
+    function_share: float = 0.5,
     trusted_keys: Sequence[str] = (),
     keys: ApiKeys | None = None,
     audit_log: AuditLog | None = None,
@@ -46,8 +51,11 @@ def create_app(
     """The fnhost HTTP API (see docs/api.md).
 
     `workers` threads run invocations; at most `global_concurrency` are admitted at once (queued
-    or running), beyond that callers get 429. `read_only` serves functions but refuses every
-    control-plane call with 405. `trusted_keys`, if given, must have signed every deployed bundle.
+    or running), beyond that callers get 429; one function gets at most `function_share` of both.
+    `read_only` serves functions but refuses every control-plane call with 405. `trusted_keys`, if
+    given, must have signed every deployed bundle.
+    Request bodies: at most `max_body_bytes` each (`max_bundle_bytes` for deploys), all of them
+    together at most `max_body_bytes_in_flight` (then 503), each arrived within `body_timeout_s`.
     `triggers` serves async invokes, queues and schedules; without it they are accepted and stored
     but run only where some process has started `Triggers` on the same data dir (`fnhost serve` does).
     """
@@ -55,12 +63,13 @@ def create_app(
     audit_log = audit_log if audit_log is not None else AuditLog(host.db)
     metrics = Metrics()
     metrics.watch_triggers(triggers)
+    metrics.watch_invoker(host.invoker)
     ctx = ApiContext(
         host=host,
         keys=keys if keys is not None else ApiKeys(host.db),
         audit_log=audit_log,
         metrics=metrics,
-        pool=InvocationPool(workers, global_concurrency, metrics),
+        pool=InvocationPool(workers, global_concurrency, metrics, function_share),
         triggers=triggers,
         read_only=read_only,
         trusted_keys=list(trusted_keys),
@@ -68,12 +77,18 @@ def create_app(
         failed_auth=FailedAuthentications(audit_log),
     )
 
+    if max_body_bytes_in_flight < max(max_body_bytes, max_bundle_bytes):
+        raise ValueError(
+            f"max_body_bytes_in_flight ({max_body_bytes_in_flight}) must be at least the largest body "
+            f"allowed ({max(max_body_bytes, max_bundle_bytes)}), or such bodies could never be sent"
+        )
+    budget = BodyBudget(max_body_bytes_in_flight)
+
     def route(
         path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes
     ) -> Route:
-        return Route(
-            path, endpoint, methods=methods, middleware=[Middleware(BodyLimitMiddleware, max_bytes=limit)]
-        )
+        body_limit = Middleware(BodyLimitMiddleware, max_bytes=limit, budget=budget, timeout_s=body_timeout_s)
+        return Route(path, endpoint, methods=methods, middleware=[body_limit])
 
     def routes_of(
         path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes

@@ -7,7 +7,7 @@ Handlers stay thin: parse the request, `authorize`, call one Host/control method
 from __future__ import annotations
 
 import functools
-import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,10 +25,11 @@ from ..namespaces import DEFAULT, check_namespace, qualify
 from ..runtime.outcomes import InvocationResult
 from ..stores.registry import no_such_function
 from ..triggers import Triggers
-from .errors import InvalidRequest, Throttled, request_id_of
+from .errors import Throttled, request_id_of
 from .metrics import Metrics
 
 T = TypeVar("T")
+log = logging.getLogger("fnhost.api")
 R = TypeVar("R", InvocationResult, InvocationResult | None)
 
 READ = "read"
@@ -53,20 +54,29 @@ async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 class InvocationPool:
-    """Bounded execution of invocations: `workers` threads, at most `max_in_flight` admitted.
+    """Bounded, shared-out execution of invocations: `workers` threads, at most `max_in_flight` admitted.
 
-    Admission is checked on the event loop (single-threaded, so a plain counter is exact). An
+    Admission is checked on the event loop (single-threaded, so plain counters are exact). An
     invocation over `max_in_flight` is refused at once with 429 rather than queued without bound;
     admitted ones wait for one of the `workers` threads.
+
+    Bulkheads: one function holds at most `function_share` of the workers (at least one) and of
+    the admissions, so a function that is slow or misbehaving queues behind its own share while
+    the others keep theirs.
     """
 
-    def __init__(self, workers: int, max_in_flight: int, metrics: Metrics) -> None:
+    def __init__(self, workers: int, max_in_flight: int, metrics: Metrics, function_share: float = 0.5) -> None:
         if workers < 1 or max_in_flight < 1:
             raise ValueError("workers and global concurrency must be at least 1")
+        if not 0 < function_share <= 1:
+            raise ValueError(f"function share must be in (0, 1], got {function_share}")
         self.limiter = anyio.CapacityLimiter(workers)
         self.max_in_flight = max_in_flight
+        self.function_workers = max(1, int(workers * function_share))
+        self.function_in_flight = max(1, int(max_in_flight * function_share))
         self.in_flight = 0
         self.metrics = metrics
+        self._functions: dict[str, tuple[anyio.CapacityLimiter, list[int]]] = {}
 
     async def run(self, function: str, call: Callable[[], R]) -> R:
         if self.in_flight >= self.max_in_flight:
@@ -75,13 +85,28 @@ class InvocationPool:
                 f"{self.in_flight} invocations are in flight, this server's limit "
                 f"(--global-concurrency {self.max_in_flight}); retry after a moment"
             )
+        share = self._functions.get(function)
+        if share is None:
+            share = self._functions[function] = (anyio.CapacityLimiter(self.function_workers), [0])
+        limiter, admitted = share
+        if admitted[0] >= self.function_in_flight:
+            self.metrics.throttles.labels(function, "function_share").inc()
+            raise Throttled(
+                f"function '{function}' has {admitted[0]} invocations in flight, its share of this server "
+                f"(--function-share of --global-concurrency {self.max_in_flight}); retry after a moment"
+            )
         self.in_flight += 1
+        admitted[0] += 1
         self.metrics.in_flight.inc()
         try:
-            result = await anyio.to_thread.run_sync(call, limiter=self.limiter)
+            async with limiter:  # the function's share of the workers, then a worker
+                result = await anyio.to_thread.run_sync(call, limiter=self.limiter)
         finally:
             self.in_flight -= 1
+            admitted[0] -= 1
             self.metrics.in_flight.dec()
+            if not admitted[0]:
+                del self._functions[function]
         if isinstance(result, InvocationResult):
             self.metrics.observe(result)
         return result
@@ -148,14 +173,28 @@ class ApiContext:
     async def audit_denied(
         self, request: Request, principal: Principal | None, error: FnhostError, detail: dict[str, Any]
     ) -> None:
-        await self.audit(
-            request,
-            "auth.denied",
-            target=f"{request.method} {request.url.path}",
-            outcome=error.code,
-            principal=principal,
-            detail={**detail, "message": str(error)},
+        target = f"{request.method} {request.url.path}"
+        await self._audit_failure(
+            request, "auth.denied", target, error.code, principal, {**detail, "message": str(error)}
         )
+
+    async def _audit_failure(
+        self,
+        request: Request,
+        action: str,
+        target: str,
+        outcome: str,
+        principal: Principal | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Audit a failure; if the audit itself fails (a full disk...), log it and let the caller
+        raise the original error, which says what really went wrong."""
+        try:
+            await self.audit(request, action, target=target, outcome=outcome, principal=principal, detail=detail)
+        except Exception:
+            log.exception(
+                "fnhost: could not audit %s %s (%s); answering with the original error", action, target, outcome
+            )
 
     async def audit(
         self,
@@ -194,13 +233,8 @@ class ApiContext:
         try:
             yield note
         except FnhostError as e:
-            await self.audit(
-                request,
-                action,
-                target=note.target,
-                outcome=e.code,
-                principal=principal,
-                detail={**note.detail, "message": str(e)},
+            await self._audit_failure(
+                request, action, note.target, e.code, principal, {**note.detail, "message": str(e)}
             )
             raise
         await self.audit(request, action, target=note.target, principal=principal, detail=note.detail)
@@ -226,22 +260,3 @@ def function_of(request: Request) -> str:
 def context_of(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.fnhost
     return ctx
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or `InvalidRequest` naming what is wrong."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidRequest(f"request body is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest('request body must be a JSON object, e.g. {"version": 2}')
-    return data
-
-
-def query_int(request: Request, name: str, default: int, least: int, most: int) -> int:
-    raw = request.query_params.get(name, str(default))
-    if not raw.isdigit() or not least <= int(raw) <= most:
-        raise InvalidRequest(f"{name}: must be an integer {least}..{most}, got {raw!r}")
-    return int(raw)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import FnhostError
@@ -33,6 +33,20 @@ class InvalidRequest(FnhostError):
     http_status = 400
 
 
+class BodyTimeout(FnhostError):
+    """A request body that did not arrive within the server's body timeout (`--body-timeout`)."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
+class ServerBusy(FnhostError):
+    """The server holds as many request-body bytes as it may (`--max-body-bytes-in-flight`)."""
+
+    code = "server_busy"
+    http_status = 503
+
+
 class Throttled(FnhostError):
     """Too many invocations in flight (server-wide or for one function); retry after a moment."""
 
@@ -46,8 +60,11 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     429: "throttled",
+    503: "unavailable",
+    507: "insufficient_storage",
 }
 
 RETRY_AFTER_SECONDS = 1
@@ -69,7 +86,7 @@ def error_response(
     if invocation_id:
         body["invocation_id"] = invocation_id
     extra = dict(headers or {})
-    if status == 429:
+    if status in (429, 503):
         extra.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
     return JSONResponse({"error": body}, status_code=status, headers=extra)
 
@@ -110,7 +127,13 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def client_disconnect(request: Request, exc: Exception) -> Response:
+    """The caller went away mid-body (or its connection timed out): nobody to answer, nothing to log."""
+    return error_response(400, "client_disconnected", "the client disconnected", request_id=request_id_of(request))
+
+
 EXCEPTION_HANDLERS = {
+    ClientDisconnect: client_disconnect,
     FnhostError: fnhost_error,
     HTTPException: http_error,
     Exception: internal_error,

@@ -12,18 +12,19 @@ from starlette.responses import JSONResponse, Response
 
 from ..control.auth import ADMIN, INVOKE, Principal
 from ..errors import FnhostError
-from ..manifest import RESOURCE_RE
+from ..names import RESOURCE
 from ..namespaces import namespace_of as namespace_of_stored
 from ..namespaces import qualify
 from ..stores.errors import InvalidArgument
-from .context import blocking, context_of, namespace_of, query_int, require_read
+from .context import blocking, context_of, namespace_of, require_read
+from .parsing import query_int
 from .serialize import jsonable
 
 INVOCATION_TYPE = "x-fnhost-invocation-type"
 IDEMPOTENCY_KEY = "x-fnhost-idempotency-key"
 
 
-async def invoke_async(request: Request, name: str, qualifier: str | None) -> Response:
+async def invoke_async(request: Request, name: str, qualifier: str | int | None) -> Response:
     """POST /v1/functions/{name}/invoke with `X-Fnhost-Invocation-Type: Event`: 202 once stored."""
     ctx = context_of(request)
     await ctx.authorize(request, INVOKE, name)
@@ -110,7 +111,7 @@ async def list_schedules(request: Request) -> Response:
 def _queue_name(request: Request) -> str:
     """The store name of the queue in the path, in the request's namespace."""
     name = request.path_params["queue"]
-    if not RESOURCE_RE.fullmatch(name):
+    if not RESOURCE.matches(name):
         raise InvalidArgument(f"queue name {name!r} is not valid: use 1..128 letters, digits, '.', '_' or '-'")
     return qualify(namespace_of(request), name)
 

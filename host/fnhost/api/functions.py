@@ -11,8 +11,9 @@ from ..control.signing import verify_bundle
 from ..host import Version
 from ..namespaces import namespace_of as namespace_of_function
 from ..namespaces import split
-from .context import READ, ApiContext, blocking, context_of, function_of, json_object, namespace_of
+from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of
 from .errors import InvalidRequest
+from .parsing import json_object
 from .serialize import jsonable
 
 

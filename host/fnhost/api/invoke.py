@@ -11,11 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..control.auth import INVOKE
-from ..errors import NotFound
+from ..errors import FnhostError, NotFound
 from ..runtime.outcomes import InvocationResult, Outcome
 from . import events
-from .context import READ, blocking, context_of, function_of, query_int
+from .context import READ, blocking, context_of, function_of, require_read
 from .errors import InvalidRequest, error_response, request_id_of
+from .parsing import qualifier_of, query_int
 from .serialize import jsonable
 
 OUTCOME_STATUS: dict[Outcome, int] = {
@@ -64,7 +65,7 @@ async def invoke(request: Request) -> Response:
     """POST /v1/functions/{name}/invoke[?qualifier=]: body = event payload, response = output."""
     ctx = context_of(request)
     name = function_of(request)
-    qualifier = request.query_params.get("qualifier") or None
+    qualifier = qualifier_of(request)
     invocation_type = request.headers.get(events.INVOCATION_TYPE, "RequestResponse")
     if invocation_type.lower() == "event":
         return await events.invoke_async(request, name, qualifier)
@@ -81,36 +82,49 @@ async def invoke(request: Request) -> Response:
     return Response(result.output, media_type="application/octet-stream", headers=invocation_headers(result))
 
 
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+"""What a guest never sees unless its manifest says `[http] forward_credentials = true`: one origin
+serves every function, so a browser's cookies and a caller's tokens would reach them all. The
+fnhost API key (`authorization` on a private function) is never forwarded."""
+
+
 async def function_url(request: Request) -> Response:
-    """ANY /fn/{name}/{path} (/ns/{namespace}/fn/...): the function's HTTP handler; public
-    functions need no key."""
+    """ANY /fn/{name}/{path} (/ns/{namespace}/fn/...): the function's HTTP handler; public functions need
+    no key.
+
+    The caller is authenticated (private functions) before a byte of the body is read, and a
+    guest's error text reaches only callers holding a key that may read the function.
+    """
     ctx = context_of(request)
     name = function_of(request)
     path = "/" + request.path_params.get("path", "")
     if request.url.query:
         path += "?" + request.url.query
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-    body = await request.body()
-
-    def run_if_public() -> InvocationResult | None:
-        # One worker-thread hop for a public function; the version checked is the version run.
-        version = ctx.host.get_version(name)
-        if not version.manifest.public:
-            return None
-        return ctx.host.invoke_http(name, request.method, path, headers, body, qualifier=version.version)
-
     try:
-        result = await ctx.pool.run(name, run_if_public)
+        version = ctx.host.cached_version(name)
+        if version is None:
+            version = await blocking(ctx.host.get_version, name)
     except NotFound:
         await ctx.authorize(request, INVOKE, name)  # no key, no answer on whether a function exists
         raise
-    if result is None:
+    public = version.manifest.public
+    if not public:
         await ctx.authorize(request, INVOKE, name)
-        # The fnhost API key is the caller's credential for fnhost, never the function's to see.
-        private = [(k, v) for k, v in headers if k.lower() != "authorization"]
-        call = functools.partial(ctx.host.invoke_http, name, request.method, path, private, body)
-        result = await ctx.pool.run(name, call)
+    if not version.manifest.forward_credentials:
+        hidden = CREDENTIAL_HEADERS
+    else:
+        hidden = frozenset() if public else frozenset({"authorization"})  # private: the fnhost key
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.decode("latin-1") not in hidden
+    ]
+    body = await request.body()
+    call = functools.partial(
+        ctx.host.invoke_http, name, request.method, path, headers, body, qualifier=version.version
+    )
+    result = await ctx.pool.run(name, call)
     if not result.ok or result.response is None:
+        if public and result.outcome is not Outcome.THROTTLED and not await _may_read(request, name):
+            return _generic_error(request, result)
         return outcome_error(request, result, FUNCTION_URL_STATUS)
     response = Response(result.response.body, status_code=result.response.status)
     response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-type"]
@@ -124,14 +138,42 @@ async def function_url(request: Request) -> Response:
     return response
 
 
+async def _may_read(request: Request, name: str) -> bool:
+    """Whether the caller of a public function holds a key that may read it (quietly: no key is fine)."""
+    if "authorization" not in request.headers:
+        return False
+    ctx = context_of(request)
+    try:
+        principal = await blocking(ctx.keys.authenticate, request.headers["authorization"])
+        require_read(principal, name)
+    except FnhostError:
+        return False
+    return True
+
+
+def _generic_error(request: Request, result: InvocationResult) -> Response:
+    """What an anonymous caller learns of a failed invocation: the outcome and the invocation id."""
+    return error_response(
+        FUNCTION_URL_STATUS[result.outcome],
+        result.outcome.value,
+        f"the function failed ({result.outcome.value}); its owner can look up invocation "
+        f"{result.invocation_id} (GET /v1/invocations/{result.invocation_id})",
+        request_id=request_id_of(request),
+        invocation_id=result.invocation_id,
+        headers=invocation_headers(result),
+    )
+
+
 async def list_invocations(request: Request) -> Response:
-    """GET /v1/functions/{name}/invocations[?limit=50]: newest first."""
+    """GET /v1/functions/{name}/invocations[?limit=50&before=ID]: newest first, at most `limit`
+    records and 4 MiB (at least one); `next_before`, when set, continues the listing."""
     ctx = context_of(request)
     name = function_of(request)
     await ctx.authorize(request, READ, name)
     limit = query_int(request, "limit", 50, 1, 1000)
-    records = await blocking(ctx.host.invocations.list, name, limit=limit)
-    return JSONResponse({"name": name, "invocations": jsonable(records)})
+    before = request.query_params.get("before") or None
+    page = await blocking(ctx.host.invocations.page, name, limit=limit, before=before)
+    return JSONResponse({"name": name, "invocations": jsonable(page.records), "next_before": page.next_before})
 
 
 async def get_invocation(request: Request) -> Response:

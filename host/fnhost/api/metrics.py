@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -31,6 +32,9 @@ from starlette.responses import Response
 from ..control.auth import ADMIN, DEPLOY, INVOKE, Principal
 from ..runtime.outcomes import InvocationResult, Outcome
 from ..triggers import Triggers
+
+if TYPE_CHECKING:
+    from ..invoker import Invoker
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -81,6 +85,13 @@ class Metrics:
             name: Counter(f"fnhost_{name}", text, [label], registry=self.registry)
             for name, (label, text) in TRIGGER_COUNTERS.items()
         }
+
+    def watch_invoker(self, invoker: Invoker) -> None:
+        """Export the threads guests pin past their deadline and the memory idle warm instances hold
+        (read from `invoker` at each scrape)."""
+        collector = _InvokerCollector(invoker)
+        self.registry.register(collector)
+        self._scraped.append(collector)
 
     def watch_triggers(self, triggers: Triggers) -> None:
         """Export the triggers' queue gauges (read at each scrape) and counters (from now on)."""
@@ -172,6 +183,33 @@ class _Filtered(Collector):
         for metric in self.source.collect():
             metric.samples = [s for s in metric.samples if self.visible(s.labels)]
             yield metric
+
+
+class _InvokerCollector(Collector):
+    def __init__(self, invoker: Invoker) -> None:
+        self.invoker = invoker
+
+    def collect(self) -> Iterator[Metric]:
+        by_function = self.invoker.pinned()
+        total = GaugeMetricFamily(
+            "fnhost_pinned_threads",
+            "Threads still running a guest past its deadline (blocked where Wasmtime cannot interrupt it).",
+        )
+        total.add_metric([], sum(by_function.values()))
+        per_function = GaugeMetricFamily(
+            "fnhost_pinned_threads_by_function", "Pinned threads, by function.", labels=["function"]
+        )
+        for function, n in sorted(by_function.items()):
+            per_function.add_metric([function], n)
+        limit = GaugeMetricFamily("fnhost_pinned_threads_limit", "The most threads all functions may pin.")
+        limit.add_metric([], self.invoker.max_pinned)
+        warm = GaugeMetricFamily(
+            "fnhost_warm_idle_bytes", "Memory idle warm instances may hold, each counted at its limits.memory_mb."
+        )
+        warm.add_metric([], self.invoker.warm.used)
+        warm_limit = GaugeMetricFamily("fnhost_warm_idle_bytes_limit", "The most idle warm instances may hold.")
+        warm_limit.add_metric([], self.invoker.warm.max_bytes)
+        yield from (total, per_function, limit, warm, warm_limit)
 
 
 class _QueueCollector(Collector):

@@ -135,7 +135,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Recent invocations, newest first",
         "read",
         ok_schema="InvocationList",
-        query=(("limit", "integer", "1..1000, default 50"),),
+        query=(
+            ("limit", "integer", "1..1000, default 50"),
+            ("before", "string", "`next_before` of the previous page"),
+        ),
         errors=(400, 404),
     ),
     Endpoint(
@@ -278,12 +281,15 @@ _ERROR_TEXT = {
     404: "No such function, version, alias, invocation, secret or key",
     405: "Method not allowed here, or the server is read-only",
     409: "Conflicts with the current state",
+    408: "The request body did not arrive within the server's body timeout",
     413: "Body over the server's limit",
     429: "Too many invocations in flight; retry after `Retry-After` seconds",
     500: "The function's HTTP handler returned an error (function URLs), or a server fault",
     502: "The function failed: guest_error, guest_trap, fuel_exhausted, memory_limit or denied",
-    503: "Not ready, or the database is unavailable for now; retry after `Retry-After` seconds",
+    503: "Not ready, the database unavailable for now, or as many request bodies in flight as the server "
+    "allows; retry after `Retry-After` seconds",
     504: "The function ran past its timeout",
+    507: "The disk holding the data dir is full",
 }
 
 _OBJ: dict[str, Any] = {"type": "object"}
@@ -369,6 +375,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string"},
             "invocations": {"type": "array", "items": {"$ref": "#/components/schemas/Invocation"}},
+            "next_before": {"type": ["string", "null"], "description": "the `before` of the next page"},
         },
     },
     "SecretRequest": {"type": "object", "required": ["value"], "properties": {"value": {"type": "string"}}},

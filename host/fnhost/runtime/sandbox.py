@@ -34,6 +34,7 @@ from ..capabilities.base import (
 )
 from ..errors import InvalidWasm
 from ..manifest import Manifest
+from ..names import HTTP_TOKEN
 from . import _fastlist, abi
 from ._corecall import I32, I64, call_i32s, check_signature
 from .engine import EpochTicker
@@ -133,22 +134,39 @@ class Prepared:
                 raise InvalidWasm(f"core module imports something fnhost does not provide: {_first_line(e)}") from None
 
     # warm instances --------------------------------------------------------------------------
+    # `warm_pool` (set by the invoker: fnhost.warm.WarmPool) is told of every instance going idle
+    # and may refuse it or evict others (`discard_warm`); the memory policy lives there, not here.
+    warm_pool: Any = None
+
     def take_warm(self) -> _Warm | None:
         if not self.limits.instance_reuse:
             return None
         with self._lock:
-            return self._warm.pop() if self._warm else None
+            warm = self._warm.pop() if self._warm else None
+        if warm is not None and self.warm_pool is not None:
+            self.warm_pool.taken(warm)
+        return warm
 
     def give_back(self, warm: _Warm) -> None:
         if warm.uses >= self.limits.instance_reuse:
             return
         with self._lock:
-            if len(self._warm) < self.limits.max_concurrency:
-                self._warm.append(warm)
+            if len(self._warm) >= self.limits.max_concurrency:
+                return
+            self._warm.append(warm)
+        if self.warm_pool is not None and not self.warm_pool.admit(self, warm):
+            self.discard_warm(warm)
+
+    def discard_warm(self, warm: _Warm) -> None:
+        with self._lock:
+            self._warm = [w for w in self._warm if w is not warm]
 
     def drop_warm(self) -> None:
         with self._lock:
-            self._warm.clear()
+            dropped, self._warm = self._warm, []
+        for warm in dropped:
+            if self.warm_pool is not None:
+                self.warm_pool.taken(warm)
 
 
 def _first_line(e: BaseException) -> str:
@@ -399,7 +417,7 @@ class Sandbox:
 
 MAX_RESPONSE_HEADERS = 200
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = HTTP_TOKEN.pattern
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 

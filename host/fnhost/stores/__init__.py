@@ -19,7 +19,7 @@ from .errors import (
     StoreUnavailable,
     TooLarge,
 )
-from .invocations import InvocationRecord, InvocationStore
+from .invocations import InvocationRecord, InvocationStore, Page, bounded_text
 from .kv import KVStore, SQLiteKVStore
 from .queues import QueueMessage, QueueStats, QueueStore, SQLiteQueueStore
 from .registry import LIVE, AliasRecord, FunctionRecord, Registry, VersionRecord
@@ -36,6 +36,7 @@ __all__ = [
     "InvocationStore",
     "KVStore",
     "MasterKeyError",
+    "Page",
     "PostgresDatabase",
     "QueueMessage",
     "QueueStats",
@@ -50,6 +51,7 @@ __all__ = [
     "StoreUnavailable",
     "TooLarge",
     "VersionRecord",
+    "bounded_text",
     "load_master_key",
     "new_sortable_id",
     "open_database",

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from .._fs import disk_full
 from ..namespaces import QUALIFIED_RESOURCE_RE
 from .database import SQLITE, AnyDatabase, Migration, PostgresDatabase
 from .errors import InvalidArgument, StoreUnavailable, TooLarge
@@ -20,11 +21,12 @@ R = TypeVar("R")
 
 
 def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn a backend's "cannot now" errors into a retryable `StoreUnavailable`.
+    """Turn a backend's "cannot now" errors into a retryable `StoreUnavailable`, and a full disk into
+    `InsufficientStorage` naming the database (SQLite rolled the transaction back).
 
-    SQLite: `OperationalError` (locked, disk full, I/O error). PostgreSQL: a lost connection (the
-    thread's connection is dropped, so the next call reconnects by itself), a deadlock or a
-    serialization failure.
+    SQLite: `OperationalError` (locked, I/O error). PostgreSQL: a lost connection (the thread's
+    connection is dropped, so the next call reconnects by itself), a deadlock or a serialization
+    failure.
     """
 
     @functools.wraps(method)
@@ -32,6 +34,9 @@ def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
         try:
             return method(*args, **kwargs)
         except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                db = getattr(args[0] if args else None, "_db", None)
+                raise disk_full(getattr(db, "path", "the database"), e) from e
             raise StoreUnavailable(
                 f"{method.__qualname__}: the database is unavailable ({e}); retry the call"
             ) from e

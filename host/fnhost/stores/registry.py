@@ -10,13 +10,12 @@ version returns that version instead of adding one, so deploys can be retried sa
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import NotFound
-from ..manifest import NAME_RE
+from ..names import ALIAS, SHA256
 from ..namespaces import QUALIFIED_FUNCTION_RE
 from ._common import SQLiteStore, require_pattern, sql_migration, translate_sqlite_errors
 from .database import AnyDatabase, Connection
@@ -24,9 +23,6 @@ from .errors import InvalidArgument
 
 LIVE = "live"
 """The alias an invocation without a qualifier resolves."""
-ALIAS_RE = NAME_RE
-"""Alias names follow the function-name rule; starting with a letter, they never look like a version."""
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_NAMES_IN_MESSAGE = 20
 
 MIGRATIONS = [
@@ -109,7 +105,7 @@ class Registry(SQLiteStore):
         """`add_version`, also saying whether this call created the version (False: an identical
         newest version already existed). Decided inside the write transaction, so exact under races."""
         _check_function_name(name)
-        require_pattern("sha256", sha256, SHA256_RE, "must be 64 lower-case hex digits")
+        require_pattern("sha256", sha256, SHA256.pattern, SHA256.rule)
         manifest = _parse_manifest(manifest_json)
         with self._db.transaction() as db:
             now = time.time()
@@ -222,9 +218,7 @@ class Registry(SQLiteStore):
     @translate_sqlite_errors
     def set_alias(self, name: str, alias: str, version: int) -> AliasRecord:
         """Point `alias` at `version` and pin it. Setting `live` stops it following new deploys."""
-        require_pattern(
-            "alias", alias, ALIAS_RE, "use 1..63 lower-case letters, digits or '-', starting with a letter"
-        )
+        require_pattern("alias", alias, ALIAS.pattern, f"use {ALIAS.rule}")
         with self._db.transaction() as db:
             self._existing_version(db, name, version)
             db.execute(
@@ -299,8 +293,8 @@ class Registry(SQLiteStore):
         return [AliasRecord(alias, version, bool(pinned)) for alias, version, pinned in rows]
 
     def _existing_version(self, db: Connection, name: str, version: int) -> VersionRecord:
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise InvalidArgument(f"version must be an integer, got {version!r}")
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
+            raise InvalidArgument(f"version must be an integer 1..2^63-1, got {version!r}")
         row = db.execute(
             f"SELECT {_VERSION_COLUMNS} FROM versions WHERE name = ? AND version = ?", [name, version]
         ).fetchone()

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Protocol
 
 from .._fs import atomic_write
+from ..names import SHA256
 from ._common import SQLiteStore, sql_migration, translate_sqlite_errors
 from .database import AnyDatabase
 from .errors import CorruptBlob, InvalidArgument
-from .registry import SHA256_RE
 
 MIGRATIONS = [
     sql_migration("CREATE TABLE wasm_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, stored_at REAL NOT NULL)"),
@@ -43,7 +43,7 @@ class WasmStore(Protocol):
 
 
 def _checked(sha256: str, data: bytes) -> bytes:
-    if not isinstance(sha256, str) or not SHA256_RE.fullmatch(sha256):
+    if not SHA256.matches(sha256):
         raise InvalidArgument(f"wasm digest {sha256!r} is not 64 lower-case hex characters")
     if hashlib.sha256(data).hexdigest() != sha256:
         raise InvalidArgument(f"the binary's sha256 is not {sha256}")
@@ -70,7 +70,7 @@ class FileWasmStore:
         return f"FileWasmStore({str(self.dir)!r})"
 
     def _path(self, sha256: str) -> Path:
-        if not SHA256_RE.fullmatch(sha256):
+        if not SHA256.matches(sha256):
             raise InvalidArgument(f"wasm digest {sha256!r} is not 64 lower-case hex characters")
         return self.dir / f"{sha256}.wasm"
 
