@@ -7,6 +7,7 @@ artifact only loads into an engine configured the same way.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -80,42 +81,75 @@ def is_component(wasm: bytes) -> bool:
 class CompileCache:
     """Compiled artifacts on disk, keyed by wasm sha256 + engine settings + wasmtime version.
 
-    Writes go to a temp file in the same directory and are renamed into place, so concurrent writers
-    never leave a torn file. An entry that fails to load (corrupt, truncated, from another engine)
-    is recompiled and replaced.
+    Deserializing runs the artifact's native code as is, so nothing is loaded unless it is exactly
+    what this host wrote: beside each `<sha256>.cwasm` lies `<sha256>.cwasm.sha256`, the digest of
+    the artifact, checked before deserializing. A missing or different digest (a flipped bit, a torn
+    or foreign file) means recompile and replace — never load. Writes go to a temp file in the same
+    directory and are renamed into place (the artifact first, then its digest), so concurrent
+    writers never leave a torn file that passes the check. The directories are 0700: only this
+    user may place code here.
     """
 
-    def __init__(self, root: Path, engine: wasmtime.Engine, settings: EngineSettings) -> None:
-        self.root = root / settings.cache_key()
-        self.root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: Path, engine: wasmtime.Engine, settings: EngineSettings, tier: str = "") -> None:
+        self.root = root / (settings.cache_key() + (f"-{tier}" if tier else ""))
+        _private_dir(root)
+        _private_dir(self.root)
         self.engine = engine
 
     def path_for(self, sha256: str) -> Path:
         return self.root / f"{sha256}.cwasm"
+
+    def cached(self, sha256: str) -> bool:
+        """An artifact whose digest checks out is on disk (it will load without compiling)."""
+        return self._verified(self.path_for(sha256))
 
     def load(
         self, sha256: str, component: bool, wasm: Callable[[], bytes]
     ) -> tuple[wasmtime.Module | wasmtime.component.Component, bool]:
         """Return (compiled, was_cached); on a miss compile `wasm()` and store the artifact."""
         path = self.path_for(sha256)
-        if path.exists():
+        if self._verified(path):
             try:
                 if component:
                     return wasmtime.component.Component.deserialize_file(self.engine, str(path)), True
                 return wasmtime.Module.deserialize_file(self.engine, str(path)), True
             except (wasmtime.WasmtimeError, ValueError):
-                pass  # corrupt, truncated or from another engine: recompile below
+                pass  # written by this host yet refused (another engine kind): recompile below
         code = wasm()
         compiled: wasmtime.Module | wasmtime.component.Component
         if component:
             compiled = wasmtime.component.Component(self.engine, code)
         else:
             compiled = wasmtime.Module(self.engine, code)
-        atomic_write(path, bytes(compiled.serialize()))
+        artifact = bytes(compiled.serialize())
+        atomic_write(path, artifact)
+        atomic_write(_digest_path(path), hashlib.sha256(artifact).hexdigest().encode())
         return compiled, False
 
+    @staticmethod
+    def _verified(path: Path) -> bool:
+        try:
+            want = _digest_path(path).read_bytes().strip()
+            with open(path, "rb") as f:
+                have = hashlib.file_digest(f, "sha256").hexdigest().encode()
+        except OSError:
+            return False
+        return hmac.compare_digest(want, have)
+
     def remove(self, sha256: str) -> None:
-        self.path_for(sha256).unlink(missing_ok=True)
+        path = self.path_for(sha256)
+        path.unlink(missing_ok=True)
+        _digest_path(path).unlink(missing_ok=True)
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
 
 
 def monotonic_ms() -> float:

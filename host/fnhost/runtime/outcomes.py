@@ -51,10 +51,14 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def checked_response(response: HttpResponse) -> HttpResponse:
-    """An HTTP response a server can send as is: a real status, header names that are tokens and
-    values without control characters (no response splitting), all latin-1 as HTTP/1.1 needs."""
-    if not 100 <= response.status <= 599:
-        raise GuestFailure(f"handler returned HTTP status {response.status}; it must be 100..599")
+    """An HTTP response a server can send as is: a final status, header names that are tokens and
+    values without control characters (no response splitting), all latin-1 as HTTP/1.1 needs.
+
+    1xx are interim responses (100 Continue, 101 Switching Protocols): a server sends them before
+    the final one, never instead of it, so a handler answering one has no response to send."""
+    if not 200 <= response.status <= 599:
+        kind = " (an interim 1xx status, not a final response)" if 100 <= response.status <= 199 else ""
+        raise GuestFailure(f"handler returned HTTP status {response.status}{kind}; it must be 200..599")
     if len(response.headers) > MAX_RESPONSE_HEADERS:
         raise GuestFailure(f"handler returned {len(response.headers)} headers; at most {MAX_RESPONSE_HEADERS}")
     size = sum(len(name) + len(value) for name, value in response.headers)
