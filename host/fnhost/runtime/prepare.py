@@ -42,9 +42,10 @@ class Prepared:
     """One function version, ready to run: everything that does not change between invocations."""
 
     def __init__(
-        self, name: str, version: int, manifest: Manifest, compiled: Any, core_linker: wasmtime.Linker
+        self, name: str, version: int, manifest: Manifest, compiled: Any, core_linker: wasmtime.Linker, compiler: str
     ) -> None:
         self.name = name
+        self.compiler = compiler  # the tier whose engine compiled `compiled` (engine.CRANELIFT/WINCH)
         self.version = version
         self.manifest = manifest
         self.limits = manifest.limits

@@ -1,6 +1,7 @@
 """Running one invocation in a Wasmtime store: the linkers, and the steps of one run.
 
-Per host: one engine, one component linker and one core linker with every capability linked once.
+Per host and compiler tier (`Tier`): one engine, one component linker and one core linker with every
+capability linked once.
 Per function version: a `Prepared` (prepare.py). Per invocation: a fresh store with the version's
 limits (limits.py) and a fresh instance — or, with `instance_reuse`, a warm one of the same version
 — then the handler call (component_call.py or core_call.py) and the outcome (limits.classify/refine).
@@ -9,7 +10,7 @@ limits (limits.py) and a fresh instance — or, with `instance_reuse`, a warm on
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import wasmtime
@@ -28,10 +29,12 @@ from .prepare import Call, Prepared
 from .wasi_poll import link_interruptible_poll
 
 
-class Sandbox:
-    def __init__(self, engine: wasmtime.Engine, ticker: EpochTicker, capabilities: Sequence[Capability]) -> None:
+class Tier:
+    """One compiler tier: its engine and the linkers with every capability linked once."""
+
+    def __init__(self, compiler: str, engine: wasmtime.Engine, capabilities: Sequence[Capability]) -> None:
+        self.compiler = compiler
         self.engine = engine
-        self.ticker = ticker
         self.component_linker = wasmtime.component.Linker(engine)
         self.component_linker.add_wasip2()
         with convert.HostLinkerInstance.root_of(self.component_linker) as root:
@@ -48,24 +51,40 @@ class Sandbox:
             cap.link_core(self.core_linker)
         link_core_results(self.core_linker)
 
-    def prepare(self, name: str, version: int, manifest: Manifest, compiled: Any) -> Prepared:
-        prepared = Prepared(name, version, manifest, compiled, self.core_linker)
+
+class Sandbox:
+    """Runs prepared versions. `engines` maps each compiler tier to its engine (the first one is
+    the default); a version runs in the tier its code was compiled for (`Prepared.compiler`)."""
+
+    def __init__(
+        self, engines: Mapping[str, wasmtime.Engine], ticker: EpochTicker, capabilities: Sequence[Capability]
+    ) -> None:
+        self.tiers = {compiler: Tier(compiler, engine, capabilities) for compiler, engine in engines.items()}
+        self.default = next(iter(self.tiers))
+        self.ticker = ticker
+
+    def prepare(
+        self, name: str, version: int, manifest: Manifest, compiled: Any, compiler: str | None = None
+    ) -> Prepared:
+        tier = self.tiers[compiler or self.default]
+        prepared = Prepared(name, version, manifest, compiled, tier.core_linker, tier.compiler)
         if prepared.component:
-            self._trial_instantiate(prepared)
+            self._trial_instantiate(tier, prepared)
         return prepared
 
-    def _trial_instantiate(self, prepared: Prepared) -> None:
+    def _trial_instantiate(self, tier: Tier, prepared: Prepared) -> None:
         """Instantiate once at deploy, so a component importing what fnhost lacks fails the deploy."""
-        store = new_store(self.engine, prepared).store
+        store = new_store(tier.engine, prepared).store
         store.set_fuel(prepared.limits.fuel)
         store.set_epoch_deadline(self.ticker.ticks_for(prepared.limits.timeout_ms))
         try:
-            self.component_linker.instantiate(store, prepared.compiled)
+            tier.component_linker.instantiate(store, prepared.compiled)
         except wasmtime.WasmtimeError as e:
             raise InvalidWasm(f"component cannot be instantiated by fnhost: {first_line(e)}") from None
 
     def run(self, prepared: Prepared, call: Call, state: CallState) -> RunResult:
         limits = prepared.limits
+        tier = self.tiers[prepared.compiler]
         warm = prepared.take_warm()
         set_current_state(state)
         convert.signatures.cache = prepared.host_signatures
@@ -73,7 +92,7 @@ class Sandbox:
         fuel_set = 0
         try:
             if warm is None:
-                warm = new_store(self.engine, prepared)
+                warm = new_store(tier.engine, prepared)
             store = warm.store
             warm.stdio.attach(state.logs)
             store.set_fuel(limits.fuel)
@@ -82,7 +101,7 @@ class Sandbox:
             state.deadline = time.monotonic() + limits.timeout_ms / 1000
             state.wasi_clock_origin_ns = warm.wasi_clock_origin_ns
             if warm.instance is None:
-                self._instantiate(prepared, warm)
+                self._instantiate(tier, prepared, warm)
             if call.kind not in prepared.exports:
                 raise GuestFailure(f"function does not export a {call.kind} handler")
             if prepared.component:
@@ -114,9 +133,9 @@ class Sandbox:
             prepared.give_back(warm)
         return result
 
-    def _instantiate(self, prepared: Prepared, warm: Instance) -> None:
+    def _instantiate(self, tier: Tier, prepared: Prepared, warm: Instance) -> None:
         if prepared.component:
-            warm.instance = self.component_linker.instantiate(warm.store, prepared.compiled)
+            warm.instance = tier.component_linker.instantiate(warm.store, prepared.compiled)
             return
         warm.instance = prepared.pre.instantiate(warm.store)
         warm.exports = warm.instance.exports(warm.store)
