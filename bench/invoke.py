@@ -144,6 +144,24 @@ class RawCore:
         return ex["memory"].read(store, packed >> 32, (packed >> 32) + (packed & 0xFFFFFFFF))
 
 
+EXTISM_ECHO = """(module
+  (import "extism:host/env" "input_length" (func $len (result i64)))
+  (import "extism:host/env" "input_offset" (func $off (result i64)))
+  (import "extism:host/env" "output_set" (func $out (param i64 i64)))
+  (memory (export "memory") 1)
+  (func (export "echo") (result i32) (call $out (call $off) (call $len)) (i32.const 0)))"""
+
+
+def extism_plugin() -> Callable[[bytes], bytes] | None:
+    """Extism's Python SDK (its own Rust runtime, a warm plugin) running an echo in its ABI."""
+    try:
+        import extism
+    except ImportError:
+        return None
+    plugin = extism.Plugin(bytes(wasmtime.wat2wasm(EXTISM_ECHO)), wasi=False)
+    return lambda data: bytes(plugin.call("echo", data))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
@@ -220,6 +238,16 @@ def main() -> None:
                 row(label, fast, slow, "fnhost", "raw")
             else:
                 print(f"{label:<34} fnhost p50 {pct(fast, 0.5):8.3f} ms  p99 {pct(fast, 0.99):8.3f}")
+        print("\n== warm core-module call: fnhost (instance_reuse) vs Extism, the same tiny echo ==")
+        extism_echo = extism_plugin()
+        if extism_echo is None:
+            print("skipped: `pip install extism==1.1.1` to compare (a benchmark peer, not a dependency)")
+        else:
+            host.deploy("coreecho", wat_guests.ECHO, {"name": "coreecho", "limits": {"memory_mb": 64, "instance_reuse": 100_000}})
+            assert host.invoke("coreecho", payload).output.endswith(payload) and extism_echo(payload) == payload
+            ta, tb = side_by_side(lambda: host.invoke("coreecho", payload), lambda: extism_echo(payload), args.rounds * 5)
+            row("warm tiny core module (WAT echo)", ta, tb, "fnhost", "extism")
+
         print("\n== body round trip through a core module (linear memory) ==")
         for size in (100_000, 1_000_000):
             body = os.urandom(size)

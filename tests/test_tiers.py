@@ -111,3 +111,32 @@ def test_known_difference_bulk_memory_costs_one_fuel_per_byte_only_in_cranelift(
     payload = b"x" * 100_000
     fuel = {c: h.invoke("f", payload).fuel_consumed for c, h in hosts.items()}
     assert fuel[CRANELIFT] - fuel[WINCH] >= 100_000
+
+
+def test_epoch_deadlines_follow_the_wall_clock_when_the_ticker_wakes_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load (a background compile on every core) the ticker thread wakes late; counting its
+    wake-ups stretched a 3 s deadline past 3.5 s. Ticks now follow the clock."""
+    import threading
+
+    import wasmtime
+
+    from fnhost.runtime import engine as engine_module
+
+    class LateEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            return super().wait(None if timeout is None else timeout * 4)  # wakes 4x late
+
+    monkeypatch.setattr(engine_module.threading, "Event", LateEvent)
+    engine = engine_module.make_engine(EngineSettings())
+    ticker = engine_module.EpochTicker([engine], 5)
+    try:
+        store = wasmtime.Store(engine)
+        store.set_fuel(10**15)
+        store.set_epoch_deadline(ticker.ticks_for(200))
+        instance = wasmtime.Instance(store, wasmtime.Module(engine, "(module (func (export \"f\") (loop $l (br $l))))"), [])
+        t0 = time.monotonic()
+        with pytest.raises(wasmtime.Trap):
+            instance.exports(store)["f"](store)
+        assert time.monotonic() - t0 < 0.4  # counting wake-ups: ~0.8 s
+    finally:
+        ticker.stop()

@@ -83,10 +83,18 @@ class EpochTicker:
         return -(-timeout_ms // self.tick_ms) + 1
 
     def _run(self) -> None:
+        # Ticks follow the wall clock, not the number of wake-ups: on a loaded machine (a background
+        # compile on every core) this thread wakes late, and counting wake-ups would stretch every
+        # deadline. Late wake-ups catch up with the ticks that are due.
         interval = self.tick_ms / 1000
+        start = time.monotonic()
+        ticked = 0
         while not self._stop.wait(interval):
-            for engine in self.engines:
-                engine.increment_epoch()
+            due = int((time.monotonic() - start) / interval)
+            while ticked < due:
+                for engine in self.engines:
+                    engine.increment_epoch()
+                ticked += 1
 
     def stop(self) -> None:
         self._stop.set()
