@@ -140,3 +140,28 @@ def test_epoch_deadlines_follow_the_wall_clock_when_the_ticker_wakes_late(monkey
         assert time.monotonic() - t0 < 0.4  # counting wake-ups: ~0.8 s
     finally:
         ticker.stop()
+
+
+def test_one_compile_per_artifact_when_hosts_race(tmp_path: Path) -> None:
+    """Hosts of one process deploying the same wasm (a test suite, parallel deploys) compile it once."""
+    import threading
+
+    from fnhost.runtime.engine import CompileCache, make_engine
+
+    settings = EngineSettings()
+    engine = make_engine(settings)
+    caches = [CompileCache(tmp_path, engine, settings) for _ in range(4)]
+    calls = []
+
+    def wasm() -> bytes:
+        calls.append(1)
+        time.sleep(0.1)  # a compile in progress while the others arrive
+        return g.ECHO
+
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda c=c: results.append(c.load("x" * 64, False, wasm)[1])) for c in caches]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(calls) == 1 and sorted(results) == [False, True, True, True]

@@ -6,11 +6,12 @@ included: a serialized artifact only loads into an engine configured the same wa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version as _dist_version
 from pathlib import Path
@@ -137,6 +138,12 @@ class CompileCache:
     ) -> tuple[wasmtime.Module | wasmtime.component.Component, bool]:
         """Return (compiled, was_cached); on a miss compile `wasm()` and store the artifact."""
         path = self.path_for(sha256)
+        with _compiling(path):  # one compile per artifact in this process; the others wait and load it
+            return self._load(path, component, wasm)
+
+    def _load(
+        self, path: Path, component: bool, wasm: Callable[[], bytes]
+    ) -> tuple[wasmtime.Module | wasmtime.component.Component, bool]:
         if self._verified(path):
             try:
                 if component:
@@ -169,6 +176,18 @@ class CompileCache:
         path = self.path_for(sha256)
         path.unlink(missing_ok=True)
         _digest_path(path).unlink(missing_ok=True)
+
+
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _compiling(path: Path) -> Iterator[None]:
+    with _locks_guard:
+        lock = _locks.setdefault(path, threading.Lock())
+    with lock:
+        yield
 
 
 def _digest_path(path: Path) -> Path:
