@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
-from wasmtime._func import enter_wasm
+from wasmtime._func import maybe_raise_last_exn
 
 from ..capabilities.base import GuestMemory, HostCallError, current_state
 from ..errors import InvalidWasm
@@ -46,20 +46,34 @@ def check_signature(
             return
 
 
+_PARAMS = [ffi.wasmtime_val_t * max(n, 1) for n in range(3)]  # the ABI's exports take at most 2 args
+_RESULTS = ffi.wasmtime_val_t * 1
+_TRAP = ctypes.POINTER(ffi.wasm_trap_t)
+
+
 def call_i32s(store: wasmtime.Store, func: wasmtime.Func, args: tuple[int, ...], result: str | None) -> int:
-    """Call `func(i32...) -> i32 | i64 | ()` (signature checked at deploy); `result` is "i32", "i64" or None."""
+    """Call `func(i32...) -> i32 | i64 | ()` (signature checked at deploy); `result` is "i32", "i64" or None.
+
+    What `wasmtime._func.enter_wasm` does, without its generator-based context manager (~1.4 µs a call).
+    """
     n = len(args)
-    params = (ffi.wasmtime_val_t * max(n, 1))()
+    params = _PARAMS[n]()
     for i, value in enumerate(args):
-        params[i].kind = _KIND_I32  # type: ignore[assignment]
-        params[i].of.i32 = value
-    results = (ffi.wasmtime_val_t * 1)()
-    with enter_wasm(store) as trap:
-        error = ffi.wasmtime_func_call(
-            store._context(), ctypes.byref(func._func), params, n, results, 0 if result is None else 1, trap
-        )
-        if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
+        param = params[i]
+        param.kind = _KIND_I32  # type: ignore[assignment]
+        param.of.i32 = value
+    results = _RESULTS()
+    trap = _TRAP()
+    error = ffi.wasmtime_func_call(
+        store._context(), ctypes.byref(func._func), params, n, results, 0 if result is None else 1, ctypes.byref(trap)
+    )
+    if error:
+        maybe_raise_last_exn()  # a host function's Python exception comes first, as in wasmtime-py
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        trap_obj = wasmtime.Trap._from_ptr(trap)
+        maybe_raise_last_exn()
+        raise trap_obj
     if result is None:
         return 0
     return int(results[0].of.i64 if result == "i64" else results[0].of.i32)
