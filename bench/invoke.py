@@ -5,7 +5,8 @@
 Prints, for the Python hello component and a tiny core module: fresh-instance invoke latency
 through `Host` next to raw wasmtime-py doing the same (new Store with fuel and an epoch deadline,
 WASI, instantiate, call) — the ratio is fnhost's overhead; warm-reuse latency; and body round trips
-(100 KB, 1 MB) through fnhost's bulk list<u8> path next to wasmtime-py's own per-element path.
+(100 KB, 1 MB) through fnhost's codecs (bulk list<u8>, runtime/convert.py) next to plain
+wasmtime-py's own per-element conversion of the same call.
 Runs are interleaved (A, B, A, B...) so machine noise hits both sides alike.
 """
 
@@ -30,7 +31,6 @@ from wasmtime.component import Record  # noqa: E402
 
 from fnhost import FnhostError, Host, Outcome  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
-from fnhost.runtime import _fastlist  # noqa: E402
 from fnhost.runtime.engine import WASMTIME_VERSION, make_engine  # noqa: E402
 
 CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
@@ -84,14 +84,34 @@ class RawComponent:
                     for f in funcs:
                         inst.add_func(f, lambda *_: None)
         self.export = self.component.get_export_index("handle-event")
+        self.http_export = self.component.get_export_index("handle-http")
 
-    def invoke(self, payload: bytes) -> bytes:
+    def _instance(self) -> tuple[wasmtime.Store, wasmtime.component.Instance]:
         store = wasmtime.Store(self.engine)
         store.set_fuel(20_000_000_000)
         store.set_epoch_deadline(1000)
         store.set_wasi(wasmtime.WasiConfig())
-        instance = self.linker.instantiate(store, self.component)
+        return store, self.linker.instantiate(store, self.component)
+
+    def invoke(self, payload: bytes) -> bytes:
+        store, instance = self._instance()
         func = instance.get_func(store, self.export)
+        result = func(store, self._ctx(), payload)
+        func.post_return(store)
+        return result.output
+
+    def invoke_http(self, body: bytes) -> bytes:
+        store, instance = self._instance()
+        func = instance.get_func(store, self.http_export)
+        request = Record()
+        for k, v in {"method": "POST", "path-with-query": "/echo", "headers": [], "body": body}.items():
+            setattr(request, k, v)
+        result = func(store, self._ctx(), request)
+        func.post_return(store)
+        return result.body
+
+    @staticmethod
+    def _ctx() -> Record:
         ctx = Record()
         for k, v in {
             "invocation-id": "x",
@@ -101,9 +121,7 @@ class RawComponent:
             "memory-limit-mb": 128,
         }.items():
             setattr(ctx, k, v)
-        result = func(store, ctx, payload)
-        func.post_return(store)
-        return result.output
+        return ctx
 
 
 class RawCore:
@@ -124,6 +142,24 @@ class RawCore:
         ex["memory"].write(store, payload, ptr)
         packed = ex["fnhost_handle_event"](store, ptr, len(payload))
         return ex["memory"].read(store, packed >> 32, (packed >> 32) + (packed & 0xFFFFFFFF))
+
+
+EXTISM_ECHO = """(module
+  (import "extism:host/env" "input_length" (func $len (result i64)))
+  (import "extism:host/env" "input_offset" (func $off (result i64)))
+  (import "extism:host/env" "output_set" (func $out (param i64 i64)))
+  (memory (export "memory") 1)
+  (func (export "echo") (result i32) (call $out (call $off) (call $len)) (i32.const 0)))"""
+
+
+def extism_plugin() -> Callable[[bytes], bytes] | None:
+    """Extism's Python SDK (its own Rust runtime, a warm plugin) running an echo in its ABI."""
+    try:
+        import extism
+    except ImportError:
+        return None
+    plugin = extism.Plugin(bytes(wasmtime.wat2wasm(EXTISM_ECHO)), wasi=False)
+    return lambda data: bytes(plugin.call("echo", data))
 
 
 def main() -> None:
@@ -191,18 +227,27 @@ def main() -> None:
                 host.invoke_http("hello", "POST", "/echo", [], body)
                 fast[i] = time.perf_counter() - t
             slow = []
-            if size <= 100_000:  # the library path: 1 MB would take ~4 s a round
-                _restore_library()
+            if size <= 100_000:  # plain wasmtime-py, per-element conversion: 1 MB would take ~4 s a round
+                assert raw.invoke_http(body) == body
                 for _ in range(3):
                     t = time.perf_counter()
-                    host.invoke_http("hello", "POST", "/echo", [], body)
+                    raw.invoke_http(body)
                     slow.append(time.perf_counter() - t)
-                _fastlist.install()
             label = f"{size // 1000} KB python component"
             if slow:
-                row(label, fast, slow, "bulk", "per-element")
+                row(label, fast, slow, "fnhost", "raw")
             else:
-                print(f"{label:<34} bulk p50 {pct(fast, 0.5):8.3f} ms  p99 {pct(fast, 0.99):8.3f}")
+                print(f"{label:<34} fnhost p50 {pct(fast, 0.5):8.3f} ms  p99 {pct(fast, 0.99):8.3f}")
+        print("\n== warm core-module call: fnhost (instance_reuse) vs Extism, the same tiny echo ==")
+        extism_echo = extism_plugin()
+        if extism_echo is None:
+            print("skipped: `pip install extism==1.1.1` to compare (a benchmark peer, not a dependency)")
+        else:
+            host.deploy("coreecho", wat_guests.ECHO, {"name": "coreecho", "limits": {"memory_mb": 64, "instance_reuse": 100_000}})
+            assert host.invoke("coreecho", payload).output.endswith(payload) and extism_echo(payload) == payload
+            ta, tb = side_by_side(lambda: host.invoke("coreecho", payload), lambda: extism_echo(payload), args.rounds * 5)
+            row("warm tiny core module (WAT echo)", ta, tb, "fnhost", "extism")
+
         print("\n== body round trip through a core module (linear memory) ==")
         for size in (100_000, 1_000_000):
             body = os.urandom(size)
@@ -210,13 +255,6 @@ def main() -> None:
             ta, tb = side_by_side(lambda b=body: host.invoke("core", b), lambda b=body: raw_core.invoke(b), n)
             row(f"{size // 1000} KB core module", ta, tb, "fnhost", "raw")
         host.close()
-
-
-def _restore_library() -> None:
-    from wasmtime.component import _types
-
-    _types.ListType.convert_to_c = _fastlist._library_to_c  # type: ignore[method-assign]
-    _types.ListType.convert_from_c = _fastlist._library_from_c  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -113,6 +113,10 @@ def test_chaos_stdout_is_captured(host: Host) -> None:
     r = host.invoke("chaos", b"stdout:100")
     assert r.outcome is Outcome.OK, r.error
     assert "x" * 100 in "".join(r.logs)
+    # one 100 KB write: WASI takes 8,192 bytes per write, and the tail used to be dropped
+    r = host.invoke("chaos", b"stdout:100000")
+    assert r.outcome is Outcome.OK, r.error
+    assert "".join(r.logs).count("x") == 100_000
 
 
 def test_sleeping_python_guest_stops_at_its_timeout(host: Host) -> None:

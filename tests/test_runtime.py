@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import stat
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -104,7 +108,38 @@ def test_invalid_http_response_is_a_guest_error(host: Host) -> None:
     deploy(host, g.BAD_STATUS)
     r = host.invoke_http("f", "GET", "/")
     assert r.outcome is Outcome.GUEST_ERROR
-    assert r.error == "handler returned HTTP status 1000; it must be 100..599"
+    assert r.error == "handler returned HTTP status 1000; it must be 200..599"
+
+
+@pytest.mark.parametrize("status", [100, 101, 103, 199])
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_interim_status_is_a_guest_error_and_a_5xx_at_the_function_url(tmp_path: Path, status: int) -> None:
+    """A guest answering 100 used to send a bare `HTTP/1.1 100` and no final response; 101 dropped the
+    connection with an h11 traceback."""
+    from starlette.testclient import TestClient
+
+    from fnhost.api import create_app
+
+    with Host(tmp_path / "d", cache_dir=tmp_path / "cache") as host:
+        host.deploy("f", g.http_status(status), {"name": "f", "http": {"public": True}})
+        r = host.invoke_http("f", "GET", "/")
+        assert r.outcome is Outcome.GUEST_ERROR
+        assert r.error == (
+            f"handler returned HTTP status {status} (an interim 1xx status, not a final response); "
+            "it must be 200..599"
+        )
+        with TestClient(create_app(host), raise_server_exceptions=False) as client:
+            response = client.get("/fn/f/")
+        # a clear failure of the function (the WIT contract maps a handler's failure to 500), never a 1xx
+        assert response.status_code in (500, 502)
+        assert response.headers["x-fnhost-outcome"] == "guest_error"
+
+
+@pytest.mark.parametrize("status", [200, 204, 404, 599])
+def test_final_statuses_pass(host: Host, status: int) -> None:
+    host.deploy("f", g.http_status(status), {"name": "f"})
+    r = host.invoke_http("f", "GET", "/")
+    assert r.outcome is Outcome.OK and r.response is not None and r.response.status == status
 
 
 def test_stdout_flood_is_bounded(host: Host) -> None:
@@ -233,6 +268,60 @@ def test_corrupt_cache_entry_is_recompiled(tmp_path: Path) -> None:
     with Host(tmp_path / "d", cache_dir=cache) as h:
         assert h.invoke("f", b"x").outcome is Outcome.OK
     assert artifact.read_bytes() != b"not a compiled module"
+
+
+FLIPPED_ARTIFACT_PROGRAM = """
+import sys
+from fnhost import Host
+with Host(sys.argv[1], cache_dir=sys.argv[2]) as h:
+    r = h.invoke("f", b"after the flip")
+    print(r.outcome.value, r.output.endswith(b"after the flip"))
+"""
+
+
+@pytest.mark.parametrize("where", [0.25, 0.5, 0.75])
+def test_artifact_with_flipped_bytes_is_recompiled_never_loaded(tmp_path: Path, where: float) -> None:
+    """64 flipped bytes in a cached artifact used to crash the next process (SIGSEGV) on every start."""
+    cache = tmp_path / "cache"
+    with Host(tmp_path / "d", cache_dir=cache) as h:
+        h.deploy("f", g.ECHO, {"name": "f"})
+    (artifact,) = cache.rglob("*.cwasm")
+    data = bytearray(artifact.read_bytes())
+    at = int(len(data) * where)
+    data[at : at + 64] = bytes(b ^ 0xFF for b in data[at : at + 64])
+    artifact.write_bytes(bytes(data))
+    for _ in range(2):  # and the restart after that
+        run = subprocess.run(
+            [sys.executable, "-c", FLIPPED_ARTIFACT_PROGRAM, str(tmp_path / "d"), str(cache)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.stdout.split() == ["ok", "True"]
+    assert artifact.read_bytes() != bytes(data)  # replaced by a fresh compile
+    digest = artifact.with_name(artifact.name + ".sha256").read_text()
+    assert digest == hashlib.sha256(artifact.read_bytes()).hexdigest()
+
+
+def test_artifact_without_its_digest_is_not_loaded(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with Host(tmp_path / "d", cache_dir=cache) as h:
+        h.deploy("f", g.ECHO, {"name": "f"})
+    (artifact,) = cache.rglob("*.cwasm")
+    artifact.with_name(artifact.name + ".sha256").unlink()
+    mtime = artifact.stat().st_mtime_ns
+    with Host(tmp_path / "d", cache_dir=cache) as h:
+        assert h.invoke("f", b"x").outcome is Outcome.OK
+    assert artifact.stat().st_mtime_ns != mtime  # recompiled, not loaded
+
+
+def test_compile_cache_directories_are_private(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o755)
+    with Host(tmp_path / "d", cache_dir=cache) as h:
+        h.deploy("f", g.ECHO, {"name": "f"})
+    (artifact,) = cache.rglob("*.cwasm")
+    for d in (cache, artifact.parent):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
 
 
 def test_invocations_are_recorded(host: Host) -> None:

@@ -25,7 +25,7 @@ def test_round_trip_idempotent_put_and_delete(wasm_store: Any) -> None:
     wasm_store.put(SHA, WASM)
     wasm_store.put(SHA, WASM)
     assert wasm_store.get(SHA) == WASM
-    assert wasm_store.header(SHA) == WASM[:8]
+    assert wasm_store.header(SHA) == WASM[:8] and wasm_store.size(SHA) == len(WASM)
     wasm_store.delete(SHA)
     wasm_store.delete(SHA)
     assert wasm_store.get(SHA) is None

@@ -103,12 +103,18 @@ OOM_ABORT = module(
     imports=FD_WRITE,
 )
 
-# An HTTP handler answering status 1000 (no headers, empty body): not a status a server can send.
-BAD_STATUS = module("""
-  (data (i32.const 16) "\\00\\e8\\03\\00\\00\\00\\00\\00\\00\\00\\00")
+def http_status(status: int) -> bytes:
+    """An HTTP handler answering `status` with no headers and an empty body."""
+    lo, hi = status & 0xFF, status >> 8
+    return module(f"""
+  (data (i32.const 16) "\\00\\{lo:02x}\\{hi:02x}\\00\\00\\00\\00\\00\\00\\00\\00")
   (func (export "fnhost_handle_http") (param i32 i32) (result i64)
     (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 11)))
 """)
+
+
+# Status 1000: not a status a server can send.
+BAD_STATUS = http_status(1000)
 
 # Calls log_write 1000 times with "hi" (a host-call budget test).
 LOG_LOOP = module(

@@ -21,9 +21,10 @@ from .manifest import Manifest
 from .namespaces import split
 from .recorder import InvocationRecorder
 from .runtime import abi
-from .runtime.engine import CompileCache, EngineSettings, EpochTicker, is_component, make_engine
+from .runtime.engine import CRANELIFT, WINCH, CompileCache, EngineSettings, EpochTicker, is_component, make_engine
 from .runtime.outcomes import InvocationResult
 from .runtime.sandbox import Call, Prepared, Sandbox
+from .runtime.tiers import TieredCompiler
 from .stores import (
     LIVE,
     Database,
@@ -119,18 +120,22 @@ class Host:
         self.shares = Shares(self.db)
         self.invocations = InvocationRecorder(InvocationStore(self.db))
         self.settings = engine_settings or EngineSettings()
-        self.engine = make_engine(self.settings)
-        self.ticker = EpochTicker(self.engine, self.settings.epoch_tick_ms)
-        self.compile_cache = CompileCache(
-            Path(cache_dir) if cache_dir else self.data_dir / "compiled", self.engine, self.settings
-        )
+        self.engine = make_engine(self.settings)  # Cranelift: what every version runs in the end
+        engines = {CRANELIFT: self.engine}
+        if self.settings.baseline_min_bytes is not None:
+            engines[WINCH] = make_engine(self.settings, WINCH)
+        self.ticker = EpochTicker(list(engines.values()), self.settings.epoch_tick_ms)
+        cache_root = Path(cache_dir) if cache_dir else self.data_dir / "compiled"
+        caches = {c: CompileCache(cache_root, e, self.settings, c) for c, e in engines.items()}
+        self.compile_cache = caches[CRANELIFT]
+        self.compiler = TieredCompiler(caches, self.settings.baseline_min_bytes)
         self.capabilities: list[Capability] = [
             KvCapability(self.kv),
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
             LogCapability(),
         ]
-        self.sandbox = Sandbox(self.engine, self.ticker, self.capabilities)
+        self.sandbox = Sandbox(engines, self.ticker, self.capabilities)
         self.invoker = Invoker(
             self.registry,
             self.sandbox,
@@ -175,10 +180,10 @@ class Host:
             raise InvalidWasm("module is not WebAssembly (no \\0asm header); build it with `fnhost build`")
         sha256 = hashlib.sha256(wasm).hexdigest()
         try:
-            compiled, _ = self.compile_cache.load(sha256, is_component(wasm), lambda: wasm)
+            compiled, compiler = self.compiler.compile(sha256, len(wasm), is_component(wasm), lambda: wasm)
         except wasmtime.WasmtimeError as e:
             raise InvalidWasm(f"Wasmtime rejects the module: {str(e).strip().splitlines()[0]}") from None
-        prepared = self.sandbox.prepare(name, 0, manifest, compiled)  # checks exports and imports
+        prepared = self.sandbox.prepare(name, 0, manifest, compiled, compiler)  # checks exports and imports
         self.wasm.put(sha256, wasm)
         record, created = self.registry.record_deploy(
             name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
@@ -186,6 +191,7 @@ class Host:
         prepared.version = record.version
         self.invoker.add_prepared(prepared, sha256)
         self._aliases_changed(name)
+        self._tier_up(prepared, sha256)
         return Version.of(record, created=created)
 
     def _aliases_changed(self, name: str) -> None:
@@ -193,21 +199,44 @@ class Host:
         self.invoker.invalidate(name)
         self.invoker.drop_warm_except(name, {a.version for a in self.registry.aliases(name)})
 
+    def _tier_up(self, prepared: Prepared, sha256: str) -> None:
+        """Winch code serves now; Cranelift code replaces it when the background compile is done."""
+        if prepared.compiler == CRANELIFT:
+            return
+
+        def swap(compiled: Any) -> None:
+            optimized = self.sandbox.prepare(prepared.name, prepared.version, prepared.manifest, compiled, CRANELIFT)
+            self.invoker.replace_prepared(prepared, optimized, sha256)
+
+        self.compiler.tier_up(sha256, prepared.component, lambda: self._binary(sha256), swap)
+
+    def wait_for_tier_up(self, timeout: float | None = None) -> bool:
+        """Wait until every background Cranelift compile is done (False on timeout)."""
+        return self.compiler.wait_idle(timeout)
+
+    def compiler_of(self, name: str, qualifier: str | int | None = None) -> str:
+        """The compiler of the code a qualifier's version runs now: "winch" (tiering up) or "cranelift"."""
+        return self.invoker.prepared_for(self.invoker.resolve(name, qualifier)).compiler
+
+    def _binary(self, sha256: str) -> bytes:
+        data = self.wasm.get(sha256)
+        if data is None:
+            raise NotFound(f"the deployed binary {sha256} is missing from the wasm store; deploy the function again")
+        return data
+
     def _load(self, record: VersionRecord) -> Prepared:
         """A version not prepared in this process (after a restart, or deployed through another node):
         its compiled artifact from the cache, else its binary from the wasm store, compiled once."""
-        header = self.wasm.header(record.sha256)
-        if header is None:
+        header, size = self.wasm.header(record.sha256), self.wasm.size(record.sha256)
+        if header is None or size is None:
             raise NotFound(f"the binary of {record.name} version {record.version} is missing; deploy it again")
-
-        def binary() -> bytes:
-            data = self.wasm.get(record.sha256)
-            if data is None:
-                raise NotFound(f"the binary of {record.name} version {record.version} is missing; deploy it again")
-            return data
-
-        compiled, _ = self.compile_cache.load(record.sha256, is_component(header), binary)
-        return self.sandbox.prepare(record.name, record.version, _manifest_of(record.manifest_json), compiled)
+        compiled, compiler = self.compiler.compile(
+            record.sha256, size, is_component(header), lambda: self._binary(record.sha256)
+        )
+        manifest = _manifest_of(record.manifest_json)
+        prepared = self.sandbox.prepare(record.name, record.version, manifest, compiled, compiler)
+        self._tier_up(prepared, record.sha256)
+        return prepared
 
     # invoking ------------------------------------------------------------------------------------
     def invoke(self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None) -> InvocationResult:
@@ -294,7 +323,7 @@ class Host:
         self.invoker.forget(name)
         for sha256 in unreferenced:
             self.wasm.delete(sha256)
-            self.compile_cache.remove(sha256)
+            self.compiler.remove(sha256)
 
     def not_ready(self) -> str | None:
         """Why this host cannot serve requests that need the database now, or None (`/readyz`)."""
@@ -312,6 +341,7 @@ class Host:
     def close(self) -> None:
         self._stop_listening()
         self.invoker.close()
+        self.compiler.close()
         self.invocations.close()
         self.ticker.stop()
         self.db.close()

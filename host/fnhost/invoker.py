@@ -125,6 +125,20 @@ class Invoker:
         for prepared in superseded:
             prepared.drop_warm()
 
+    def replace_prepared(self, old: Prepared, new: Prepared, sha256: str) -> None:
+        """Put `new` in the place of `old` (a tier-up), if `old` is still the cached one."""
+        key = (old.name, old.version, sha256)
+        new.warm_pool = self.warm
+        with self._lock:
+            hit = self._prepared.get(key)
+            if hit is None or hit[0] is not old:
+                return
+            self._prepared[key] = (new, hit[1])
+        old.drop_warm()
+
+    def prepared_for(self, record: VersionRecord) -> Prepared:
+        return self._get_prepared(record)[0]
+
     def forget(self, name: str) -> None:
         self.invalidate(name)
         with self._lock:

@@ -138,7 +138,7 @@ int64_t fnhost_run_http_(int32_t ptr, int32_t len, fnhost_http_handler handler) 
     memset(&resp, 0, sizeof resp);
     resp.status = 200;
     if (!error) error = handler(&ctx, &req, &resp);
-    if (!error && (resp.status < 100 || resp.status > 599)) error = "HTTP status must be 100..599";
+    if (!error && (resp.status < 200 || resp.status > 599)) error = "HTTP status must be 200..599";
     if (!error) {
         uint8_t tag = 0;
         fnhost_buf_append(&output, &tag, 1);

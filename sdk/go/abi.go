@@ -66,8 +66,8 @@ func fnhostHandleHTTP(ptr, length int32) int64 {
 	if resp == nil {
 		return publish(failure("the HTTP handler returned a nil *Response"))
 	}
-	if resp.Status < 100 || resp.Status > 599 {
-		return publish(failure(fmt.Sprintf("HTTP status must be 100..599, got %d", resp.Status)))
+	if resp.Status < 200 || resp.Status > 599 {
+		return publish(failure(fmt.Sprintf("HTTP status must be 200..599, got %d", resp.Status)))
 	}
 	w := []byte{0}
 	w = binary.LittleEndian.AppendUint16(w, uint16(resp.Status))

@@ -1,10 +1,14 @@
-"""What an invocation ends with: one outcome kind and the metered facts (`InvocationResult`)."""
+"""What an invocation ends with: one outcome kind and the metered facts (`InvocationResult`), and
+the checks a guest's output passes before anything leaves the host."""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from ..names import HTTP_TOKEN
 
 
 class Outcome(StrEnum):
@@ -23,6 +27,64 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+@dataclass
+class RunResult:
+    """What the sandbox hands back for one run; the invoker adds the invocation's facts."""
+
+    outcome: Outcome
+    output: bytes = b""
+    response: HttpResponse | None = None
+    error: str | None = None
+    failed_message_ids: list[str] = field(default_factory=list)
+    fuel_consumed: int = 0
+    memory_used_bytes: int | None = None
+
+
+class GuestFailure(Exception):
+    """The handler ran and reported failure, or broke the contract (outcome GuestError)."""
+
+
+MAX_RESPONSE_HEADERS = 200
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024
+_TOKEN = HTTP_TOKEN.pattern
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def checked_response(response: HttpResponse) -> HttpResponse:
+    """An HTTP response a server can send as is: a final status, header names that are tokens and
+    values without control characters (no response splitting), all latin-1 as HTTP/1.1 needs.
+
+    1xx are interim responses (100 Continue, 101 Switching Protocols): a server sends them before
+    the final one, never instead of it, so a handler answering one has no response to send."""
+    if not 200 <= response.status <= 599:
+        kind = " (an interim 1xx status, not a final response)" if 100 <= response.status <= 199 else ""
+        raise GuestFailure(f"handler returned HTTP status {response.status}{kind}; it must be 200..599")
+    if len(response.headers) > MAX_RESPONSE_HEADERS:
+        raise GuestFailure(f"handler returned {len(response.headers)} headers; at most {MAX_RESPONSE_HEADERS}")
+    size = sum(len(name) + len(value) for name, value in response.headers)
+    if size > MAX_RESPONSE_HEADER_BYTES:
+        raise GuestFailure(f"handler returned {size} bytes of headers; at most {MAX_RESPONSE_HEADER_BYTES}")
+    for name, value in response.headers:
+        if not _TOKEN.match(name):
+            raise GuestFailure(f"handler returned an invalid header name {name[:64]!r}")
+        if _BAD_VALUE.search(value) or not _latin1(value):
+            raise GuestFailure(f"header {name!r} has a value with control or non-latin-1 characters")
+    return response
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise GuestFailure(f"output of {size} bytes is over limits.max_response_bytes ({limit})")
 
 
 @dataclass(frozen=True)

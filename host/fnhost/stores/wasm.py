@@ -37,6 +37,10 @@ class WasmStore(Protocol):
         """Its first 8 bytes (core module or component), without reading the whole binary."""
         ...
 
+    def size(self, sha256: str) -> int | None:
+        """Its length in bytes, without reading it."""
+        ...
+
     def delete(self, sha256: str) -> None:
         """Remove it; removing a missing binary succeeds."""
         ...
@@ -94,6 +98,12 @@ class FileWasmStore:
         except FileNotFoundError:
             return None
 
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self._path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
 
@@ -123,6 +133,11 @@ class DatabaseWasmStore(SQLiteStore):
     def header(self, sha256: str) -> bytes | None:
         row = self._db.db.execute("SELECT substr(data, 1, 8) FROM wasm_blobs WHERE sha256 = ?", [sha256]).fetchone()
         return None if row is None else bytes(row[0])
+
+    @translate_sqlite_errors
+    def size(self, sha256: str) -> int | None:
+        row = self._db.db.execute("SELECT length(data) FROM wasm_blobs WHERE sha256 = ?", [sha256]).fetchone()
+        return None if row is None else int(row[0])
 
     @translate_sqlite_errors
     def delete(self, sha256: str) -> None:

@@ -13,7 +13,7 @@
 Build with `python -m fnhost build DIR` (or `fnhost build DIR`).
 """
 
-from . import _sleep, kv, log, queue, secrets
+from . import _sleep, _stdio, kv, log, queue, secrets
 from ._app import App
 from ._context import Context
 from ._errors import Denied, HostError, InvalidArgument, LimitExceeded, NotFound, TooLarge, Unavailable
@@ -21,6 +21,7 @@ from ._events import Event, EventResult, Invoke, QueueBatch, QueueMessage, Sched
 from ._http import Headers, Request, Response
 
 _sleep.install()
+_stdio.install()
 
 __all__ = [
     "App",

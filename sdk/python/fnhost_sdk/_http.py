@@ -90,8 +90,8 @@ class Response:
     """An HTTP response. `Response(b"...")` sends raw bytes; `Response.json` / `Response.text` encode."""
 
     def __init__(self, body: bytes | str = b"", status: int = 200, headers: HeaderItems | None = None) -> None:
-        if not 100 <= status <= 599:
-            raise ValueError(f"HTTP status must be 100..599, got {status}")
+        if not 200 <= status <= 599:  # 1xx are interim, never a final response
+            raise ValueError(f"HTTP status must be 200..599, got {status}")
         self.status = status
         self.headers = Headers(headers)
         self.body = body.encode() if isinstance(body, str) else bytes(body)

@@ -1,0 +1,151 @@
+"""A store's limits, and how a run that hit one is told apart from other failures.
+
+`new_store` applies every per-invocation limit (memory/table/instance caps, WASI with only the
+manifest's env and captured stdio); fuel and the epoch deadline are set per call by the sandbox.
+`classify` maps a trap to its outcome; `refine` reads what only the logs and the call state show
+(an allocator's out-of-memory message, a denied grant).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from ..capabilities.base import CallState, LogBuffer
+from .outcomes import Outcome, RunResult
+from .wasi_poll import DEADLINE_TRAP_PREFIX
+
+if TYPE_CHECKING:
+    from .prepare import Prepared
+
+WASM_PAGE = 65536
+# What language runtimes print on stderr when an allocation fails (Rust's std, Go's runtime).
+OOM_MARKERS = ("memory allocation of ", "fatal error: out of memory", "runtime: out of memory")
+
+
+class Stdio:
+    """Where a store's stdout/stderr go. Wasmtime calls the callbacks from its own I/O threads, so
+    the target is held here (per store, swapped per invocation) rather than in a thread-local."""
+
+    def __init__(self) -> None:
+        self.logs: LogBuffer | None = None
+        self._lock = threading.Lock()
+
+    def _write(self, stream: str, data: bytes) -> None:
+        with self._lock:
+            if self.logs is not None:
+                self.logs.stream(stream, data)
+
+    def stdout(self, data: bytes) -> None:
+        self._write("stdout", data)
+
+    def stderr(self, data: bytes) -> None:
+        self._write("stderr", data)
+
+    def attach(self, logs: LogBuffer | None) -> None:
+        with self._lock:
+            self.logs = logs
+
+
+@dataclass
+class Instance:
+    """A store and (once instantiated) its instance; kept between calls with `instance_reuse`."""
+
+    store: wasmtime.Store
+    stdio: Stdio
+    instance: Any = None
+    exports: Any = None  # core modules: the instance's exports, looked up once
+    wasi_clock_origin_ns: int = 0  # Wasmtime counts the guest's monotonic clock from the WASI context
+    uses: int = 0
+
+
+def new_store(engine: wasmtime.Engine, prepared: Prepared) -> Instance:
+    store = wasmtime.Store(engine)
+    stdio = Stdio()
+    origin = time.monotonic_ns()
+    store.set_limits(
+        memory_size=prepared.limits.memory_mb * 2**20,
+        table_elements=1_000_000,
+        instances=64,
+        tables=64,
+        memories=16,
+    )
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = [prepared.name]
+    wasi.env = prepared.env
+    wasi.stdout_custom = stdio.stdout
+    wasi.stderr_custom = stdio.stderr
+    store.set_wasi(wasi)
+    return Instance(store, stdio, wasi_clock_origin_ns=origin)
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def trap_summary(e: BaseException) -> str:
+    """The cause of a trap plus its innermost frames: "wasm `unreachable` ... (at 0: 0xda - f)"."""
+    text = str(e).strip()
+    head, _, cause = text.partition("Caused by:")
+    cause = " ".join(cause.split()) or first_line(e)
+    cause = cause.removeprefix("wasm trap: ")
+    frames = [" ".join(line.split()) for line in head.splitlines()[1:4] if line.strip()]
+    return f"{cause} (backtrace: {'; '.join(frames)})" if frames else cause
+
+
+def core_memory_size(store: wasmtime.Store, exports: Any) -> int | None:
+    try:
+        memory = exports["memory"]
+        return int(memory.data_len(store))
+    except (KeyError, wasmtime.WasmtimeError):
+        return None
+
+
+def classify(prepared: Prepared, store: wasmtime.Store | None, warm: Instance | None, e: Exception) -> RunResult:
+    limits = prepared.limits
+    code = getattr(e, "trap_code", None)
+    text = str(e)
+    summary = trap_summary(e)
+    if code is None:  # component calls report traps as WasmtimeError: read the cause instead
+        if summary.startswith("interrupt"):
+            code = wasmtime.TrapCode.INTERRUPT
+        elif summary.startswith("call stack exhausted"):
+            code = wasmtime.TrapCode.STACK_OVERFLOW
+    if code is wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in text:
+        return RunResult(Outcome.FUEL_EXHAUSTED, error=f"CPU budget of {limits.fuel} fuel exhausted (limits.fuel)")
+    if code is wasmtime.TrapCode.INTERRUPT or DEADLINE_TRAP_PREFIX in text:
+        return RunResult(Outcome.TIMEOUT, error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms)")
+    memory_error = RunResult(
+        Outcome.MEMORY_LIMIT,
+        error=f"memory limit of {limits.memory_mb} MiB reached (limits.memory_mb): {summary}",
+    )
+    if code is None and "memory" in text and ("limit" in text or "exceed" in text):
+        return memory_error  # instantiation needs more memory than the cap
+    if warm is not None and warm.exports is not None and store is not None:
+        size = core_memory_size(store, warm.exports)
+        if size is not None and size + WASM_PAGE > limits.memory_mb * 2**20:
+            return memory_error
+    if code is wasmtime.TrapCode.STACK_OVERFLOW:
+        return RunResult(Outcome.GUEST_TRAP, error=f"stack overflow: {summary}")
+    return RunResult(Outcome.GUEST_TRAP, error=summary)
+
+
+def refine(prepared: Prepared, result: RunResult, state: CallState) -> None:
+    """What the outcome becomes once the logs and the call state are known."""
+    limits = prepared.limits
+    if result.outcome is Outcome.GUEST_TRAP and any(m in line for line in state.logs.lines for m in OOM_MARKERS):
+        # a single large allocation refused by the cap traps at low memory: the runtime's own
+        # out-of-memory message on stderr tells it apart from other aborts
+        result.outcome = Outcome.MEMORY_LIMIT
+        result.error = f"memory limit of {limits.memory_mb} MiB reached (limits.memory_mb): {result.error}"
+    if result.outcome is Outcome.GUEST_ERROR and (result.error or "").startswith("MemoryError"):
+        result.outcome = Outcome.MEMORY_LIMIT
+        result.error = f"memory limit of {limits.memory_mb} MiB reached ({result.error})"
+    if state.denied and result.outcome in (Outcome.GUEST_ERROR, Outcome.GUEST_TRAP):
+        result.outcome = Outcome.DENIED
+        result.error = f"{state.denied[0]} (the function failed after: {result.error})"
