@@ -398,7 +398,7 @@ def test_a_full_disk_is_a_507_naming_it_and_the_audit_does_not_mask_it(tmp_path:
             admin = {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
             assert httpx.put(f"{url}/v1/secrets/kept", headers=admin, json={"value": "v1"}).status_code == 200
             filler = mount / "filler"
-            with open(filler, "wb") as f, contextlib.suppress(OSError):
+            with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):  # unbuffered: close() has nothing to flush
                 while True:
                     f.write(b"\0" * 65536)
                     f.flush()

@@ -108,3 +108,28 @@ def test_a_node_with_another_master_key_refuses_to_start(nodes: list[Host], post
         assert same.secrets.get("token") == "s3cret"
     finally:
         same.close()
+
+
+def test_a_cluster_wide_concurrency_limit_holds_across_nodes(nodes: list[Host]) -> None:
+    import threading
+
+    a, b = nodes
+    a.deploy("busy", g.LOOP, {"name": "busy", "limits": {"timeout_ms": 600, "fuel": 10**15,
+                                                          "cluster_max_concurrency": 1}})  # fmt: skip
+    first: list[Any] = []
+    runner = threading.Thread(target=lambda: first.append(a.invoke("busy")))
+    runner.start()
+    wait_until(lambda: a.invoker.cluster_slots is not None and a.invoker.cluster_slots.in_use("busy") == 1)
+    refused = b.invoke("busy")  # the other node: its own process has nothing running
+    assert refused.outcome is Outcome.THROTTLED
+    assert "cluster-wide concurrency limit (1" in (refused.error or "")
+    runner.join(timeout=10)
+    assert first[0].outcome is Outcome.TIMEOUT  # the loop ran out its time, then gave the slot back
+    a.deploy("echo", g.ECHO, {"name": "echo"})  # without the limit: no slot, no round trip
+    before = b.db.round_trips_of_this_thread  # type: ignore[union-attr]
+    b.invoker.RESOLVE_TTL_S = 3600.0
+    b.invoke("echo", b"")
+    warm = b.db.round_trips_of_this_thread  # type: ignore[union-attr]
+    assert b.invoke("echo", b"").outcome is Outcome.OK
+    assert b.db.round_trips_of_this_thread == warm  # type: ignore[union-attr]  # a cached alias: none at all
+    assert warm >= before

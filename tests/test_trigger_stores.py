@@ -170,3 +170,42 @@ def test_a_late_ack_cannot_delete_the_redelivery(any_db: Any) -> None:
     assert queues.depth("q") == 1
     assert queues.ack_many("q", [second]) == [message_id]
     assert queues.depth("q") == 0
+
+
+def test_cluster_concurrency_slots_hold_across_hosts_and_leases_expire(any_db: Any) -> None:
+    import threading
+
+    from fnhost.stores.concurrency import ConcurrencyStore
+
+    stores = [ConcurrencyStore(any_db), ConcurrencyStore(reopen(any_db))]
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    def worker(i: int) -> int:
+        got = 0
+        for _ in range(15):
+            slot = stores[i % 2].acquire("f", 2, lease_s=30)
+            if slot is None:
+                time.sleep(0.002)
+                continue
+            got += 1
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.005)
+            with lock:
+                running[0] -= 1
+            stores[i % 2].release("f", slot)
+        return got
+
+    assert sum(run_threads(6, worker)) > 0
+    assert most[0] <= 2  # never more than the limit at once, over two hosts
+    assert stores[0].in_use("f") == 0
+    held = [stores[0].acquire("f", 2, lease_s=0.1), stores[1].acquire("f", 2, lease_s=0.1)]
+    assert all(held) and stores[0].acquire("f", 2, lease_s=30) is None  # full
+    time.sleep(0.2)  # a node died holding both: their leases run out
+    late = stores[1].acquire("f", 2, lease_s=30)
+    assert late is not None
+    stores[0].release("f", held[0])  # type: ignore[arg-type]  # the dead holder's stale receipt changes nothing
+    assert stores[0].in_use("f") == 1
+    assert stores[0].acquire("g", 1, lease_s=30) is not None and stores[0].acquire("g", 3, lease_s=30) is not None

@@ -172,7 +172,8 @@ def _serve_processes(args: argparse.Namespace, trusted: list[str]) -> int:
     """`--processes N`: the start work in a passing child, then N server children on the port.
 
     This process never makes a Host itself: compiling leaves Wasmtime's native worker threads
-    behind, and a forked child would wait forever on them. Child 0 alone runs the triggers.
+    behind, and a forked child would wait forever on them. Every child runs the triggers (queue
+    receives, async claims and schedule ticks are claimed in the database, so they compete safely).
     Metrics: prometheus_client's multiprocess mode (see api/metrics.py).
     """
     import tempfile
@@ -211,7 +212,7 @@ def _serve_processes(args: argparse.Namespace, trusted: list[str]) -> int:
             say(_serving_banner(args))
 
             def server(index: int) -> int:
-                run_triggers = index == 0 and not args.no_triggers
+                run_triggers = not args.no_triggers  # every process: their claims compete safely
                 fd = listeners[index].fileno()
                 return _reported(lambda: _serve_host(args, trusted, run_triggers=run_triggers, listener_fd=fd))
 

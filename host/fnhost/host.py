@@ -37,6 +37,7 @@ from .stores import (
     VersionRecord,
     load_master_key,
 )
+from .stores.concurrency import ConcurrencyStore
 from .stores.database import PostgresDatabase, open_database
 from .stores.registry import no_such_function
 from .stores.wasm import DatabaseWasmStore, FileWasmStore, WasmStore
@@ -145,6 +146,7 @@ class Host:
             max_pinned_per_function=max_pinned_per_function,
             max_pinned=max_pinned,
             max_warm_bytes=max_warm_mb << 20,
+            cluster_slots=ConcurrencyStore(self.db),
         )
         # Deploys, alias changes and deletes through other hosts of a shared database reach this one at
         # once (PostgreSQL LISTEN/NOTIFY); the resolve TTL stays the fallback.

@@ -31,6 +31,7 @@ from .runtime import abi
 from .runtime.outcomes import InvocationResult, Outcome
 from .runtime.sandbox import Call, Prepared, RunResult, Sandbox
 from .stores import InvocationRecord, Registry, VersionRecord, bounded_text, new_sortable_id
+from .stores.concurrency import ConcurrencyStore
 from .warm import DEFAULT_MAX_WARM_BYTES, WarmPool
 
 
@@ -46,8 +47,10 @@ class Invoker:
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
         max_warm_bytes: int = DEFAULT_MAX_WARM_BYTES,
+        cluster_slots: ConcurrencyStore | None = None,
     ) -> None:
         self.registry = registry
+        self.cluster_slots = cluster_slots  # limits.cluster_max_concurrency, counted in the shared database
         self.sandbox = sandbox
         self.invocations = invocations
         self._load = load
@@ -181,9 +184,46 @@ class Invoker:
         )
         demoted = self._demoted_until.get(name, 0.0) > time.monotonic()
         refused = self._enter(name, limits.max_concurrency, demoted)
+        slot = None
+        if refused is None and limits.cluster_max_concurrency and self.cluster_slots is not None:
+            try:
+                lease_s = limits.timeout_ms / 1000 + self.CLUSTER_LEASE_MARGIN_S
+                slot = self.cluster_slots.acquire(name, limits.cluster_max_concurrency, lease_s)
+            except BaseException:
+                self._leave(name)
+                raise
+            if slot is None:
+                self._leave(name)
+                refused = (
+                    f"function '{name}' is at its cluster-wide concurrency limit ({limits.cluster_max_concurrency}, "
+                    "limits.cluster_max_concurrency, counted across every node); retry later"
+                )
         if refused is not None:
             run = RunResult(Outcome.THROTTLED, error=refused)
             return self._finish(record, prepared, run, invocation_id, trigger, started, 0.0, [])
+        try:
+            return self._run(name, record, prepared, grants, build, trigger, ctx, invocation_id, started, demoted)
+        finally:
+            if slot is not None and self.cluster_slots is not None:
+                self.cluster_slots.release(name, slot)
+
+    CLUSTER_LEASE_MARGIN_S = 10.0
+    """A cluster slot's lease is the timeout plus this: a node that dies holding it frees it then."""
+
+    def _run(
+        self,
+        name: str,
+        record: VersionRecord,
+        prepared: Prepared,
+        grants: VersionGrants,
+        build: Callable[[abi.Context], Call],
+        trigger: str,
+        ctx: abi.Context,
+        invocation_id: str,
+        started: float,
+        demoted: bool,
+    ) -> InvocationResult:
+        limits = prepared.limits
         state = CallState(
             invocation_id=invocation_id,
             function=name,

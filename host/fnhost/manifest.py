@@ -28,6 +28,7 @@ class Limits:
     timeout_ms: int = 5_000
     fuel: int = 20_000_000_000  # Python-in-wasm burns ~4e9 fuel/s here: ~5 s of CPU.
     max_concurrency: int = 8
+    cluster_max_concurrency: int = 0  # 0: none; N: at most N at once across every node (two database round trips)
     instance_reuse: int = 0  # 0: a fresh instance per invocation; N: an instance serves up to N.
     max_host_calls: int = 10_000
     max_host_bytes: int = 64 * 1024 * 1024
@@ -40,6 +41,7 @@ LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "timeout_ms": (1, 900_000),
     "fuel": (1_000, 10**15),
     "max_concurrency": (1, 1000),
+    "cluster_max_concurrency": (0, 100_000),
     "instance_reuse": (0, 100_000),
     "max_host_calls": (0, 10_000_000),
     "max_host_bytes": (0, 1 << 40),
