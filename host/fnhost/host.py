@@ -12,7 +12,7 @@ from typing import Any
 import wasmtime
 
 from ._fs import atomic_write
-from .capabilities import Capability, KvCapability, LogCapability, QueueCapability, SecretsCapability
+from .capabilities import Capability, CoreResults, KvCapability, LogCapability, QueueCapability, SecretsCapability
 from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
@@ -117,6 +117,7 @@ class Host:
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
             LogCapability(),
+            CoreResults(),
         ]
         self.sandbox = Sandbox(self.engine, self.ticker, self.capabilities)
         self.invoker = Invoker(self.registry, self.sandbox, self.invocations, self._load, shared=self.shares.active)
@@ -260,6 +261,8 @@ class Host:
             self.compile_cache.remove(sha256)
 
     def close(self) -> None:
+        for cap in self.capabilities:
+            cap.close()
         self.invocations.close()
         self.ticker.stop()
         self.db.close()

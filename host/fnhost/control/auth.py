@@ -35,9 +35,10 @@ from pathlib import Path
 
 import sqlite_utils
 
+from ..capabilities import RESOURCE_KINDS as KINDS
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..manifest import NAME_RE
-from ..namespaces import DEFAULT, KINDS, check_namespace, namespace_of, split
+from ..namespaces import DEFAULT, check_namespace, namespace_of, split
 from ..stores.database import Database
 from ..stores.registry import no_such_function
 from ._files import write_secret_file

@@ -26,8 +26,6 @@ from wasmtime.component._enter import enter_wasm
 from ..capabilities.base import (
     CallState,
     Capability,
-    GuestMemory,
-    HostCallError,
     LogBuffer,
     current_state,
     set_current_state,
@@ -208,7 +206,6 @@ class Sandbox:
         )
         for cap in capabilities:
             cap.link_core(self.core_linker)
-        _link_core_results(self.core_linker)
 
     def prepare(self, name: str, version: int, manifest: Manifest, compiled: Any) -> Prepared:
         prepared = Prepared(self, name, version, manifest, compiled)
@@ -509,26 +506,6 @@ def _core_memory_size(store: wasmtime.Store, exports: Any) -> int | None:
         return int(memory.data_len(store))
     except (KeyError, wasmtime.WasmtimeError):
         return None
-
-
-def _link_core_results(linker: wasmtime.Linker) -> None:
-    """`result_len` / `result_read`: how a core guest reads the pending result of a host call."""
-    i32 = wasmtime.ValType.i32()
-
-    def result_len() -> int:
-        return len(current_state().pending)
-
-    def result_read(caller: wasmtime.Caller, dst: int) -> int:
-        state = current_state()
-        data, state.pending = state.pending, b""
-        try:
-            GuestMemory(caller).write(dst, data)
-        except HostCallError:
-            return -1
-        return len(data)
-
-    linker.define_func("fnhost", "result_len", wasmtime.FuncType([], [i32]), result_len)
-    linker.define_func("fnhost", "result_read", wasmtime.FuncType([i32], [i32]), result_read, access_caller=True)
 
 
 __all__ = ["Call", "Prepared", "RunResult", "Sandbox"]
