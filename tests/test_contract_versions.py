@@ -142,3 +142,20 @@ def test_a_python_component_built_against_0_1_0_deploys_and_runs_unchanged(host:
         assert f"[info] n={n}" in r.logs
     r = host.invoke_http("old", "GET", "/")
     assert r.outcome is Outcome.GUEST_ERROR  # it exports no HTTP handler: the same answer as on 0.1.0 hosts
+
+
+# --- core modules built against 0.1.0 with the SDKs of then ------------------------------------------
+OLD_BINARIES = Path(__file__).resolve().parent / "data" / "contract-0.1.0"
+
+
+@pytest.mark.parametrize("lang", ["rust", "c"])
+def test_a_core_guest_built_against_0_1_0_deploys_and_runs_unchanged(host: Host, lang: str) -> None:
+    wasm = (OLD_BINARIES / f"{lang}-counter.wasm").read_bytes()
+    imported = {i.module for i in wasmtime.Module(host.engine, wasm).imports}
+    assert imported - {"wasi_snapshot_preview1"} == {"fnhost"}
+    host.deploy("counter", wasm, {"name": "counter", "grants": {"kv": ["counters"]}})
+    for n in (1, 2):
+        assert host.invoke("counter", b'{"op": "incr", "key": "k"}').output == b'{"key":"k","value":%d}' % n
+    assert host.invoke("counter", b'{"op": "list"}').output == b'{"keys":["k"]}'
+    r = host.invoke("counter", b'{"op": "incr", "bucket": "other", "key": "k"}')
+    assert r.outcome is Outcome.OK and b'"error":"denied"' in r.output

@@ -1,5 +1,5 @@
-"""kv atomics, TTL and batches through real guests (the Python counter example, contract 0.2.0):
-two functions granted one bucket increment it at once and never lose a count."""
+"""kv atomics, TTL and batches through real guests (the counter examples, contract 0.2.0): two
+functions granted one bucket increment it at once and never lose a count, in every guest language."""
 
 from __future__ import annotations
 
@@ -10,19 +10,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import needs_componentize_py
+from conftest import build_or_skip
 
 from fnhost import Host, Outcome
-from fnhost.build import build_guest
 
-COUNTER = Path(__file__).resolve().parents[1] / "guests" / "python" / "counter"
-pytestmark = [pytest.mark.slow, needs_componentize_py]
+GUESTS = Path(__file__).resolve().parents[1] / "guests"
+pytestmark = pytest.mark.slow
 
 
-def deploy_counters(host: Host, *names: str) -> None:
+def deploy_counters(host: Host, *names: str, lang: str = "python") -> None:
     """The counter example under each name, all granted bucket `counters` (warm instances: the
     atomicity under test is the store's, and fresh instances would only make the test slower)."""
-    built = build_guest(COUNTER)
+    built = build_or_skip(GUESTS / lang / "counter")
     wasm = built.wasm_path.read_bytes()
     limits = dataclasses.replace(built.manifest.limits, instance_reuse=10_000)
     for name in names:
@@ -37,8 +36,9 @@ def call(host: Host, function: str, **args: object) -> dict[str, object]:
     return out
 
 
-def test_two_functions_times_1000_concurrent_increments_count_2000(host: Host) -> None:
-    deploy_counters(host, "counter-a", "counter-b")
+@pytest.mark.parametrize("lang", ["python", "rust", "go", "c"])
+def test_two_functions_times_1000_concurrent_increments_count_2000(host: Host, lang: str) -> None:
+    deploy_counters(host, "counter-a", "counter-b", lang=lang)
     errors: list[str] = []
 
     def hammer(function: str) -> None:

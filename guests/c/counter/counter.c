@@ -37,12 +37,9 @@ static void key_value(fnhost_buf *out, fnhost_str key, long long value) {
 static int run(const char *op, fnhost_str bucket, fnhost_str key, fnhost_str prefix, fnhost_buf *out) {
     long long value;
     int rc = -1;
-    if (!strcmp(op, "incr")) {
-        if ((rc = current(bucket, key, &value)) == FNHOST_OK) {
-            char text[32];
-            int n = snprintf(text, sizeof text, "%lld", value + 1);
-            if ((rc = fnhost_kv_set(bucket, key, text, (size_t)n)) == FNHOST_OK) key_value(out, key, value + 1);
-        }
+    if (!strcmp(op, "incr")) { /* atomic: concurrent invocations never lose a count */
+        int64_t next;
+        if ((rc = fnhost_kv_increment(bucket, key, 1, &next)) == FNHOST_OK) key_value(out, key, (long long)next);
     } else if (!strcmp(op, "get")) {
         if ((rc = current(bucket, key, &value)) == FNHOST_OK) key_value(out, key, value);
     } else if (!strcmp(op, "delete")) {

@@ -43,15 +43,12 @@ func current(bucket, key string) (int64, error) {
 
 func run(op, bucket, key, prefix string) ([]byte, error) {
 	switch op {
-	case "incr":
-		n, err := current(bucket, key)
+	case "incr": // atomic: concurrent invocations never lose a count
+		n, err := fnhost.KV.Increment(bucket, key, 1)
 		if err != nil {
 			return nil, err
 		}
-		if err := fnhost.KV.Set(bucket, key, []byte(strconv.FormatInt(n+1, 10))); err != nil {
-			return nil, err
-		}
-		return fnhost.NewObject().Str("key", key).Int("value", n+1).Bytes(), nil
+		return fnhost.NewObject().Str("key", key).Int("value", n).Bytes(), nil
 	case "get":
 		n, err := current(bucket, key)
 		if err != nil {

@@ -38,8 +38,7 @@ fn current(bucket: &str, key: &str) -> Result<i64, Failure> {
 fn run(op: &str, bucket: &str, key: &str, prefix: &str) -> Result<Value, Failure> {
     Ok(match op {
         "incr" => {
-            let value = current(bucket, key)? + 1;
-            kv::set(bucket, key, value.to_string())?;
+            let value = kv::increment(bucket, key, 1)?; // atomic: concurrent invocations never lose a count
             json::object([("key", key.into()), ("value", value.into())])
         }
         "get" => json::object([("key", key.into()), ("value", current(bucket, key)?.into())]),
