@@ -122,3 +122,41 @@ def test_get_many_and_set_many(any_db: Database) -> None:
     assert kv.get_many("b", ["x", "y"]) == [None, None]
     with pytest.raises(TooLarge, match="batch"):
         kv.get_many("b", [f"k{i}" for i in range(MAX_BATCH + 1)])
+
+
+def test_the_kv_capability_purges_expired_keys_in_the_background(any_db: Database) -> None:
+    from fnhost.capabilities import KvCapability
+
+    kv = SQLiteKVStore(any_db)
+    capability = KvCapability(kv, purge_interval_s=0.05)
+    try:
+        kv.set_many("b", [(f"k{i}", b"v") for i in range(5)])
+        for i in range(3):
+            kv.set_with_ttl("b", f"t{i}", b"v", 1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any_db.db.execute("SELECT count(*) FROM kv_entries").fetchone()[0] == 5:
+                break
+            time.sleep(0.05)
+        assert any_db.db.execute("SELECT count(*) FROM kv_entries").fetchone()[0] == 5
+    finally:
+        capability.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x02\x00", "shorter than its 4-byte count"),
+        (b"\x01\x00\x00\x00\x05\x00\x00\x00ab", "ends inside an item"),
+        (b"\x01\x00\x00\x00\x01\x00\x00\x00a!", "after its last item"),
+        (b"\x01\x00\x00\x00\x01\x00\x00\x00\xff", "not UTF-8"),
+        (b"\xff\xff\xff\xff", "ends inside an item's length"),
+    ],
+)
+def test_a_malformed_core_abi_list_is_invalid_not_a_trap(data: bytes, message: str) -> None:
+    from fnhost.capabilities.errors import ErrorKind, HostCallError
+    from fnhost.capabilities.operations import decode_strings
+
+    with pytest.raises(HostCallError, match=message) as caught:
+        decode_strings(data)
+    assert caught.value.kind is ErrorKind.INVALID

@@ -2,7 +2,8 @@
 
 A capability is one module with one `Capability` subclass. It owns, end to end:
 
-1. its manifest key (`grant_key`, e.g. `[grants] kv = [...]`) and its validation (`validate_grant`);
+1. its manifest key (`grant_key`, e.g. `[grants] kv = [...]`) and its validation (`validate_grant`,
+   called by `Manifest.from_dict`: a grant it cannot honour never reaches a deploy);
 2. the resources a manifest hands a function through it (`resources`), which the deploy-time
    authorization (`fnhost.control.grants`) checks against the deployer and the namespace's shares;
 3. the per-version allowed set (`allowed`): each name as the guest asks for it → the store name it
@@ -72,6 +73,12 @@ class Capability:
         return tuple(dict.fromkeys(raw))
 
     @classmethod
+    def store_name_of(cls, namespace: str, reference: str) -> str:
+        """The store name a manifest reference reaches from `namespace` (`fnhost.namespaces`). A
+        capability whose grants are not namespaced resources (an outbound origin) returns `reference`."""
+        return resolve(namespace, reference)
+
+    @classmethod
     def resources(cls, manifest: Manifest) -> list[tuple[str, str]]:
         """Every resource `manifest` hands its function through this capability, as
         (reference as the manifest writes it, the manifest field) — what a deploy must authorize."""
@@ -84,10 +91,7 @@ class Capability:
         """The allowed set of one function version: guest-side name → store name."""
         if cls.grant_key is None:
             return {}
-        return {ref: resolve(namespace, ref) for ref in manifest.grants.get(cls.grant_key)}
-
-    def check_grants(self, manifest: Manifest) -> None:
-        """At deploy, reject grants this capability cannot honour (after `validate_grant`)."""
+        return {ref: cls.store_name_of(namespace, ref) for ref in manifest.grants.get(cls.grant_key)}
 
     # -- per invocation ----------------------------------------------------------------------------
     def store_name(self, state: CallState, name: str) -> str:

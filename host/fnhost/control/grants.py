@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..capabilities import GRANTED
 from ..errors import Forbidden
 from ..manifest import Manifest
-from ..namespaces import is_foreign, local_reference, namespace_of, resolve, split
+from ..namespaces import is_foreign, local_reference, namespace_of, split
 from .auth import DEPLOY, Principal
 from .shares import Shares
 
@@ -41,7 +41,7 @@ def grants_of(function: str, manifest: Manifest) -> list[Grant]:
     says it hands out (`Capability.resources`), in capability then manifest order."""
     namespace = namespace_of(function)
     return [
-        Grant(cap.kind, local_reference(namespace, ref), resolve(namespace, ref), where)
+        Grant(cap.kind, local_reference(namespace, ref), cap.store_name_of(namespace, ref), where)
         for cap in GRANTED
         for ref, where in cap.resources(manifest)
     ]
