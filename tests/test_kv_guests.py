@@ -92,3 +92,18 @@ def test_ttl_and_batches_through_the_sdk(host: Host) -> None:
     time.sleep(0.35)
     assert call(host, "counter", op="get-many", keys=["session", "a"]) == {"values": [None, "1"]}
     assert host.kv.get("counters", "session") is None
+
+
+@pytest.mark.parametrize("lang", ["python", "rust", "go", "c"])
+def test_compare_and_swap_ttl_and_batches_in_every_sdk(host: Host, lang: str) -> None:
+    deploy_counters(host, "counter", lang=lang)
+    assert call(host, "counter", op="claim", key="job") == {"key": "job", "claimed": True}
+    assert call(host, "counter", op="claim", key="job") == {"key": "job", "claimed": False}
+    assert call(host, "counter", op="lease", key="l") == {"key": "l", "leased": True}
+    assert host.kv.get("counters", "l") == b"leased"
+    time.sleep(0.3)
+    assert host.kv.get("counters", "l") is None
+    assert call(host, "counter", op="claim", key="l") == {"key": "l", "claimed": True}  # expired: absent
+    if lang == "c":  # no get-many/set-many in the C SDK yet
+        return
+    assert call(host, "counter", op="pair", key="x", prefix="y") == {"values": ["1", "2", None]}

@@ -5,6 +5,9 @@
  *        DELETE /del/<key> -> {"key":k,"deleted":true}  GET /keys?prefix=p -> {"keys":[...]}
  *        GET /bucket/<bucket>/<key> reads any bucket: an ungranted one -> 403 {"error":"denied",...}
  * Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket": b (default counters)}
+ *        {"op": "claim", "key": k} -> {"key":k,"claimed":b} (compare-and-swap only if absent)
+ *        {"op": "lease", "key": k} -> {"key":k,"leased":true} (set for 200 ms)
+ *        (no "pair": the C SDK has no get-many/set-many yet)
  * A host error is answered as {"error": kind, "message": ...} (HTTP status by kind), not as a failure. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +64,19 @@ static int run(const char *op, fnhost_str bucket, fnhost_str key, fnhost_str pre
             fnhost_buf_str(out, "]}");
         }
         fnhost_buf_free(&keys);
+    } else if (!strcmp(op, "claim")) { /* compare-and-swap only if absent */
+        int claimed;
+        if ((rc = fnhost_kv_compare_and_swap(bucket, key, NULL, 0, "claimed", 7, &claimed)) == FNHOST_OK) {
+            fnhost_buf_str(out, "{\"key\":");
+            fnhost_json_string(out, key.ptr, key.len);
+            fnhost_buf_str(out, claimed ? ",\"claimed\":true}" : ",\"claimed\":false}");
+        }
+    } else if (!strcmp(op, "lease")) { /* set for 200 ms */
+        if ((rc = fnhost_kv_set_with_ttl(bucket, key, "leased", 6, 200)) == FNHOST_OK) {
+            fnhost_buf_str(out, "{\"key\":");
+            fnhost_json_string(out, key.ptr, key.len);
+            fnhost_buf_str(out, ",\"leased\":true}");
+        }
     }
     if (rc > 0) {
         out->len = 0;
@@ -145,7 +161,7 @@ static const char *event(const fnhost_context *ctx, const fnhost_event *ev, fnho
     fnhost_buf_free(&bucket);
     fnhost_buf_free(&key);
     fnhost_buf_free(&prefix);
-    return rc < 0 ? "unknown op (incr, get, delete, list)" : NULL;
+    return rc < 0 ? "unknown op (incr, get, delete, list, claim, lease)" : NULL;
 }
 
 FNHOST_EXPORT_HTTP(http)

@@ -8,6 +8,7 @@ Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket
        {"op": "cas", "key": k, "expected": text or null, "new": text} → {"swapped": bool}
        {"op": "put", "key": k, "value": text, "ttl_s": s or null}, {"op": "get-many", "keys": [...]},
        {"op": "put-many", "entries": {k: text}}
+       {"op": "claim" | "lease" | "pair", ...}: as the Rust, Go and C counters (see their sources)
 A host error is answered as {"error": code, "message": ...} (HTTP status by kind), not as a failure.
 """
 
@@ -40,6 +41,15 @@ def run(op: str, bucket: str = BUCKET, key: str = "", prefix: str = "", **args: 
     if op == "put-many":
         kv.set_many(bucket, {k: str(v) for k, v in dict(args["entries"]).items()})
         return {"count": len(args["entries"])}
+    if op == "claim":  # what the core-module counters do, for the same tests
+        return {"key": key, "claimed": kv.compare_and_swap(bucket, key, None, "claimed")}
+    if op == "lease":
+        kv.set(bucket, key, "leased", ttl_s=0.2)
+        return {"key": key, "leased": True}
+    if op == "pair":
+        kv.set_many(bucket, [(key, "1"), (prefix, "2")])
+        values = kv.get_many(bucket, [key, prefix, f"{key}-absent"])
+        return {"values": [None if v is None else v.decode() for v in values]}
     if op == "get":
         return {"key": key, "value": int(kv.get(bucket, key) or b"0")}
     if op == "delete":
@@ -47,7 +57,7 @@ def run(op: str, bucket: str = BUCKET, key: str = "", prefix: str = "", **args: 
         return {"key": key, "deleted": True}
     if op == "list":
         return {"keys": kv.list_keys(bucket, prefix)}
-    raise ValueError(f"unknown op {op!r} (incr, get, delete, list, cas, put, get-many, put-many)")
+    raise ValueError(f"unknown op {op!r} (incr, get, delete, list, cas, put, get-many, put-many, claim, lease, pair)")
 
 
 def failure(e: HostError) -> dict[str, object]:
