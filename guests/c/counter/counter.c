@@ -7,7 +7,7 @@
  * Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket": b (default counters)}
  *        {"op": "claim", "key": k} -> {"key":k,"claimed":b} (compare-and-swap only if absent)
  *        {"op": "lease", "key": k} -> {"key":k,"leased":true} (set for 200 ms)
- *        (no "pair": the C SDK has no get-many/set-many yet)
+ *        {"op": "pair", "key": k, "prefix": p} -> {"values":["1","2",null]} (set-many k, p; get-many k, p, k-absent)
  * A host error is answered as {"error": kind, "message": ...} (HTTP status by kind), not as a failure. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +77,31 @@ static int run(const char *op, fnhost_str bucket, fnhost_str key, fnhost_str pre
             fnhost_json_string(out, key.ptr, key.len);
             fnhost_buf_str(out, ",\"leased\":true}");
         }
+    } else if (!strcmp(op, "pair")) { /* set-many key, prefix; get-many key, prefix, key-absent */
+        fnhost_buf absent = {0};
+        fnhost_buf_append(&absent, key.ptr, key.len);
+        fnhost_buf_str(&absent, "-absent");
+        fnhost_str keys[3] = {key, prefix, {(const char *)absent.data, (uint32_t)absent.len}};
+        fnhost_bytes values[2] = {{(const uint8_t *)"1", 1}, {(const uint8_t *)"2", 1}};
+        fnhost_buf found = {0};
+        int64_t lengths[3];
+        if ((rc = fnhost_kv_set_many(bucket, keys, values, 2)) == FNHOST_OK &&
+            (rc = fnhost_kv_get_many(bucket, keys, 3, &found, lengths)) == FNHOST_OK) {
+            fnhost_buf_str(out, "{\"values\":[");
+            size_t at = 0;
+            for (int i = 0; i < 3; i++) {
+                if (i) fnhost_buf_str(out, ",");
+                if (lengths[i] < 0) {
+                    fnhost_buf_str(out, "null");
+                } else {
+                    fnhost_json_string(out, (const char *)found.data + at, (size_t)lengths[i]);
+                    at += (size_t)lengths[i];
+                }
+            }
+            fnhost_buf_str(out, "]}");
+        }
+        fnhost_buf_free(&found);
+        fnhost_buf_free(&absent);
     }
     if (rc > 0) {
         out->len = 0;
@@ -161,7 +186,7 @@ static const char *event(const fnhost_context *ctx, const fnhost_event *ev, fnho
     fnhost_buf_free(&bucket);
     fnhost_buf_free(&key);
     fnhost_buf_free(&prefix);
-    return rc < 0 ? "unknown op (incr, get, delete, list, claim, lease)" : NULL;
+    return rc < 0 ? "unknown op (incr, get, delete, list, claim, lease, pair)" : NULL;
 }
 
 FNHOST_EXPORT_HTTP(http)
