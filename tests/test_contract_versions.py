@@ -159,3 +159,24 @@ def test_a_core_guest_built_against_0_1_0_deploys_and_runs_unchanged(host: Host,
     assert host.invoke("counter", b'{"op": "list"}').output == b'{"keys":["k"]}'
     r = host.invoke("counter", b'{"op": "incr", "bucket": "other", "key": "k"}')
     assert r.outcome is Outcome.OK and b'"error":"denied"' in r.output
+
+
+def test_a_core_call_with_a_pointer_outside_memory_is_invalid_not_a_trap(host: Host) -> None:
+    """kv_compare_and_swap with `expected` pointing past the end of memory: status -6 (`invalid`)."""
+    wasm = wasmtime.wat2wasm(f"""(module
+  (import "fnhost@0.2.0" "kv_compare_and_swap"
+    (func $cas (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i64)))
+  {PRELUDE}
+  (data (i32.const 16) "bk")
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (i64.store (i32.const 37) (call $cas (i32.const 16) (i32.const 1) (i32.const 17) (i32.const 1)
+                                         (i32.const 1) (i32.const 0xFFFFFF00) (i32.const 64) (i32.const 16) (i32.const 1)))
+    (i32.store8 (i32.const 32) (i32.const 0))
+    (i32.store (i32.const 33) (i32.const 8))
+    (i32.store (i32.const 45) (i32.const 0))
+    (i64.or (i64.shl (i64.const 32) (i64.const 32)) (i64.const 17))))""")
+    host.deploy("cas", wasm, {"name": "cas", "grants": {"kv": ["b"]}})
+    r = host.invoke("cas")
+    assert r.outcome is Outcome.OK, r.error
+    assert struct.unpack("<q", r.output) == (-6,)
+    assert host.kv.get("b", "k") is None

@@ -160,3 +160,12 @@ def test_a_malformed_core_abi_list_is_invalid_not_a_trap(data: bytes, message: s
     with pytest.raises(HostCallError, match=message) as caught:
         decode_strings(data)
     assert caught.value.kind is ErrorKind.INVALID
+
+
+def test_compare_and_swap_checks_both_values_against_the_size_limit(any_db: Database) -> None:
+    kv = SQLiteKVStore(any_db, max_value_bytes=4)
+    with pytest.raises(TooLarge, match="kv expected value"):
+        kv.compare_and_swap("b", "k", b"12345", b"1")
+    with pytest.raises(TooLarge, match="kv value"):
+        kv.compare_and_swap("b", "k", None, b"12345")
+    assert kv.get("b", "k") is None
