@@ -31,6 +31,8 @@ from wasmtime.component import Record  # noqa: E402
 
 from fnhost import FnhostError, Host, Outcome  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
+from fnhost.capabilities import CAPABILITIES  # noqa: E402
+from fnhost.capabilities.base import CONTRACT_VERSIONS, PACKAGE  # noqa: E402
 from fnhost.runtime.engine import WASMTIME_VERSION, make_engine  # noqa: E402
 
 CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
@@ -73,16 +75,13 @@ class RawComponent:
         self.component = wasmtime.component.Component.deserialize_file(self.engine, str(path))
         self.linker = wasmtime.component.Linker(self.engine)
         self.linker.add_wasip2()
-        with self.linker.root() as root:
-            for iface, funcs in {
-                "kv": ["get", "set", "delete", "list-keys"],
-                "queue": ["publish"],
-                "secrets": ["get"],
-                "log": ["write"],
-            }.items():
-                with root.add_instance(f"fnhost:function/{iface}@0.1.0") as inst:
-                    for f in funcs:
-                        inst.add_func(f, lambda *_: None)
+        with self.linker.root() as root:  # every function of every contract version, doing nothing
+            for cap in CAPABILITIES:
+                for version in CONTRACT_VERSIONS:
+                    if cap.operations_in(version):
+                        with root.add_instance(f"{PACKAGE}/{cap.interface}@{version}") as inst:
+                            for op in cap.operations_in(version):
+                                inst.add_func(op.name, lambda *_: None)
         self.export = self.component.get_export_index("handle-event")
         self.http_export = self.component.get_export_index("handle-http")
 

@@ -1,7 +1,8 @@
 """The Rust, Go and C SDKs implement the core-module ABI of docs/abi.md.
 
-Each guest is built with its real toolchain and run by raw wasmtime-py, with the `fnhost` host
-functions defined here from the ABI text alone, so the SDKs are checked independently of the host.
+Each guest is built with its real toolchain and run by raw wasmtime-py, with the host functions of
+import module `fnhost@0.2.0` (the SDKs' contract version) defined here from the ABI text alone, so
+the SDKs are checked independently of the host.
 """
 
 from __future__ import annotations
@@ -113,6 +114,13 @@ class FakeHost:
         self.pending = b""
         return 0
 
+    def kv_increment(self, bucket: str, key: str, delta: int) -> int:
+        if bucket not in self.buckets:
+            return self.fail("denied", f"kv bucket {bucket!r} is not granted")
+        value = int(self.kv.get((bucket, key), b"0")) + delta
+        self.kv[bucket, key] = str(value).encode()
+        return self.ok(struct.pack("<q", value))
+
 
 def linker_for(engine: wasmtime.Engine, host: FakeHost) -> wasmtime.Linker:
     linker = wasmtime.Linker(engine)
@@ -125,7 +133,7 @@ def linker_for(engine: wasmtime.Engine, host: FakeHost) -> wasmtime.Linker:
         return lambda ptr, n: bytes(memory.read(caller, ptr, ptr + n))
 
     def define(name: str, params: list[ValType], results: list[ValType], fn: Callable) -> None:
-        linker.define_func("fnhost", name, wasmtime.FuncType(params, results), fn, access_caller=True)
+        linker.define_func("fnhost@0.2.0", name, wasmtime.FuncType(params, results), fn, access_caller=True)
 
     def kv_get(c: wasmtime.Caller, bp: int, bl: int, kp: int, kl: int) -> int:
         read = mem(c)
@@ -134,6 +142,10 @@ def linker_for(engine: wasmtime.Engine, host: FakeHost) -> wasmtime.Linker:
     def kv_set(c: wasmtime.Caller, bp: int, bl: int, kp: int, kl: int, vp: int, vl: int) -> int:
         read = mem(c)
         return host.kv_set(read(bp, bl).decode(), read(kp, kl).decode(), read(vp, vl))
+
+    def kv_increment(c: wasmtime.Caller, bp: int, bl: int, kp: int, kl: int, delta: int) -> int:
+        read = mem(c)
+        return host.kv_increment(read(bp, bl).decode(), read(kp, kl).decode(), delta)
 
     def unsupported(c: wasmtime.Caller, *args: int) -> int:
         return host.fail("invalid", "not supported by this test host")
@@ -155,6 +167,11 @@ def linker_for(engine: wasmtime.Engine, host: FakeHost) -> wasmtime.Linker:
     define("kv_set", [i32] * 6, [i64], kv_set)
     define("kv_delete", [i32] * 4, [i64], unsupported)
     define("kv_list_keys", [i32] * 5, [i64], unsupported)
+    define("kv_increment", [i32] * 4 + [i64], [i64], kv_increment)
+    define("kv_compare_and_swap", [i32] * 9, [i64], unsupported)
+    define("kv_set_with_ttl", [i32] * 6 + [i64], [i64], unsupported)
+    define("kv_get_many", [i32] * 4, [i64], unsupported)
+    define("kv_set_many", [i32] * 4, [i64], unsupported)
     define("queue_publish", [i32] * 4, [i64], unsupported)
     define("secrets_get", [i32] * 2, [i64], unsupported)
     define("log_write", [i32] * 3, [], log_write)

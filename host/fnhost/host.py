@@ -11,7 +11,7 @@ from typing import Any
 
 import wasmtime
 
-from .capabilities import Capability, KvCapability, LogCapability, QueueCapability, SecretsCapability
+from .capabilities import Capability, CoreResults, KvCapability, LogCapability, QueueCapability, SecretsCapability
 from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
@@ -135,6 +135,7 @@ class Host:
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
             LogCapability(),
+            CoreResults(),
         ]
         self.sandbox = Sandbox(engines, self.ticker, self.capabilities)
         self.invoker = Invoker(
@@ -176,8 +177,6 @@ class Host:
         authorize_deploy(principal, name, manifest, self.shares)
         if principal is not None:
             created_by = principal.key_id
-        for cap in self.capabilities:
-            cap.check_grants(manifest)
         if wasm[:4] != WASM_MAGIC:
             raise InvalidWasm("module is not WebAssembly (no \\0asm header); build it with `fnhost build`")
         sha256 = hashlib.sha256(wasm).hexdigest()
@@ -344,6 +343,8 @@ class Host:
         self._stop_listening()
         self.invoker.close()
         self.compiler.close()
+        for cap in self.capabilities:
+            cap.close()
         self.invocations.close()
         self.ticker.stop()
         self.db.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,11 +53,14 @@ LIMIT_RANGES: dict[str, tuple[int, int]] = {
 
 @dataclass(frozen=True)
 class Grants:
-    """What the function may reach. Anything else is denied at call time."""
+    """What the function may reach, by `[grants]` key (each capability owns its key and checks its
+    value: `fnhost.capabilities`). Anything else is denied at call time."""
 
-    kv: tuple[str, ...] = ()
-    queues: tuple[str, ...] = ()
-    secrets: tuple[str, ...] = ()
+    by_key: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def get(self, key: str) -> tuple[str, ...]:
+        """The resources granted under `key` (empty when the manifest names none)."""
+        return tuple(self.by_key.get(key, ()))
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,9 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["grants"] = {k: list(v) for k, v in d["grants"].items()}
+        from .capabilities import GRANTED
+
+        d["grants"] = {c.grant_key: list(self.grants.get(c.grant_key or "")) for c in GRANTED}
         d["http"] = {"public": d.pop("public")}
         if d.pop("forward_credentials"):  # written only when set: older manifests' JSON stays the same
             d["http"]["forward_credentials"] = True
@@ -200,21 +206,19 @@ def _env(value: Any) -> dict[str, str]:
 
 
 def _grants(value: Any) -> Grants:
+    from .capabilities import GRANTED  # here, not at the top: the capabilities import this module
+
     table = _table(value, "grants")
+    owners = {c.grant_key: c for c in GRANTED if c.grant_key}
     out: dict[str, tuple[str, ...]] = {}
     for key, raw in table.items():
-        if key not in ("kv", "queues", "secrets"):
-            raise ManifestError(f"grants.{key}: unknown capability (known: kv, queues, secrets)")
-        if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-            raise ManifestError(f"grants.{key}: must be a list of names, got {raw!r}")
-        for item in raw:
-            if not REFERENCE_RE.fullmatch(item):
-                raise ManifestError(
-                    f"grants.{key}: {item!r} is not a valid name (letters, digits, '.', '_', '-'; 1..128), "
-                    "optionally after 'namespace/' for a resource another namespace shares"
-                )
-        out[key] = tuple(dict.fromkeys(raw))
-    return Grants(**out)
+        owner = owners.get(key)
+        if owner is None:
+            raise ManifestError(f"grants.{key}: unknown capability (known: {', '.join(sorted(owners))})")
+        granted = owner.validate_grant(raw)
+        if granted:  # `kv = []` grants what no key does: one manifest, one `Grants`
+            out[key] = granted
+    return Grants(out)
 
 
 def _http(value: Any) -> dict[str, bool]:

@@ -23,10 +23,6 @@ DEFAULT = "default"
 NAMESPACE_RULE = "1..63 lower-case letters, digits or '-', starting with a letter"
 SEPARATOR = "/"
 
-KV, SECRET, QUEUE = "kv", "secret", "queue"
-KINDS = (KV, SECRET, QUEUE)
-"""The kinds of resource a manifest grants or a namespace shares (also the `--may-grant` prefixes)."""
-
 QUALIFIED_FUNCTION_RE = re.compile(r"(?:[a-z][a-z0-9-]{0,62}/)?[a-z][a-z0-9-]{0,62}")
 QUALIFIED_RESOURCE_RE = REFERENCE_RE
 """What the stores accept (`fullmatch`): a plain name (namespace `default`) or `<namespace>/<name>`."""
@@ -80,7 +76,7 @@ def resolve_manifest(function: str, manifest: Manifest) -> Manifest:
 
     `function` is the function's store name; the triggers use the result, so a queue trigger of
     `team-a/billing` on `orders` polls `team-a/orders`. Grants stay as written: the guest calls
-    with those names, and the capabilities map them (`VersionGrants.of`).
+    with those names, and the capabilities map them (`Capability.allowed`).
     """
     namespace = namespace_of(function)
     if namespace == DEFAULT and SEPARATOR not in _references(manifest):

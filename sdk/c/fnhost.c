@@ -6,11 +6,17 @@
 #include <time.h>
 
 /* ---- host imports (module "fnhost") ---- */
-#define FNHOST_IMPORT(name) __attribute__((import_module("fnhost"), import_name(#name)))
+/* The core ABI of contract version 0.2.0 (docs/abi.md): every import is in module "fnhost@0.2.0". */
+#define FNHOST_IMPORT(name) __attribute__((import_module("fnhost@0.2.0"), import_name(#name)))
 FNHOST_IMPORT(kv_get) int64_t fnhost_sys_kv_get(const char *, uint32_t, const char *, uint32_t);
 FNHOST_IMPORT(kv_set) int64_t fnhost_sys_kv_set(const char *, uint32_t, const char *, uint32_t, const void *, uint32_t);
 FNHOST_IMPORT(kv_delete) int64_t fnhost_sys_kv_delete(const char *, uint32_t, const char *, uint32_t);
 FNHOST_IMPORT(kv_list_keys) int64_t fnhost_sys_kv_list_keys(const char *, uint32_t, const char *, uint32_t, uint32_t);
+FNHOST_IMPORT(kv_increment) int64_t fnhost_sys_kv_increment(const char *, uint32_t, const char *, uint32_t, int64_t);
+FNHOST_IMPORT(kv_compare_and_swap) int64_t fnhost_sys_kv_compare_and_swap(const char *, uint32_t, const char *, uint32_t, int32_t, const void *, uint32_t, const void *, uint32_t);
+FNHOST_IMPORT(kv_set_with_ttl) int64_t fnhost_sys_kv_set_with_ttl(const char *, uint32_t, const char *, uint32_t, const void *, uint32_t, uint64_t);
+FNHOST_IMPORT(kv_get_many) int64_t fnhost_sys_kv_get_many(const char *, uint32_t, const void *, uint32_t);
+FNHOST_IMPORT(kv_set_many) int64_t fnhost_sys_kv_set_many(const char *, uint32_t, const void *, uint32_t);
 FNHOST_IMPORT(queue_publish) int64_t fnhost_sys_queue_publish(const char *, uint32_t, const void *, uint32_t);
 FNHOST_IMPORT(secrets_get) int64_t fnhost_sys_secrets_get(const char *, uint32_t);
 FNHOST_IMPORT(log_write) void fnhost_sys_log_write(int32_t, const char *, uint32_t);
@@ -353,6 +359,65 @@ int fnhost_kv_list_keys(fnhost_str bucket, fnhost_str prefix, uint32_t limit, fn
     if (!r.bad) *count = n;
     fnhost_buf_free(&encoded);
     return r.bad ? FNHOST_ERR_INVALID : FNHOST_OK;
+}
+
+int fnhost_kv_increment(fnhost_str bucket, fnhost_str key, int64_t delta, int64_t *value) {
+    int rc = check(fnhost_sys_kv_increment(bucket.ptr, bucket.len, key.ptr, key.len, delta));
+    if (rc != FNHOST_OK) return rc;
+    fnhost_buf raw = {0};
+    take_pending(&raw);
+    rc = raw.len == 8 ? FNHOST_OK : FNHOST_ERR_INVALID;
+    if (rc == FNHOST_OK) memcpy(value, raw.data, 8); /* little-endian, as wasm32 is */
+    fnhost_buf_free(&raw);
+    return rc;
+}
+
+int fnhost_kv_compare_and_swap(fnhost_str bucket, fnhost_str key, const void *expected, size_t expected_len,
+                               const void *value, size_t len, int *swapped) {
+    int64_t rc = fnhost_sys_kv_compare_and_swap(bucket.ptr, bucket.len, key.ptr, key.len, expected != NULL, expected,
+                                                (uint32_t)expected_len, value, (uint32_t)len);
+    *swapped = rc == 1;
+    return check(rc);
+}
+
+int fnhost_kv_set_with_ttl(fnhost_str bucket, fnhost_str key, const void *value, size_t len, uint64_t ttl_ms) {
+    return check(fnhost_sys_kv_set_with_ttl(bucket.ptr, bucket.len, key.ptr, key.len, value, (uint32_t)len, ttl_ms));
+}
+
+int fnhost_kv_get_many(fnhost_str bucket, const fnhost_str *keys, uint32_t count, fnhost_buf *values, int64_t *lengths) {
+    fnhost_buf list = {0};
+    put_u32(&list, count);
+    for (uint32_t i = 0; i < count; i++) put_blob(&list, keys[i].ptr, keys[i].len);
+    int rc = check(fnhost_sys_kv_get_many(bucket.ptr, bucket.len, list.data, (uint32_t)list.len));
+    fnhost_buf_free(&list);
+    if (rc != FNHOST_OK) return rc;
+    fnhost_buf encoded = {0};
+    take_pending(&encoded);
+    reader r = {encoded.data, (uint32_t)encoded.len, 0, 0};
+    if (get_u32(&r) != count) r.bad = 1; /* one option per key asked, each at least its tag byte */
+    for (uint32_t i = 0; i < count && !r.bad; i++) {
+        lengths[i] = -1;
+        if (get_u8(&r) == 1) {
+            fnhost_bytes v = get_bytes(&r);
+            fnhost_buf_append(values, v.ptr, v.len);
+            lengths[i] = v.len;
+        }
+    }
+    if (r.pos != r.len) r.bad = 1;
+    fnhost_buf_free(&encoded);
+    return r.bad ? FNHOST_ERR_INVALID : FNHOST_OK;
+}
+
+int fnhost_kv_set_many(fnhost_str bucket, const fnhost_str *keys, const fnhost_bytes *values, uint32_t count) {
+    fnhost_buf list = {0};
+    put_u32(&list, count);
+    for (uint32_t i = 0; i < count; i++) {
+        put_blob(&list, keys[i].ptr, keys[i].len);
+        put_blob(&list, values[i].ptr, values[i].len);
+    }
+    int rc = check(fnhost_sys_kv_set_many(bucket.ptr, bucket.len, list.data, (uint32_t)list.len));
+    fnhost_buf_free(&list);
+    return rc;
 }
 
 int fnhost_queue_publish(fnhost_str queue, const void *body, size_t len, fnhost_buf *id) {

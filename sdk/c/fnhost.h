@@ -140,6 +140,20 @@ int fnhost_kv_delete(fnhost_str bucket, fnhost_str key);
 /* Keys starting with prefix, in byte order, at most limit: appended to *keys, each followed by a
  * NUL byte; *count is set to their number. */
 int fnhost_kv_list_keys(fnhost_str bucket, fnhost_str prefix, uint32_t limit, fnhost_buf *keys, uint32_t *count);
+/* Adds delta to the integer under key (a missing key counts as 0), atomically; the new value goes
+ * to *value. Stored as decimal text. */
+int fnhost_kv_increment(fnhost_str bucket, fnhost_str key, int64_t delta, int64_t *value);
+/* Sets key to value only if its value is expected now (expected NULL: only if the key is absent);
+ * *swapped says whether it did. Atomic. */
+int fnhost_kv_compare_and_swap(fnhost_str bucket, fnhost_str key, const void *expected, size_t expected_len,
+                               const void *value, size_t len, int *swapped);
+/* kv_set, and the key is gone ttl_ms milliseconds later. */
+int fnhost_kv_set_with_ttl(fnhost_str bucket, fnhost_str key, const void *value, size_t len, uint64_t ttl_ms);
+/* The values of up to 1,000 keys: each value found is appended to *values, in order, and
+ * lengths[i] is its length, or -1 where keys[i] is not set. */
+int fnhost_kv_get_many(fnhost_str bucket, const fnhost_str *keys, uint32_t count, fnhost_buf *values, int64_t *lengths);
+/* Stores up to 1,000 entries (keys[i] -> values[i]) in one transaction: all of them or none. */
+int fnhost_kv_set_many(fnhost_str bucket, const fnhost_str *keys, const fnhost_bytes *values, uint32_t count);
 /* The new message's id is appended to *id. */
 int fnhost_queue_publish(fnhost_str queue, const void *body, size_t len, fnhost_buf *id);
 /* The secret's value is appended to *value. */

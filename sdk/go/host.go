@@ -1,34 +1,53 @@
 package fnhost
 
-// The host capabilities: imports of module "fnhost" behind KV, Queue, Secrets and Log.
+// The host capabilities: imports of module "fnhost@0.2.0" (the core ABI of contract version 0.2.0,
+// docs/abi.md) behind KV, Queue, Secrets and Log.
 
-import "unsafe"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
-//go:wasmimport fnhost kv_get
+//go:wasmimport fnhost@0.2.0 kv_get
 func kvGet(bucket unsafe.Pointer, bucketLen uint32, key unsafe.Pointer, keyLen uint32) int64
 
-//go:wasmimport fnhost kv_set
+//go:wasmimport fnhost@0.2.0 kv_set
 func kvSet(bucket unsafe.Pointer, bucketLen uint32, key unsafe.Pointer, keyLen uint32, value unsafe.Pointer, valueLen uint32) int64
 
-//go:wasmimport fnhost kv_delete
+//go:wasmimport fnhost@0.2.0 kv_delete
 func kvDelete(bucket unsafe.Pointer, bucketLen uint32, key unsafe.Pointer, keyLen uint32) int64
 
-//go:wasmimport fnhost kv_list_keys
+//go:wasmimport fnhost@0.2.0 kv_list_keys
 func kvListKeys(bucket unsafe.Pointer, bucketLen uint32, prefix unsafe.Pointer, prefixLen uint32, limit uint32) int64
 
-//go:wasmimport fnhost queue_publish
+//go:wasmimport fnhost@0.2.0 kv_increment
+func kvIncrement(bucket unsafe.Pointer, bucketLen uint32, key unsafe.Pointer, keyLen uint32, delta int64) int64
+
+//go:wasmimport fnhost@0.2.0 kv_compare_and_swap
+func kvCompareAndSwap(bucket unsafe.Pointer, bucketLen uint32, key unsafe.Pointer, keyLen uint32, hasExpected int32, expected unsafe.Pointer, expectedLen uint32, value unsafe.Pointer, valueLen uint32) int64
+
+//go:wasmimport fnhost@0.2.0 kv_set_with_ttl
+func kvSetWithTTL(bucket unsafe.Pointer, bucketLen uint32, key unsafe.Pointer, keyLen uint32, value unsafe.Pointer, valueLen uint32, ttlMs uint64) int64
+
+//go:wasmimport fnhost@0.2.0 kv_get_many
+func kvGetMany(bucket unsafe.Pointer, bucketLen uint32, keys unsafe.Pointer, keysLen uint32) int64
+
+//go:wasmimport fnhost@0.2.0 kv_set_many
+func kvSetMany(bucket unsafe.Pointer, bucketLen uint32, entries unsafe.Pointer, entriesLen uint32) int64
+
+//go:wasmimport fnhost@0.2.0 queue_publish
 func queuePublish(queue unsafe.Pointer, queueLen uint32, body unsafe.Pointer, bodyLen uint32) int64
 
-//go:wasmimport fnhost secrets_get
+//go:wasmimport fnhost@0.2.0 secrets_get
 func secretsGet(name unsafe.Pointer, nameLen uint32) int64
 
-//go:wasmimport fnhost log_write
+//go:wasmimport fnhost@0.2.0 log_write
 func logWrite(level int32, msg unsafe.Pointer, msgLen uint32)
 
-//go:wasmimport fnhost result_len
+//go:wasmimport fnhost@0.2.0 result_len
 func resultLen() int32
 
-//go:wasmimport fnhost result_read
+//go:wasmimport fnhost@0.2.0 result_read
 func resultRead(dst unsafe.Pointer) int32
 
 func strPtr(s string) (unsafe.Pointer, uint32) {
@@ -102,6 +121,96 @@ func (kvAPI) ListKeys(bucket, prefix string, limit uint32) ([]string, error) {
 		return nil, &Error{Kind: KindInvalid, Message: "the host returned a malformed key list: " + err.Error()}
 	}
 	return keys, nil
+}
+
+// Increment adds delta to the integer under key (a missing key counts as 0) and returns the new
+// value, atomically: concurrent increments are never lost. The value is stored as decimal text.
+func (kvAPI) Increment(bucket, key string, delta int64) (int64, error) {
+	bp, bl := strPtr(bucket)
+	kp, kl := strPtr(key)
+	if err := check(kvIncrement(bp, bl, kp, kl, delta)); err != nil {
+		return 0, err
+	}
+	r := &reader{buf: takePending()}
+	value := int64(r.u64())
+	if err := r.finish(); err != nil {
+		return 0, &Error{Kind: KindInvalid, Message: "the host returned a malformed s64: " + err.Error()}
+	}
+	return value, nil
+}
+
+// CompareAndSwap sets key to value only if its value is expected now (nil: only if the key is
+// absent) and reports whether it did. Atomic.
+func (kvAPI) CompareAndSwap(bucket, key string, expected, value []byte) (bool, error) {
+	bp, bl := strPtr(bucket)
+	kp, kl := strPtr(key)
+	has := int32(0)
+	if expected != nil {
+		has = 1
+	}
+	ep, el := bytesPtr(expected)
+	vp, vl := bytesPtr(value)
+	rc := kvCompareAndSwap(bp, bl, kp, kl, has, ep, el, vp, vl)
+	if err := check(rc); err != nil {
+		return false, err
+	}
+	return rc == 1, nil
+}
+
+// SetWithTTL stores value under key for ttlMs milliseconds; after that the key is gone.
+func (kvAPI) SetWithTTL(bucket, key string, value []byte, ttlMs uint64) error {
+	bp, bl := strPtr(bucket)
+	kp, kl := strPtr(key)
+	vp, vl := bytesPtr(value)
+	return check(kvSetWithTTL(bp, bl, kp, kl, vp, vl, ttlMs))
+}
+
+// GetMany returns the values of up to 1,000 keys in the order asked (nil: not set).
+func (kvAPI) GetMany(bucket string, keys []string) ([][]byte, error) {
+	list := binary.LittleEndian.AppendUint32(nil, uint32(len(keys)))
+	for _, k := range keys {
+		list = binary.LittleEndian.AppendUint32(list, uint32(len(k)))
+		list = append(list, k...)
+	}
+	bp, bl := strPtr(bucket)
+	lp, ll := bytesPtr(list)
+	if err := check(kvGetMany(bp, bl, lp, ll)); err != nil {
+		return nil, err
+	}
+	r := &reader{buf: takePending()}
+	n := r.count()
+	values := make([][]byte, 0, n)
+	for i := 0; i < n; i++ {
+		if r.u8() == 1 {
+			values = append(values, r.bytes())
+		} else {
+			values = append(values, nil)
+		}
+	}
+	if err := r.finish(); err != nil {
+		return nil, &Error{Kind: KindInvalid, Message: "the host returned a malformed value list: " + err.Error()}
+	}
+	return values, nil
+}
+
+// KVEntry is one entry of SetMany.
+type KVEntry struct {
+	Key   string
+	Value []byte
+}
+
+// SetMany stores up to 1,000 entries in one transaction: all of them or, on an error, none.
+func (kvAPI) SetMany(bucket string, entries []KVEntry) error {
+	list := binary.LittleEndian.AppendUint32(nil, uint32(len(entries)))
+	for _, e := range entries {
+		list = binary.LittleEndian.AppendUint32(list, uint32(len(e.Key)))
+		list = append(list, e.Key...)
+		list = binary.LittleEndian.AppendUint32(list, uint32(len(e.Value)))
+		list = append(list, e.Value...)
+	}
+	bp, bl := strPtr(bucket)
+	lp, ll := bytesPtr(list)
+	return check(kvSetMany(bp, bl, lp, ll))
 }
 
 type queueAPI struct{}

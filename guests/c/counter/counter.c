@@ -5,6 +5,9 @@
  *        DELETE /del/<key> -> {"key":k,"deleted":true}  GET /keys?prefix=p -> {"keys":[...]}
  *        GET /bucket/<bucket>/<key> reads any bucket: an ungranted one -> 403 {"error":"denied",...}
  * Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket": b (default counters)}
+ *        {"op": "claim", "key": k} -> {"key":k,"claimed":b} (compare-and-swap only if absent)
+ *        {"op": "lease", "key": k} -> {"key":k,"leased":true} (set for 200 ms)
+ *        {"op": "pair", "key": k, "prefix": p} -> {"values":["1","2",null]} (set-many k, p; get-many k, p, k-absent)
  * A host error is answered as {"error": kind, "message": ...} (HTTP status by kind), not as a failure. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +40,9 @@ static void key_value(fnhost_buf *out, fnhost_str key, long long value) {
 static int run(const char *op, fnhost_str bucket, fnhost_str key, fnhost_str prefix, fnhost_buf *out) {
     long long value;
     int rc = -1;
-    if (!strcmp(op, "incr")) {
-        if ((rc = current(bucket, key, &value)) == FNHOST_OK) {
-            char text[32];
-            int n = snprintf(text, sizeof text, "%lld", value + 1);
-            if ((rc = fnhost_kv_set(bucket, key, text, (size_t)n)) == FNHOST_OK) key_value(out, key, value + 1);
-        }
+    if (!strcmp(op, "incr")) { /* atomic: concurrent invocations never lose a count */
+        int64_t next;
+        if ((rc = fnhost_kv_increment(bucket, key, 1, &next)) == FNHOST_OK) key_value(out, key, (long long)next);
     } else if (!strcmp(op, "get")) {
         if ((rc = current(bucket, key, &value)) == FNHOST_OK) key_value(out, key, value);
     } else if (!strcmp(op, "delete")) {
@@ -64,6 +64,44 @@ static int run(const char *op, fnhost_str bucket, fnhost_str key, fnhost_str pre
             fnhost_buf_str(out, "]}");
         }
         fnhost_buf_free(&keys);
+    } else if (!strcmp(op, "claim")) { /* compare-and-swap only if absent */
+        int claimed;
+        if ((rc = fnhost_kv_compare_and_swap(bucket, key, NULL, 0, "claimed", 7, &claimed)) == FNHOST_OK) {
+            fnhost_buf_str(out, "{\"key\":");
+            fnhost_json_string(out, key.ptr, key.len);
+            fnhost_buf_str(out, claimed ? ",\"claimed\":true}" : ",\"claimed\":false}");
+        }
+    } else if (!strcmp(op, "lease")) { /* set for 200 ms */
+        if ((rc = fnhost_kv_set_with_ttl(bucket, key, "leased", 6, 200)) == FNHOST_OK) {
+            fnhost_buf_str(out, "{\"key\":");
+            fnhost_json_string(out, key.ptr, key.len);
+            fnhost_buf_str(out, ",\"leased\":true}");
+        }
+    } else if (!strcmp(op, "pair")) { /* set-many key, prefix; get-many key, prefix, key-absent */
+        fnhost_buf absent = {0};
+        fnhost_buf_append(&absent, key.ptr, key.len);
+        fnhost_buf_str(&absent, "-absent");
+        fnhost_str keys[3] = {key, prefix, {(const char *)absent.data, (uint32_t)absent.len}};
+        fnhost_bytes values[2] = {{(const uint8_t *)"1", 1}, {(const uint8_t *)"2", 1}};
+        fnhost_buf found = {0};
+        int64_t lengths[3];
+        if ((rc = fnhost_kv_set_many(bucket, keys, values, 2)) == FNHOST_OK &&
+            (rc = fnhost_kv_get_many(bucket, keys, 3, &found, lengths)) == FNHOST_OK) {
+            fnhost_buf_str(out, "{\"values\":[");
+            size_t at = 0;
+            for (int i = 0; i < 3; i++) {
+                if (i) fnhost_buf_str(out, ",");
+                if (lengths[i] < 0) {
+                    fnhost_buf_str(out, "null");
+                } else {
+                    fnhost_json_string(out, (const char *)found.data + at, (size_t)lengths[i]);
+                    at += (size_t)lengths[i];
+                }
+            }
+            fnhost_buf_str(out, "]}");
+        }
+        fnhost_buf_free(&found);
+        fnhost_buf_free(&absent);
     }
     if (rc > 0) {
         out->len = 0;
@@ -148,7 +186,7 @@ static const char *event(const fnhost_context *ctx, const fnhost_event *ev, fnho
     fnhost_buf_free(&bucket);
     fnhost_buf_free(&key);
     fnhost_buf_free(&prefix);
-    return rc < 0 ? "unknown op (incr, get, delete, list)" : NULL;
+    return rc < 0 ? "unknown op (incr, get, delete, list, claim, lease, pair)" : NULL;
 }
 
 FNHOST_EXPORT_HTTP(http)

@@ -7,6 +7,11 @@
 //	GET /bucket/<bucket>/<key> reads any bucket: an ungranted one → 403 {"error":"denied",...}
 //
 // Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket": b (default counters)}
+//
+//	{"op": "claim", "key": k} → {"key":k,"claimed":b} (compare-and-swap only if absent)
+//	{"op": "lease", "key": k} → {"key":k,"leased":true} (set for 200 ms)
+//	{"op": "pair", "key": k, "prefix": p} → {"values":["1","2",null]} (set-many k, p; get-many k, p, k-absent)
+//
 // A host error is answered as {"error": kind, "message": ...} (HTTP status by kind), not as a failure.
 package main
 
@@ -20,6 +25,9 @@ import (
 )
 
 const bucket = "counters"
+
+// leaseMs is how long `lease` keeps its key (the TTL tests wait past it).
+const leaseMs = 200
 
 var statusByKind = map[fnhost.ErrorKind]int{
 	fnhost.KindDenied: 403, fnhost.KindNotFound: 404, fnhost.KindTooLarge: 413,
@@ -43,15 +51,12 @@ func current(bucket, key string) (int64, error) {
 
 func run(op, bucket, key, prefix string) ([]byte, error) {
 	switch op {
-	case "incr":
-		n, err := current(bucket, key)
+	case "incr": // atomic: concurrent invocations never lose a count
+		n, err := fnhost.KV.Increment(bucket, key, 1)
 		if err != nil {
 			return nil, err
 		}
-		if err := fnhost.KV.Set(bucket, key, []byte(strconv.FormatInt(n+1, 10))); err != nil {
-			return nil, err
-		}
-		return fnhost.NewObject().Str("key", key).Int("value", n+1).Bytes(), nil
+		return fnhost.NewObject().Str("key", key).Int("value", n).Bytes(), nil
 	case "get":
 		n, err := current(bucket, key)
 		if err != nil {
@@ -69,8 +74,40 @@ func run(op, bucket, key, prefix string) ([]byte, error) {
 			return nil, err
 		}
 		return fnhost.NewObject().Strings("keys", keys).Bytes(), nil
+	case "claim":
+		claimed, err := fnhost.KV.CompareAndSwap(bucket, key, nil, []byte("claimed"))
+		if err != nil {
+			return nil, err
+		}
+		return fnhost.NewObject().Str("key", key).Bool("claimed", claimed).Bytes(), nil
+	case "lease":
+		if err := fnhost.KV.SetWithTTL(bucket, key, []byte("leased"), leaseMs); err != nil {
+			return nil, err
+		}
+		return fnhost.NewObject().Str("key", key).Bool("leased", true).Bytes(), nil
+	case "pair":
+		entries := []fnhost.KVEntry{{Key: key, Value: []byte("1")}, {Key: prefix, Value: []byte("2")}}
+		if err := fnhost.KV.SetMany(bucket, entries); err != nil {
+			return nil, err
+		}
+		values, err := fnhost.KV.GetMany(bucket, []string{key, prefix, key + "-absent"})
+		if err != nil {
+			return nil, err
+		}
+		list := []byte("[")
+		for i, v := range values {
+			if i > 0 {
+				list = append(list, ',')
+			}
+			if v == nil {
+				list = append(list, "null"...)
+			} else {
+				list = strconv.AppendQuote(list, string(v))
+			}
+		}
+		return fnhost.NewObject().Raw("values", append(list, ']')).Bytes(), nil
 	}
-	return nil, fmt.Errorf("unknown op %q (incr, get, delete, list)", op)
+	return nil, fmt.Errorf("unknown op %q (incr, get, delete, list, claim, lease, pair)", op)
 }
 
 // hostError is the answer to a failed host call, or nil if err is not one (then it is a failure).

@@ -4,6 +4,11 @@ HTTP:  POST /incr/<key>  → {"key": k, "value": n}      GET /get/<key> → {"ke
        DELETE /del/<key> → {"key": k, "deleted": true}  GET /keys?prefix=p → {"keys": [...]}
        GET /bucket/<bucket>/<key> reads any bucket: an ungranted one → 403 {"error": "denied", ...}
 Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket": b (default counters)}
+       {"op": "incr", "key": k, "delta": d, "times": n}: n atomic increments by d in one invocation
+       {"op": "cas", "key": k, "expected": text or null, "new": text} → {"swapped": bool}
+       {"op": "put", "key": k, "value": text, "ttl_s": s or null}, {"op": "get-many", "keys": [...]},
+       {"op": "put-many", "entries": {k: text}}
+       {"op": "claim" | "lease" | "pair", ...}: as the Rust, Go and C counters (see their sources)
 A host error is answered as {"error": code, "message": ...} (HTTP status by kind), not as a failure.
 """
 
@@ -15,11 +20,36 @@ STATUS = {"denied": 403, "not-found": 404, "too-large": 413, "limit-exceeded": 4
 app = App()
 
 
-def run(op: str, bucket: str = BUCKET, key: str = "", prefix: str = "") -> dict[str, object]:
-    if op == "incr":
-        value = int(kv.get(bucket, key) or b"0") + 1
-        kv.set(bucket, key, str(value))
+def run(op: str, bucket: str = BUCKET, key: str = "", prefix: str = "", **args: object) -> dict[str, object]:
+    if op == "incr":  # atomic: concurrent invocations never lose a count
+        delta, times = int(args.get("delta", 1)), int(args.get("times", 1))
+        value = 0
+        for _ in range(times):
+            value = kv.increment(bucket, key, delta)
         return {"key": key, "value": value}
+    if op == "cas":
+        expected = args.get("expected")
+        old = None if expected is None else str(expected).encode()
+        return {"swapped": kv.compare_and_swap(bucket, key, old, str(args["new"]))}
+    if op == "put":
+        ttl = args.get("ttl_s")
+        kv.set(bucket, key, str(args["value"]), ttl_s=None if ttl is None else float(ttl))
+        return {"key": key}
+    if op == "get-many":
+        values = kv.get_many(bucket, list(args["keys"]))
+        return {"values": [None if v is None else v.decode() for v in values]}
+    if op == "put-many":
+        kv.set_many(bucket, {k: str(v) for k, v in dict(args["entries"]).items()})
+        return {"count": len(args["entries"])}
+    if op == "claim":  # what the core-module counters do, for the same tests
+        return {"key": key, "claimed": kv.compare_and_swap(bucket, key, None, "claimed")}
+    if op == "lease":
+        kv.set(bucket, key, "leased", ttl_s=0.2)
+        return {"key": key, "leased": True}
+    if op == "pair":
+        kv.set_many(bucket, [(key, "1"), (prefix, "2")])
+        values = kv.get_many(bucket, [key, prefix, f"{key}-absent"])
+        return {"values": [None if v is None else v.decode() for v in values]}
     if op == "get":
         return {"key": key, "value": int(kv.get(bucket, key) or b"0")}
     if op == "delete":
@@ -27,7 +57,7 @@ def run(op: str, bucket: str = BUCKET, key: str = "", prefix: str = "") -> dict[
         return {"key": key, "deleted": True}
     if op == "list":
         return {"keys": kv.list_keys(bucket, prefix)}
-    raise ValueError(f"unknown op {op!r} (incr, get, delete, list)")
+    raise ValueError(f"unknown op {op!r} (incr, get, delete, list, cas, put, get-many, put-many, claim, lease, pair)")
 
 
 def failure(e: HostError) -> dict[str, object]:

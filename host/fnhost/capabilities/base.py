@@ -1,313 +1,210 @@
-"""What every capability shares: the per-invocation call state, host-call errors, and the adapters
-that expose one Python implementation both to components (WIT) and to core modules (docs/abi.md).
+"""The shape every capability has (after Spin's factors), and the contract versions it is linked into.
 
-A capability module has the same four steps (after Spin's factors):
+A capability is one module with one `Capability` subclass. It owns, end to end:
 
-1. ``link_component(root)`` / ``link_core(linker)`` — add its host functions once per engine;
-2. ``check_grants(manifest)`` — at deploy, reject grants it cannot honour;
-3. ``grants_for(manifest)`` — the allowed set of one function version, computed once per version;
-4. at call time its functions read the running invocation's `CallState` and deny anything outside it.
+1. its manifest key (`grant_key`, e.g. `[grants] kv = [...]`) and its validation (`validate_grant`,
+   called by `Manifest.from_dict`: a grant it cannot honour never reaches a deploy);
+2. the resources a manifest hands a function through it (`resources`), which the deploy-time
+   authorization (`fnhost.control.grants`) checks against the deployer and the namespace's shares;
+3. the per-version allowed set (`allowed`): each name as the guest asks for it → the store name it
+   reaches, resolved once per function version in the function's namespace (`fnhost.namespaces`);
+4. its store (given to its constructor) and its operations, each declared once with `@operation`,
+   from which both the component binding and the core-ABI binding are derived (`operations`),
+   linked into every contract version that has them.
+
+Adding a capability is adding one module with such a class, listed in `fnhost.capabilities`
+(plus its WIT interface and SDK wrappers).
+
+Contract versions: the WIT package `fnhost:function@X` for components, one core import module per
+version for core modules (`CORE_MODULES`). A version only adds operations; every operation of an
+older version stays in the newer ones with the same signature, and the host serves every version
+in `CONTRACT_VERSIONS` (docs/contract.md, Versioning).
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import math
-import struct
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import ClassVar
 
 import wasmtime
-from wasmtime.component import LinkerInstance, Variant
+from wasmtime.component import LinkerInstance
 
-from ..manifest import Manifest
-from ..namespaces import DEFAULT, KV, QUEUE, SECRET, is_foreign, namespace_of, resolve
-from ..stores.errors import InvalidArgument, StoreError, StoreUnavailable, TooLarge
+from ..errors import ManifestError
+from ..manifest import REFERENCE_RE, Manifest
+from ..namespaces import DEFAULT, is_foreign, namespace_of, resolve
+from .errors import ErrorKind, HostCallError
+from .operations import Operation, operations_of, parse_version
+from .state import CallState, GuestMemory, LogBuffer, current_state, set_current_state
 
-
-class ErrorKind(Enum):
-    """The WIT `types.error` cases, with their core-ABI codes."""
-
-    DENIED = ("denied", 1)
-    NOT_FOUND = ("not-found", 2)
-    TOO_LARGE = ("too-large", 3)
-    LIMIT_EXCEEDED = ("limit-exceeded", 4)
-    UNAVAILABLE = ("unavailable", 5)
-    INVALID = ("invalid", 6)
-
-    def __init__(self, case: str, code: int) -> None:
-        self.case = case
-        self.code = code
+PACKAGE = "fnhost:function"
+CONTRACT_VERSIONS = ("0.1.0", "0.2.0")
+"""Every version of the guest contract this host serves, oldest first."""
+CORE_MODULES = {"0.1.0": "fnhost", "0.2.0": "fnhost@0.2.0"}
+"""The core-ABI import module of each contract version (0.1.0's predates versioned names)."""
 
 
-class HostCallError(Exception):
-    """An expected failure of a host call, returned to the guest as a WIT error (never a trap)."""
+class Capability:
+    """Base of the capabilities; see the module docstring for what a subclass declares."""
 
-    def __init__(self, kind: ErrorKind, message: str = "") -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+    interface: ClassVar[str]
+    """The WIT interface name; also the prefix of its core imports (`kv` → `kv_get`)."""
+    grant_key: ClassVar[str | None] = None
+    """Its key under `[grants]` in fnhost.toml; None: it needs no grant."""
+    kind: ClassVar[str] = ""
+    """The resource kind in shares, `--may-grant` patterns and messages (`kv`, `queue`, `secret`)."""
+    noun: ClassVar[str] = ""
+    """How a denial names one resource (`kv bucket 'x' is not granted...`)."""
+
+    # -- manifest and grants (per app) ------------------------------------------------------------
+    @classmethod
+    def validate_grant(cls, raw: object) -> tuple[str, ...]:
+        """The value of `[grants] <grant_key>`, checked: resource references, duplicates dropped."""
+        where = f"grants.{cls.grant_key}"
+        if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+            raise ManifestError(f"{where}: must be a list of names, got {raw!r}")
+        for item in raw:
+            if not REFERENCE_RE.fullmatch(item):
+                raise ManifestError(
+                    f"{where}: {item!r} is not a valid name (letters, digits, '.', '_', '-'; 1..128), "
+                    "optionally after 'namespace/' for a resource another namespace shares"
+                )
+        return tuple(dict.fromkeys(raw))
 
     @classmethod
-    def from_store(cls, error: StoreError) -> HostCallError:
-        if isinstance(error, TooLarge):
-            return cls(ErrorKind.TOO_LARGE, str(error))
-        if isinstance(error, InvalidArgument):
-            return cls(ErrorKind.INVALID, str(error))
-        if isinstance(error, StoreUnavailable):
-            return cls(ErrorKind.UNAVAILABLE, str(error))
-        return cls(ErrorKind.UNAVAILABLE, f"store error: {type(error).__name__}")
+    def store_name_of(cls, namespace: str, reference: str) -> str:
+        """The store name a manifest reference reaches from `namespace` (`fnhost.namespaces`). A
+        capability whose grants are not namespaced resources (an outbound origin) returns `reference`."""
+        return resolve(namespace, reference)
+
+    @classmethod
+    def resources(cls, manifest: Manifest) -> list[tuple[str, str]]:
+        """Every resource `manifest` hands its function through this capability, as
+        (reference as the manifest writes it, the manifest field) — what a deploy must authorize."""
+        if cls.grant_key is None:
+            return []
+        return [(ref, f"grants.{cls.grant_key}") for ref in manifest.grants.get(cls.grant_key)]
+
+    @classmethod
+    def allowed(cls, manifest: Manifest, namespace: str) -> dict[str, str]:
+        """The allowed set of one function version: guest-side name → store name."""
+        if cls.grant_key is None:
+            return {}
+        return {ref: cls.store_name_of(namespace, ref) for ref in manifest.grants.get(cls.grant_key)}
+
+    # -- per invocation ----------------------------------------------------------------------------
+    def store_name(self, state: CallState, name: str) -> str:
+        """The store name of a granted resource; `denied` (naming the grant to add) for any other."""
+        stored = state.grants.of_kind(self.kind).get(name)
+        if stored is None:
+            raise state.deny(f"{self.noun} '{name}'")
+        return stored
+
+    # -- linking (per engine) --------------------------------------------------------------------
+    @classmethod
+    def operations(cls) -> tuple[Operation, ...]:
+        return operations_of(cls)
+
+    @classmethod
+    def operations_in(cls, version: str) -> list[Operation]:
+        v = parse_version(version)
+        return [op for op in cls.operations() if op.since <= v]
+
+    def link_component(self, root: LinkerInstance) -> None:
+        for version in CONTRACT_VERSIONS:
+            ops = self.operations_in(version)
+            if ops:
+                with root.add_instance(f"{PACKAGE}/{self.interface}@{version}") as iface:
+                    for op in ops:
+                        iface.add_func(op.name, op.component_func(self))
+
+    def link_core(self, linker: wasmtime.Linker) -> None:
+        for version in CONTRACT_VERSIONS:
+            for op in self.operations_in(version):
+                name = op.core_name(self.interface)
+                linker.define_func(CORE_MODULES[version], name, op.core_type(), op.core_func(self), access_caller=True)
+
+    def close(self) -> None:
+        """Stop any background work (the host is closing)."""
 
 
-class LogBuffer:
-    """Log lines of one invocation, bounded in bytes; what does not fit is dropped with one marker."""
+class CoreResults(Capability):
+    """`result_len` / `result_read` of every core import module: how a core guest reads the pending
+    result of its last host call. Not an operation: they neither charge the budget nor fail."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.lines: list[str] = []
-        self.size = 0
-        self.truncated = False
-        self.budget_spent = False  # log calls stopped by the host-call budget (marked once)
-        self._partial = {"stdout": b"", "stderr": b""}
+    interface = "result"
 
-    def add(self, line: str) -> None:
-        if self.truncated:
-            return
-        raw = line.encode("utf-8", "replace")
-        if self.size + len(raw) + 1 > self.max_bytes:
-            room = self.max_bytes - self.size - 1
-            if room > 0:  # keep what fits of the line that overflows
-                self.lines.append(raw[:room].decode("utf-8", "ignore"))
-            self.truncated = True
-            self.lines.append(f"[fnhost] log truncated: over {self.max_bytes} bytes")
-            return
-        n = len(raw) + 1
-        self.size += n
-        self.lines.append(line)
+    def link_component(self, root: LinkerInstance) -> None:
+        """Components get results as values."""
 
-    def stream(self, name: str, data: bytes) -> None:
-        """Captured stdout/stderr: split into lines, prefixed with the stream name."""
-        if self.truncated:
-            return
-        buf = self._partial[name] + data
-        *complete, rest = buf.split(b"\n")
-        for raw in complete:
-            self.add(f"[{name}] {raw.decode('utf-8', 'replace')}")
-        if len(rest) > self.max_bytes:  # an endless line: log what fits now
-            self.add(f"[{name}] {rest.decode('utf-8', 'replace')}")
-            rest = b""
-        self._partial[name] = rest
+    def link_core(self, linker: wasmtime.Linker) -> None:
+        i32 = wasmtime.ValType.i32()
 
-    def flush(self) -> None:
-        for name, rest in self._partial.items():
-            if rest:
-                self.add(f"[{name}] {rest.decode('utf-8', 'replace')}")
-        self._partial = {"stdout": b"", "stderr": b""}
+        def result_len() -> int:
+            return len(current_state().pending)
+
+        def result_read(caller: wasmtime.Caller, dst: int) -> int:
+            state = current_state()
+            data, state.pending = state.pending, b""
+            try:
+                GuestMemory(caller).write(dst, data)
+            except HostCallError:
+                return -1
+            return len(data)
+
+        for module in CORE_MODULES.values():
+            linker.define_func(module, "result_len", wasmtime.FuncType([], [i32]), result_len)
+            linker.define_func(module, "result_read", wasmtime.FuncType([i32], [i32]), result_read, access_caller=True)
 
 
 @dataclass(frozen=True)
 class VersionGrants:
-    """The allowed sets of one function version (step 3), shared by all its invocations: each maps
-    a name as the guest asks for it (the manifest's) to the store name it reaches (fnhost.namespaces)."""
+    """The allowed sets of one function version, shared by all its invocations: per resource kind,
+    each name as the guest asks for it (the manifest's) → the store name it reaches."""
 
-    kv: Mapping[str, str]
-    queues: Mapping[str, str]
-    secrets: Mapping[str, str]
+    sets: Mapping[str, Mapping[str, str]]
     namespace: str = DEFAULT
 
     @classmethod
     def of(cls, manifest: Manifest, function: str) -> VersionGrants:
         """The grants of `manifest`, resolved in the namespace of `function` (a store name)."""
-        g, namespace = manifest.grants, namespace_of(function)
+        from . import CAPABILITIES
 
-        def resolved(refs: tuple[str, ...]) -> dict[str, str]:
-            return {ref: resolve(namespace, ref) for ref in refs}
+        namespace = namespace_of(function)
+        return cls({c.kind: c.allowed(manifest, namespace) for c in CAPABILITIES if c.grant_key}, namespace)
 
-        return cls(resolved(g.kv), resolved(g.queues), resolved(g.secrets), namespace)
+    def of_kind(self, kind: str) -> Mapping[str, str]:
+        return self.sets.get(kind, {})
 
     @functools.cached_property
     def foreign(self) -> bool:
         """Whether any grant names another namespace's resource (then `shared_only` applies per call)."""
-        return any(is_foreign(self.namespace, s) for m in (self.kv, self.queues, self.secrets) for s in m.values())
+        return any(is_foreign(self.namespace, s) for m in self.sets.values() for s in m.values())
 
     def shared_only(self, shared: Callable[[str, str, str], bool]) -> VersionGrants:
         """These grants without the other namespaces' resources that are not shared (any more):
         `shared(kind, store name, namespace)` says which are."""
+        ns = self.namespace
 
         def keep(kind: str, grants: Mapping[str, str]) -> dict[str, str]:
-            ns = self.namespace
             return {ref: s for ref, s in grants.items() if not is_foreign(ns, s) or shared(kind, s, ns)}
 
-        return VersionGrants(keep(KV, self.kv), keep(QUEUE, self.queues), keep(SECRET, self.secrets), self.namespace)
+        return VersionGrants({kind: keep(kind, g) for kind, g in self.sets.items()}, ns)
 
 
-@dataclass
-class CallState:
-    """The state host functions see during one invocation."""
-
-    invocation_id: str
-    function: str
-    version: int
-    grants: VersionGrants
-    logs: LogBuffer
-    calls_left: int
-    bytes_left: int
-    denied: list[str] = field(default_factory=list)
-    pending: bytes = b""  # core ABI: the result of the last host call, read with result_read
-    deadline: float = math.inf  # time.monotonic() at which the invocation times out
-    wasi_clock_origin_ns: int = 0  # time.monotonic_ns() when the store's WASI context was made
-
-    def charge(self, nbytes: int) -> None:
-        """Count one host call moving `nbytes`; over budget is `limit-exceeded`."""
-        if self.calls_left <= 0:
-            raise HostCallError(
-                ErrorKind.LIMIT_EXCEEDED,
-                "host-call budget of this invocation is spent (limits.max_host_calls)",
-            )
-        if nbytes > self.bytes_left:
-            raise HostCallError(
-                ErrorKind.LIMIT_EXCEEDED,
-                "host-call byte budget of this invocation is spent (limits.max_host_bytes)",
-            )
-        self.calls_left -= 1
-        self.bytes_left -= nbytes
-
-    def deny(self, what: str) -> HostCallError:
-        message = f"{what} is not granted to function '{self.function}'; add it to [grants] in fnhost.toml"
-        self.denied.append(message)
-        return HostCallError(ErrorKind.DENIED, message)
-
-
-_current = threading.local()
-
-
-def current_state() -> CallState:
-    state: CallState | None = getattr(_current, "state", None)
-    if state is None:  # a host function called outside an invocation: a host bug, not a guest's
-        raise RuntimeError("fnhost host function called outside an invocation")
-    return state
-
-
-def set_current_state(state: CallState | None) -> None:
-    _current.state = state
-
-
-class Capability(Protocol):
-    name: str
-
-    def check_grants(self, manifest: Manifest) -> None: ...
-    def link_component(self, root: LinkerInstance) -> None: ...
-    def link_core(self, linker: wasmtime.Linker) -> None: ...
-
-
-# --- adapters -----------------------------------------------------------------------------------
-
-Impl = Callable[..., Any]
-
-
-def component_func(impl: Impl) -> Callable[..., Any]:
-    """Wrap `impl(state, *args)` as a component host function returning `result<T, error>`.
-
-    Expected failures become the error variant; an unexpected host exception becomes
-    `unavailable` (logged), so a host bug never shows up as a guest trap.
-    """
-
-    def func(_store: Any, *args: Any) -> Any:
-        state = current_state()
-        try:
-            return impl(state, *args)
-        except HostCallError as e:
-            return _variant(e)
-        except StoreError as e:
-            return _variant(HostCallError.from_store(e))
-        except Exception as e:  # host bug or store crash: the guest sees `unavailable`
-            state.logs.add(f"[fnhost] host call failed: {type(e).__name__}")
-            return _variant(HostCallError(ErrorKind.UNAVAILABLE, "host call failed"))
-
-    return func
-
-
-def _variant(e: HostCallError) -> Variant:
-    if e.kind is ErrorKind.NOT_FOUND:
-        return Variant(e.kind.case)
-    return Variant(e.kind.case, e.message)
-
-
-I32 = wasmtime.ValType.i32()
-I64 = wasmtime.ValType.i64()
-
-
-class GuestMemory:
-    """Bounds-checked access to a core instance's exported `memory` from a host function."""
-
-    def __init__(self, caller: wasmtime.Caller) -> None:
-        memory = caller.get("memory")
-        if not isinstance(memory, wasmtime.Memory):
-            raise HostCallError(ErrorKind.INVALID, "module exports no memory")
-        self.caller = caller
-        self.base = ctypes.addressof(memory.data_ptr(caller).contents)
-        self.size = memory.data_len(caller)
-
-    def read(self, ptr: int, length: int) -> bytes:
-        ptr &= 0xFFFFFFFF
-        length &= 0xFFFFFFFF
-        if ptr + length > self.size:
-            raise HostCallError(ErrorKind.INVALID, f"buffer {ptr}+{length} is outside guest memory")
-        return ctypes.string_at(self.base + ptr, length)
-
-    def read_str(self, ptr: int, length: int) -> str:
-        try:
-            return self.read(ptr, length).decode("utf-8")
-        except UnicodeDecodeError:
-            raise HostCallError(ErrorKind.INVALID, "string argument is not UTF-8") from None
-
-    def write(self, ptr: int, data: bytes) -> None:
-        ptr &= 0xFFFFFFFF
-        if ptr + len(data) > self.size:
-            raise HostCallError(ErrorKind.INVALID, f"buffer {ptr}+{len(data)} is outside guest memory")
-        ctypes.memmove(self.base + ptr, data, len(data))
-
-
-def define_core(
-    linker: wasmtime.Linker, name: str, params: list[wasmtime.ValType], impl: Callable[..., bytes | None]
-) -> None:
-    """Define `fnhost.<name>(params) -> i64` per the core ABI.
-
-    `impl(state, memory, *raw_args)` returns the result bytes (kept as the pending result; the call
-    returns their length) or None (returns 0). A `HostCallError` returns `-code` with the message
-    as the pending result.
-    """
-
-    def func(caller: wasmtime.Caller, *args: int) -> int:
-        state = current_state()
-        try:
-            result = impl(state, GuestMemory(caller), *args)
-        except HostCallError as e:
-            state.pending = e.message.encode()
-            return -e.kind.code
-        except StoreError as e:
-            err = HostCallError.from_store(e)
-            state.pending = err.message.encode()
-            return -err.kind.code
-        except Exception as e:
-            state.logs.add(f"[fnhost] host call failed: {type(e).__name__}")
-            state.pending = b"host call failed"
-            return -ErrorKind.UNAVAILABLE.code
-        state.pending = result or b""
-        return len(state.pending)
-
-    linker.define_func("fnhost", name, wasmtime.FuncType(params, [I64]), func, access_caller=True)
-
-
-def encode_strings(items: list[str]) -> bytes:
-    """`list<string>` in the core ABI encoding."""
-    out = [struct.pack("<I", len(items))]
-    for item in items:
-        raw = item.encode()
-        out.append(struct.pack("<I", len(raw)))
-        out.append(raw)
-    return b"".join(out)
+__all__ = [
+    "CONTRACT_VERSIONS",
+    "CORE_MODULES",
+    "PACKAGE",
+    "CallState",
+    "Capability",
+    "CoreResults",
+    "ErrorKind",
+    "GuestMemory",
+    "HostCallError",
+    "LogBuffer",
+    "VersionGrants",
+    "current_state",
+    "set_current_state",
+]

@@ -1,39 +1,54 @@
 """Key-value storage in buckets. A bucket is reachable only when the manifest grants it; two
 functions of one namespace granted the same bucket share it (explicit sharing); across namespaces
-only a share record lets them (fnhost.control.shares)."""
+only a share record lets them (fnhost.control.shares). Any granted bucket exists on first use.
+
+Keys set with a TTL are invisible once expired (the store checks at every read); a background
+thread deletes them every `purge_interval_s`."""
 
 from __future__ import annotations
 
-from wasmtime import Linker
-from wasmtime.component import LinkerInstance
+import threading
 
-from ..manifest import Manifest
+from ..stores.errors import StoreError
 from ..stores.kv import KVStore
-from .base import I32, CallState, ErrorKind, HostCallError, component_func, define_core, encode_strings
+from .base import Capability
+from .errors import ErrorKind, HostCallError
+from .operations import S64, U32, U64, operation
+from .state import CallState
 
-INTERFACE = "fnhost:function/kv@0.1.0"
+KV = "kv"
 MAX_LIST_LIMIT = 1000
 
 
-class KvCapability:
-    name = "kv"
+class KvCapability(Capability):
+    interface = "kv"
+    grant_key = "kv"
+    kind = KV
+    noun = "kv bucket"
 
-    def __init__(self, store: KVStore) -> None:
+    def __init__(self, store: KVStore, purge_interval_s: float = 30.0) -> None:
         self.store = store
+        self._stop = threading.Event()
+        self._purger = threading.Thread(
+            target=self._purge, args=(purge_interval_s,), name="fnhost-kv-expiry", daemon=True
+        )
+        self._purger.start()
 
-    def check_grants(self, manifest: Manifest) -> None:
-        """Bucket names are validated by the manifest; any granted bucket exists on first use."""
+    def _purge(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                while self.store.purge_expired(1000) == 1000 and not self._stop.is_set():
+                    pass
+            except StoreError:  # the database is busy or away: the next round purges
+                continue
 
-    # -- the operations, shared by both ABIs ------------------------------------------------------
-    def _allowed(self, state: CallState, bucket: str) -> str:
-        """The store name of a granted bucket (fnhost.namespaces); `denied` for any other."""
-        stored = state.grants.kv.get(bucket)
-        if stored is None:
-            raise state.deny(f"kv bucket '{bucket}'")
-        return stored
+    def close(self) -> None:
+        self._stop.set()
+        self._purger.join(timeout=10)
 
+    @operation()
     def get(self, state: CallState, bucket: str, key: str) -> bytes:
-        stored = self._allowed(state, bucket)
+        stored = self.store_name(state, bucket)
         state.charge(len(key))
         value = self.store.get(stored, key)
         if value is None:
@@ -41,57 +56,54 @@ class KvCapability:
         state.charge(len(value))
         return value
 
+    @operation()
     def set(self, state: CallState, bucket: str, key: str, value: bytes) -> None:
-        stored = self._allowed(state, bucket)
+        stored = self.store_name(state, bucket)
         state.charge(len(key) + len(value))
         self.store.set(stored, key, bytes(value))
 
+    @operation()
     def delete(self, state: CallState, bucket: str, key: str) -> None:
-        stored = self._allowed(state, bucket)
+        stored = self.store_name(state, bucket)
         state.charge(len(key))
         self.store.delete(stored, key)
 
-    def list_keys(self, state: CallState, bucket: str, prefix: str, limit: int) -> list[str]:
-        stored = self._allowed(state, bucket)
+    @operation()
+    def list_keys(self, state: CallState, bucket: str, prefix: str, limit: U32) -> list[str]:
+        stored = self.store_name(state, bucket)
         state.charge(len(prefix))
         keys = self.store.list_keys(stored, prefix, max(0, min(limit, MAX_LIST_LIMIT)))
         state.charge(sum(len(k) for k in keys))
         return keys
 
-    # -- linking --------------------------------------------------------------------------------
-    def link_component(self, root: LinkerInstance) -> None:
-        with root.add_instance(INTERFACE) as iface:
-            iface.add_func("get", component_func(self.get))
-            iface.add_func("set", component_func(self.set))
-            iface.add_func("delete", component_func(self.delete))
-            iface.add_func("list-keys", component_func(self.list_keys))
+    @operation(since="0.2.0")
+    def increment(self, state: CallState, bucket: str, key: str, delta: S64) -> S64:
+        stored = self.store_name(state, bucket)
+        state.charge(len(key) + 8)
+        return self.store.increment(stored, key, delta)
 
-    def link_core(self, linker: Linker) -> None:
-        define_core(
-            linker,
-            "kv_get",
-            [I32] * 4,
-            lambda s, m, bp, bl, kp, kl: self.get(s, m.read_str(bp, bl), m.read_str(kp, kl)),
-        )
-        define_core(
-            linker,
-            "kv_set",
-            [I32] * 6,
-            lambda s, m, bp, bl, kp, kl, vp, vl: self.set(
-                s, m.read_str(bp, bl), m.read_str(kp, kl), m.read(vp, vl)
-            ),
-        )
-        define_core(
-            linker,
-            "kv_delete",
-            [I32] * 4,
-            lambda s, m, bp, bl, kp, kl: self.delete(s, m.read_str(bp, bl), m.read_str(kp, kl)),
-        )
-        define_core(
-            linker,
-            "kv_list_keys",
-            [I32] * 5,
-            lambda s, m, bp, bl, pp, pl, limit: encode_strings(
-                self.list_keys(s, m.read_str(bp, bl), m.read_str(pp, pl), limit)
-            ),
-        )
+    @operation(since="0.2.0")
+    def compare_and_swap(self, state: CallState, bucket: str, key: str, expected: bytes | None, new: bytes) -> bool:
+        stored = self.store_name(state, bucket)
+        state.charge(len(key) + len(expected or b"") + len(new))
+        return self.store.compare_and_swap(stored, key, None if expected is None else bytes(expected), bytes(new))
+
+    @operation(since="0.2.0")
+    def set_with_ttl(self, state: CallState, bucket: str, key: str, value: bytes, ttl_ms: U64) -> None:
+        stored = self.store_name(state, bucket)
+        state.charge(len(key) + len(value))
+        self.store.set_with_ttl(stored, key, bytes(value), ttl_ms)
+
+    @operation(since="0.2.0")
+    def get_many(self, state: CallState, bucket: str, keys: list[str]) -> list[bytes | None]:
+        stored = self.store_name(state, bucket)
+        state.charge(sum(len(k) for k in keys))
+        values = self.store.get_many(stored, list(keys))
+        state.charge(sum(len(v) for v in values if v is not None))
+        return values
+
+    @operation(since="0.2.0")
+    def set_many(self, state: CallState, bucket: str, entries: list[tuple[str, bytes]]) -> None:
+        stored = self.store_name(state, bucket)
+        state.charge(sum(len(k) + len(v) for k, v in entries))
+        self.store.set_many(stored, [(k, bytes(v)) for k, v in entries])

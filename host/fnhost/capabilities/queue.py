@@ -1,41 +1,38 @@
-"""Publishing to durable queues; each queue must be granted in the manifest."""
+"""Publishing to durable queues; each queue must be granted in the manifest. A queue trigger's queue
+and dead-letter queues are resources the manifest hands its function too (authorized at deploy)."""
 
 from __future__ import annotations
 
-from wasmtime import Linker
-from wasmtime.component import LinkerInstance
-
 from ..manifest import Manifest
 from ..stores.queues import QueueStore
-from .base import I32, CallState, component_func, define_core
+from .base import Capability
+from .operations import operation
+from .state import CallState
 
-INTERFACE = "fnhost:function/queue@0.1.0"
+QUEUE = "queue"
 
 
-class QueueCapability:
-    name = "queue"
+class QueueCapability(Capability):
+    interface = "queue"
+    grant_key = "queues"
+    kind = QUEUE
+    noun = "queue"
 
     def __init__(self, store: QueueStore) -> None:
         self.store = store
 
-    def check_grants(self, manifest: Manifest) -> None:
-        """Queue names are validated by the manifest; a queue exists once published to."""
+    @classmethod
+    def resources(cls, manifest: Manifest) -> list[tuple[str, str]]:
+        named = super().resources(manifest)
+        for i, t in enumerate(manifest.queue_triggers):
+            named.append((t.queue, f"triggers.queue[{i}].queue"))
+            named.append((t.dead_letter_queue, f"triggers.queue[{i}].dead_letter_queue"))
+        if manifest.async_config.dead_letter_queue is not None:
+            named.append((manifest.async_config.dead_letter_queue, "async.dead_letter_queue"))
+        return named
 
+    @operation()
     def publish(self, state: CallState, queue: str, body: bytes) -> str:
-        stored = state.grants.queues.get(queue)
-        if stored is None:
-            raise state.deny(f"queue '{queue}'")
+        stored = self.store_name(state, queue)
         state.charge(len(queue) + len(body))
         return self.store.publish(stored, bytes(body))
-
-    def link_component(self, root: LinkerInstance) -> None:
-        with root.add_instance(INTERFACE) as iface:
-            iface.add_func("publish", component_func(self.publish))
-
-    def link_core(self, linker: Linker) -> None:
-        define_core(
-            linker,
-            "queue_publish",
-            [I32] * 4,
-            lambda s, m, qp, ql, bp, bl: self.publish(s, m.read_str(qp, ql), m.read(bp, bl)).encode(),
-        )

@@ -34,9 +34,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ..capabilities import RESOURCE_KINDS as KINDS
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..manifest import NAME_RE
-from ..namespaces import DEFAULT, KINDS, check_namespace, namespace_of, split
+from ..namespaces import DEFAULT, check_namespace, namespace_of, split
 from ..stores._common import sql_migration, translate_sqlite_errors
 from ..stores.database import SQLITE, AnyDatabase
 from ..stores.registry import no_such_function

@@ -1,8 +1,9 @@
 """Who may grant what: the deploy-time check of a manifest's grants (IAM's PassRole, made explicit).
 
 A function runs with what its manifest grants, so deploying one is handing it those rights. Every
-resource a manifest names — `[grants]` kv, secrets and queues, each `[[triggers.queue]]` queue and
-its dead-letter queue, `[async] dead_letter_queue` — must be
+resource a manifest names — what each capability says it hands out (`Capability.resources`):
+`[grants]` kv, secrets and queues, each `[[triggers.queue]]` queue and its dead-letter queue,
+`[async] dead_letter_queue` — must be
 
 1. the function's own namespace's, or shared with that namespace by the owner (`Shares`), and
 2. within what the deploying key may grant (`Principal.may_grant_resource`): anything of its
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..capabilities import GRANTED
 from ..errors import Forbidden
 from ..manifest import Manifest
-from ..namespaces import KV, QUEUE, SECRET, is_foreign, local_reference, namespace_of, resolve, split
+from ..namespaces import is_foreign, local_reference, namespace_of, split
 from .auth import DEPLOY, Principal
 from .shares import Shares
 
@@ -28,25 +30,21 @@ from .shares import Shares
 class Grant:
     """One resource a manifest hands its function."""
 
-    kind: str  # kv | secret | queue
+    kind: str  # the capability's resource kind (kv | secret | queue)
     reference: str  # as the function's namespace names it: `name`, or `owner/name`
     stored: str  # the store name
     where: str  # the manifest field, for messages
 
 
 def grants_of(function: str, manifest: Manifest) -> list[Grant]:
-    """Every resource `manifest` gives the function with store name `function`, in manifest order."""
+    """Every resource `manifest` gives the function with store name `function`: what each capability
+    says it hands out (`Capability.resources`), in capability then manifest order."""
     namespace = namespace_of(function)
-    named: list[tuple[str, str, str]] = []
-    named += [(KV, ref, "grants.kv") for ref in manifest.grants.kv]
-    named += [(SECRET, ref, "grants.secrets") for ref in manifest.grants.secrets]
-    named += [(QUEUE, ref, "grants.queues") for ref in manifest.grants.queues]
-    for i, t in enumerate(manifest.queue_triggers):
-        named.append((QUEUE, t.queue, f"triggers.queue[{i}].queue"))
-        named.append((QUEUE, t.dead_letter_queue, f"triggers.queue[{i}].dead_letter_queue"))
-    if manifest.async_config.dead_letter_queue is not None:
-        named.append((QUEUE, manifest.async_config.dead_letter_queue, "async.dead_letter_queue"))
-    return [Grant(kind, local_reference(namespace, ref), resolve(namespace, ref), where) for kind, ref, where in named]
+    return [
+        Grant(cap.kind, local_reference(namespace, ref), cap.store_name_of(namespace, ref), where)
+        for cap in GRANTED
+        for ref, where in cap.resources(manifest)
+    ]
 
 
 def authorize_deploy(principal: Principal | None, function: str, manifest: Manifest, shares: Shares) -> None:

@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..capabilities import RESOURCE_KINDS as KINDS
 from ..errors import NotFound
-from ..namespaces import KINDS, check_namespace, qualify
+from ..namespaces import check_namespace, qualify
 from ..stores._common import SQLiteStore, new_sortable_id, require_resource_name, sql_migration, translate_sqlite_errors
 from ..stores.database import AnyDatabase
 from ..stores.errors import InvalidArgument

@@ -15,7 +15,6 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._func import maybe_raise_last_exn
 
-from ..capabilities.base import GuestMemory, HostCallError, current_state
 from ..errors import InvalidWasm
 from . import abi
 from .outcomes import GuestFailure, Outcome, RunResult, check_size, checked_response
@@ -121,23 +120,3 @@ def _read(store: wasmtime.Store, memory: wasmtime.Memory, ptr: int, length: int)
     if ptr + length > size:
         raise GuestFailure(f"handler returned buffer {ptr}+{length}, outside guest memory")
     return ctypes.string_at(base + ptr, length)
-
-
-def link_core_results(linker: wasmtime.Linker) -> None:
-    """`result_len` / `result_read`: how a core guest reads the pending result of a host call."""
-    i32 = wasmtime.ValType.i32()
-
-    def result_len() -> int:
-        return len(current_state().pending)
-
-    def result_read(caller: wasmtime.Caller, dst: int) -> int:
-        state = current_state()
-        data, state.pending = state.pending, b""
-        try:
-            GuestMemory(caller).write(dst, data)
-        except HostCallError:
-            return -1
-        return len(data)
-
-    linker.define_func("fnhost", "result_len", wasmtime.FuncType([], [i32]), result_len)
-    linker.define_func("fnhost", "result_read", wasmtime.FuncType([i32], [i32]), result_read, access_caller=True)

@@ -21,7 +21,7 @@ from ..errors import InvalidWasm
 from ..manifest import Manifest
 from . import convert
 from .component_call import call_component
-from .core_call import call_core, call_i32s, link_core_results
+from .core_call import call_core, call_i32s
 from .engine import EpochTicker
 from .limits import Instance, classify, core_memory_size, first_line, new_store, refine
 from .outcomes import GuestFailure, Outcome, RunResult
@@ -49,7 +49,6 @@ class Tier:
         )
         for cap in capabilities:
             cap.link_core(self.core_linker)
-        link_core_results(self.core_linker)
 
 
 class Sandbox:

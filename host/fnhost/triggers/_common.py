@@ -9,8 +9,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
+from ..capabilities.queue import QUEUE
 from ..manifest import Manifest, QueueTrigger
-from ..namespaces import QUEUE, is_foreign, namespace_of, resolve_manifest
+from ..namespaces import is_foreign, namespace_of, resolve_manifest
 from ..stores import LIVE, Registry, StoreUnavailable
 
 log = logging.getLogger("fnhost.triggers")

@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..capabilities.queue import QUEUE
 from ..errors import NotFound
-from ..namespaces import QUEUE, is_foreign, namespace_of, resolve_manifest
+from ..namespaces import is_foreign, namespace_of, resolve_manifest
 from ..runtime.outcomes import Outcome
 from ..stores import InvalidArgument, new_sortable_id
 from ..stores._common import bytes_within

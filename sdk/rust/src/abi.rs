@@ -226,6 +226,17 @@ impl<'a> Reader<'a> {
         self.finish()?;
         Ok(list)
     }
+
+    /// A whole `list<option<bytes>>` (kv get-many): per item `0`, or `1` and the bytes.
+    pub(crate) fn options(&mut self) -> Result<Vec<Option<Vec<u8>>>, String> {
+        let list = self.list(|r| match r.u8()? {
+            0 => Ok(None),
+            1 => r.bytes().map(Some),
+            tag => Err(format!("option tag {}", tag)),
+        })?;
+        self.finish()?;
+        Ok(list)
+    }
 }
 
 struct Writer(Vec<u8>);

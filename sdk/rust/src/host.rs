@@ -1,9 +1,10 @@
-//! The host capabilities: `kv`, `queue`, `secrets`, `log` (imports of module `fnhost`).
+//! The host capabilities: `kv`, `queue`, `secrets`, `log` (imports of module `fnhost@0.2.0`, the
+//! core ABI of contract version 0.2.0: docs/abi.md).
 
 use std::fmt;
 
 mod sys {
-    #[link(wasm_import_module = "fnhost")]
+    #[link(wasm_import_module = "fnhost@0.2.0")]
     extern "C" {
         pub fn kv_get(bucket_ptr: *const u8, bucket_len: usize, key_ptr: *const u8, key_len: usize) -> i64;
         pub fn kv_set(
@@ -22,6 +23,25 @@ mod sys {
             prefix_len: usize,
             limit: u32,
         ) -> i64;
+        pub fn kv_increment(bucket_ptr: *const u8, bucket_len: usize, key_ptr: *const u8, key_len: usize, delta: i64)
+            -> i64;
+        pub fn kv_compare_and_swap(
+            bucket_ptr: *const u8,
+            bucket_len: usize,
+            key_ptr: *const u8,
+            key_len: usize,
+            has_expected: i32,
+            expected_ptr: *const u8,
+            expected_len: usize,
+            new_ptr: *const u8,
+            new_len: usize,
+        ) -> i64;
+        // kv_set's parameters, then the TTL
+        pub fn kv_set_with_ttl(b: *const u8, bl: usize, k: *const u8, kl: usize, v: *const u8, vl: usize, ttl_ms: u64)
+            -> i64;
+        pub fn kv_get_many(bucket_ptr: *const u8, bucket_len: usize, keys_ptr: *const u8, keys_len: usize) -> i64;
+        pub fn kv_set_many(bucket_ptr: *const u8, bucket_len: usize, entries_ptr: *const u8, entries_len: usize)
+            -> i64;
         pub fn queue_publish(queue_ptr: *const u8, queue_len: usize, body_ptr: *const u8, body_len: usize) -> i64;
         pub fn secrets_get(name_ptr: *const u8, name_len: usize) -> i64;
         pub fn log_write(level: i32, msg_ptr: *const u8, msg_len: usize);
@@ -166,6 +186,79 @@ pub mod kv {
         crate::abi::Reader::new(&encoded)
             .strings()
             .map_err(|e| Error::Invalid(format!("the host returned a malformed key list: {}", e)))
+    }
+
+    /// Adds `delta` to the integer under `key` (a missing key counts as 0) and returns the new
+    /// value, atomically: concurrent increments are never lost. Stored as decimal text.
+    pub fn increment(bucket: &str, key: &str, delta: i64) -> Result<i64, Error> {
+        check(unsafe { sys::kv_increment(bucket.as_ptr(), bucket.len(), key.as_ptr(), key.len(), delta) })?;
+        let raw = take_pending();
+        let mut value = [0u8; 8];
+        if raw.len() != 8 {
+            return Err(Error::Invalid(format!("the host returned {} bytes for an s64", raw.len())));
+        }
+        value.copy_from_slice(&raw);
+        Ok(i64::from_le_bytes(value))
+    }
+
+    /// Sets `key` to `new` only if its value is `expected` now (`None`: only if the key is absent);
+    /// whether it did. Atomic.
+    pub fn compare_and_swap(bucket: &str, key: &str, expected: Option<&[u8]>, new: impl AsRef<[u8]>) -> Result<bool, Error> {
+        let new = new.as_ref();
+        let (has, old) = match expected {
+            Some(old) => (1, old),
+            None => (0, &[][..]),
+        };
+        let rc = check(unsafe {
+            sys::kv_compare_and_swap(
+                bucket.as_ptr(),
+                bucket.len(),
+                key.as_ptr(),
+                key.len(),
+                has,
+                old.as_ptr(),
+                old.len(),
+                new.as_ptr(),
+                new.len(),
+            )
+        })?;
+        Ok(rc == 1)
+    }
+
+    /// Stores `value` under `key` for `ttl_ms` milliseconds; after that the key is gone.
+    pub fn set_with_ttl(bucket: &str, key: &str, value: impl AsRef<[u8]>, ttl_ms: u64) -> Result<(), Error> {
+        let value = value.as_ref();
+        check(unsafe {
+            sys::kv_set_with_ttl(bucket.as_ptr(), bucket.len(), key.as_ptr(), key.len(), value.as_ptr(), value.len(), ttl_ms)
+        })?;
+        Ok(())
+    }
+
+    /// The values of up to 1,000 keys, in the order asked (`None`: not set).
+    pub fn get_many(bucket: &str, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let mut list = (keys.len() as u32).to_le_bytes().to_vec();
+        for key in keys {
+            list.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            list.extend_from_slice(key.as_bytes());
+        }
+        check(unsafe { sys::kv_get_many(bucket.as_ptr(), bucket.len(), list.as_ptr(), list.len()) })?;
+        let encoded = take_pending();
+        crate::abi::Reader::new(&encoded)
+            .options()
+            .map_err(|e| Error::Invalid(format!("the host returned a malformed value list: {}", e)))
+    }
+
+    /// Stores up to 1,000 entries in one transaction: all of them or, on an error, none.
+    pub fn set_many(bucket: &str, entries: &[(&str, &[u8])]) -> Result<(), Error> {
+        let mut list = (entries.len() as u32).to_le_bytes().to_vec();
+        for (key, value) in entries {
+            list.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            list.extend_from_slice(key.as_bytes());
+            list.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            list.extend_from_slice(value);
+        }
+        check(unsafe { sys::kv_set_many(bucket.as_ptr(), bucket.len(), list.as_ptr(), list.len()) })?;
+        Ok(())
     }
 }
 

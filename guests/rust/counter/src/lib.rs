@@ -5,11 +5,16 @@
 //!        DELETE /del/<key> → {"key":k,"deleted":true}  GET /keys?prefix=p → {"keys":[...]}
 //!        GET /bucket/<bucket>/<key> reads any bucket: an ungranted one → 403 {"error":"denied",...}
 //! Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket": b (default counters)}
+//!        {"op": "claim", "key": k} → {"key":k,"claimed":b} (compare-and-swap only if absent)
+//!        {"op": "lease", "key": k} → {"key":k,"leased":true} (set for 200 ms)
+//!        {"op": "pair", "key": k, "prefix": p} → {"values":["1","2",null]} (set-many k, p; get-many k, p, k-absent)
 //! A host error is answered as {"error": kind, "message": ...} (HTTP status by kind), not as a failure.
 
 use fnhost::json::{self, Value};
 use fnhost::{kv, Context, Event, Request, Response};
 
+/// How long `lease` keeps its key (the TTL tests wait past it).
+const LEASE_MS: u64 = 200;
 const BUCKET: &str = "counters";
 
 /// Why an operation did not produce a result: a host error is answered, anything else fails.
@@ -38,8 +43,7 @@ fn current(bucket: &str, key: &str) -> Result<i64, Failure> {
 fn run(op: &str, bucket: &str, key: &str, prefix: &str) -> Result<Value, Failure> {
     Ok(match op {
         "incr" => {
-            let value = current(bucket, key)? + 1;
-            kv::set(bucket, key, value.to_string())?;
+            let value = kv::increment(bucket, key, 1)?; // atomic: concurrent invocations never lose a count
             json::object([("key", key.into()), ("value", value.into())])
         }
         "get" => json::object([("key", key.into()), ("value", current(bucket, key)?.into())]),
@@ -48,7 +52,25 @@ fn run(op: &str, bucket: &str, key: &str, prefix: &str) -> Result<Value, Failure
             json::object([("key", key.into()), ("deleted", true.into())])
         }
         "list" => json::object([("keys", kv::list_keys(bucket, prefix, 1000)?.into())]),
-        _ => return Err(Failure::Guest(format!("unknown op {:?} (incr, get, delete, list)", op))),
+        "claim" => {
+            let claimed = kv::compare_and_swap(bucket, key, None, "claimed")?;
+            json::object([("key", key.into()), ("claimed", claimed.into())])
+        }
+        "lease" => {
+            kv::set_with_ttl(bucket, key, "leased", LEASE_MS)?;
+            json::object([("key", key.into()), ("leased", true.into())])
+        }
+        "pair" => {
+            kv::set_many(bucket, &[(key, &b"1"[..]), (prefix, &b"2"[..])])?;
+            let absent = format!("{}-absent", key);
+            let values = kv::get_many(bucket, &[key, prefix, &absent])?;
+            let values = values.into_iter().map(|v| match v {
+                Some(v) => Value::String(String::from_utf8_lossy(&v).into_owned()),
+                None => Value::Null,
+            });
+            json::object([("values", Value::Array(values.collect()))])
+        }
+        _ => return Err(Failure::Guest(format!("unknown op {:?} (incr, get, delete, list, claim, lease, pair)", op))),
     })
 }
 
