@@ -18,6 +18,7 @@ from conftest import CACHE_DIR, needs_componentize_py
 from wat_guests import PRELUDE
 
 from fnhost import Host, Outcome
+from fnhost.build import require_tool
 from fnhost.capabilities import CAPABILITIES
 from fnhost.capabilities.base import CONTRACT_VERSIONS, CORE_MODULES
 from fnhost.errors import InvalidWasm
@@ -120,7 +121,7 @@ def build_against(version: str, tmp: Path) -> bytes:
         out = tmp / "function.wasm"
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
         subprocess.run(
-            ["componentize-py", "-d", str(wit), "-w", "function", "componentize", "-p", str(tmp), "-p", str(sdk),
+            [require_tool("componentize-py", "Python guests"), "-d", str(wit), "-w", "function", "componentize", "-p", str(tmp), "-p", str(sdk),
              "app", "-o", str(out)],
             check=True, capture_output=True, env=env, cwd=tmp, timeout=600,
         )  # fmt: skip
