@@ -23,6 +23,7 @@ from .control.shares import Shares
 from .errors import Conflict, NotFound
 from .stores import InvocationStore, Registry, SQLiteKVStore, SQLiteQueueStore, SQLiteSecretStore, load_master_key
 from .stores.async_invocations import AsyncInvocationStore
+from .stores.concurrency import ConcurrencyStore
 from .stores.database import AnyDatabase, Database, PostgresDatabase, executemany
 from .stores.queue_mappings import QueueMappingStore
 from .stores.schedules import ScheduleStateStore
@@ -45,7 +46,7 @@ def migrate_every_store(db: AnyDatabase, master_key: bytes) -> None:
     """Bring every table of fnhost to this code's schema (what a host, its triggers and its API create)."""
     queues = SQLiteQueueStore(db)
     for make in (Registry, SQLiteKVStore, InvocationStore, Shares, ApiKeys, AuditLog, ScheduleStateStore,
-                 QueueMappingStore):  # fmt: skip
+                 QueueMappingStore, ConcurrencyStore):  # fmt: skip
         make(db)
     SQLiteSecretStore(db, master_key)
     AsyncInvocationStore(db, queues)
@@ -101,6 +102,10 @@ def _tables(source: Database) -> list[str]:
 
 def _copy_table(source: Database, tx: Any, table: str) -> int:
     columns = [row[1] for row in source.db.execute(f"PRAGMA table_info({table})").fetchall()]
+    known = tx.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()
+    if known is None:
+        raise RuntimeError(f"copy: table {table} of the data dir has no counterpart in the target (a store "
+                           "missing from dbcopy.migrate_every_store)")  # fmt: skip
     names = ", ".join(columns)
     insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
     cursor = source.db.execute(f"SELECT {names} FROM {table}")
