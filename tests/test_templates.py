@@ -25,7 +25,7 @@ def test_a_new_function_passes_its_own_test_as_generated(tmp_path: Path, languag
     src = tmp_path / f"hello-{language}"
     new_function(language, src)
     manifest, detected = read_guest(src)
-    assert (manifest.name, detected, manifest.grants.kv) == (f"hello-{language}", language, ("visits",))
+    assert (manifest.name, detected, manifest.grants.get("kv")) == (f"hello-{language}", language, ("visits",))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "host")}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_function.py"],
                           cwd=src, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip

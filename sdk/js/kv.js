@@ -1,5 +1,5 @@
 // Key-value buckets granted in the manifest (`[grants] kv = [...]`).
-import * as raw from 'fnhost:function/kv@0.1.0';
+import * as raw from 'fnhost:function/kv@0.2.0';
 import { hostCall, NotFound } from './errors.js';
 import { toBytes } from './bytes.js';
 

@@ -1,5 +1,5 @@
 // Log lines, recorded with the invocation (console.log/console.error are captured too).
-import { write } from 'fnhost:function/log@0.1.0';
+import { write } from 'fnhost:function/log@0.2.0';
 
 export function debug(message) {
   write('debug', String(message));

@@ -1,5 +1,5 @@
 // Durable queues granted in the manifest (`[grants] queues = [...]`).
-import * as raw from 'fnhost:function/queue@0.1.0';
+import * as raw from 'fnhost:function/queue@0.2.0';
 import { hostCall } from './errors.js';
 import { toBytes } from './bytes.js';
 

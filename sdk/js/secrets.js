@@ -1,5 +1,5 @@
 // Secrets set by an operator and granted in the manifest (`[grants] secrets = [...]`).
-import * as raw from 'fnhost:function/secrets@0.1.0';
+import * as raw from 'fnhost:function/secrets@0.2.0';
 import { hostCall, NotFound } from './errors.js';
 
 /** The secret's value. Throws `NotFound` if it is granted but not set. */
