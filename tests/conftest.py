@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -32,6 +33,21 @@ def missing_toolchain(what: str) -> NoReturn:
     if REQUIRE_TOOLCHAINS:
         pytest.fail(f"{what}: `just test` installs every guest toolchain, so this is a broken set-up (run `just setup`)")
     pytest.skip(f"{what}: skipped because pytest was run directly; `just test` installs it and runs every language")
+
+
+def same_json(actual: bytes | None, expected: object) -> None:
+    """`actual` is UTF-8 JSON whose value is `expected`: key order, whitespace and string escapes may
+    differ (SDKs write JSON differently), types may not (true is not 1, 1 is not 1.0, unlike Python's ==)."""
+    assert actual is not None
+    try:
+        value = json.loads(actual.decode())
+    except ValueError as e:
+        raise AssertionError(f"not UTF-8 JSON ({e}): {actual[:200]!r}") from None
+
+    def canonical(v: object) -> str:
+        return json.dumps(v, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    assert canonical(value) == canonical(expected), actual
 
 
 def build_or_skip(src: Path):  # type: ignore[no-untyped-def]

@@ -2,7 +2,9 @@
 
 Each guest is built with its real toolchain and run by raw wasmtime-py, with the host functions of
 import module `fnhost@0.2.0` (the SDKs' contract version) defined here from the ABI text alone, so
-the SDKs are checked independently of the host.
+the SDKs are checked independently of the host. JSON outputs are compared as JSON values
+(conftest.same_json: the Go SDK writes them with encoding/json, the Rust and C SDKs as Python's
+json.dumps); other outputs as bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from conftest import build_or_skip
+from conftest import build_or_skip, same_json
 
 ValType = wasmtime.ValType
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,8 +249,8 @@ def test_hello_exports(lang: str) -> None:
 @pytest.mark.parametrize("lang", HELLO)
 def test_hello_event(lang: str) -> None:
     guest = Guest(built(lang, "hello"))
-    assert guest.event(b'{"name":"x"}') == b'{"message":"Hello, x!"}'
-    assert guest.event(b'{"name": "\xc3\xa9\\n"}') == b'{"message":"Hello, \\u00e9\\n!"}'
+    same_json(guest.event(b'{"name":"x"}'), {"message": "Hello, x!"})
+    same_json(guest.event(b'{"name": "\xc3\xa9\\n<&>"}'), {"message": "Hello, \u00e9\n<&>!"})
     assert guest.event(b"not json \xff") == b"not json \xff"
     assert guest.event(b'{"name": 3}') == b'{"name": 3}'
     assert guest.event(b"") == b""
@@ -258,22 +260,26 @@ def test_hello_event(lang: str) -> None:
 def test_hello_http(lang: str) -> None:
     guest = Guest(built(lang, "hello"))
     status, hs, body = guest.http("GET", "/hello?name=x%21&name=y", [("accept", "*/*")])
-    assert (status, body) == (200, b'{"message":"Hello, x!!"}')
+    assert status == 200
+    same_json(body, {"message": "Hello, x!!"})
     assert ("content-type", "application/json") in hs
     big = bytes(range(256)) * 4096
     status, hs, body = guest.http("POST", "/echo", [("content-type", "image/png")], big)
     assert (status, hs, body) == (200, [("content-type", "image/png")], big)
     status, hs, body = guest.http("PUT", "/a/b?x=1&y&x=2", [("user-agent", "t/1")], b"abc")
     assert status == 200
-    assert json.loads(body) == {
-        "method": "PUT",
-        "path": "/a/b",
-        "query": {"x": "1", "y": ""},
-        "user_agent": "t/1",
-        "body_length": 3,
-        "function": "hello",
-        "version": "1",
-    }
+    same_json(
+        body,
+        {
+            "method": "PUT",
+            "path": "/a/b",
+            "query": {"x": "1", "y": ""},
+            "user_agent": "t/1",
+            "body_length": 3,
+            "function": "hello",
+            "version": "1",
+        },
+    )
 
 
 @pytest.mark.parametrize("lang", HELLO)
@@ -281,15 +287,15 @@ def test_hello_many_calls_one_instance(lang: str) -> None:
     """Buffers are freed or reused: one instance serves many calls (instance_reuse)."""
     guest = Guest(built(lang, "hello"))
     for i in range(200):
-        assert guest.event(b'{"name":"%d"}' % i) == b'{"message":"Hello, %d!"}' % i
+        same_json(guest.event(b'{"name":"%d"}' % i), {"message": f"Hello, {i}!"})
 
 
 @pytest.mark.parametrize("lang", COUNTER)
 def test_counter(lang: str) -> None:
     guest = Guest(built(lang, "counter"))
     incr = b'{"op":"incr","key":"k"}'
-    assert guest.event(incr) == b'{"key":"k","value":1}'
-    assert guest.event(incr) == b'{"key":"k","value":2}'
+    same_json(guest.event(incr), {"key": "k", "value": 1})
+    same_json(guest.event(incr), {"key": "k", "value": 2})
     assert guest.host.kv["counters", "k"] == b"2"
     guest.host.buckets.clear()
     out = json.loads(guest.event(incr))
@@ -302,5 +308,66 @@ def test_chaos(lang: str) -> None:
     assert Guest(wasm).event(b"ok") == b"ok"
     with pytest.raises(wasmtime.Trap):
         Guest(wasm).event(b"trap")
-    assert Guest(wasm).event(b"alloc:8") == b'{"allocated_mb":8}'
-    assert Guest(wasm).event(b"spin:1000") == b'{"spun":1000}'
+    same_json(Guest(wasm).event(b"alloc:8"), {"allocated_mb": 8})
+    same_json(Guest(wasm).event(b"spin:1000"), {"spun": 1000})
+
+
+GO_JSON_GUEST = """package main
+
+import (
+	"math"
+
+	"fnhost"
+)
+
+type inner struct {
+	B int    `json:"b"`
+	A string `json:"a"`
+}
+
+func init() {
+	fnhost.HandleHTTP(func(ctx *fnhost.Context, req *fnhost.Request) (*fnhost.Response, error) {
+		switch req.Path {
+		case "/nan":
+			return fnhost.JSON(math.NaN()).WithStatus(201), nil
+		case "/raw":
+			return fnhost.JSON([]byte(`{"z": 1}`)), nil
+		}
+		obj := fnhost.NewObject().Str("z", "<&>\\u00e9\\n").Int("y", -1).Bool("x", true).Null("w").
+			Strings("v", nil).Raw("u", []byte(" [1, 2] ")).Any("t", inner{2, "s"})
+		return fnhost.JSON(obj), nil
+	})
+	fnhost.HandleEvent(func(ctx *fnhost.Context, ev *fnhost.Event) (*fnhost.EventResult, error) {
+		switch string(ev.Payload) {
+		case "chan":
+			return fnhost.OutputJSON(map[string]any{"c": make(chan int)}), nil
+		case "badraw":
+			return fnhost.OutputJSON(fnhost.NewObject().Raw("r", []byte("{nope"))), nil
+		}
+		return fnhost.OutputJSON(map[string]any{"b": 1, "a": []int{}}), nil
+	})
+}
+
+func main() {}
+"""
+
+
+def test_go_sdk_writes_json_with_encoding_json(tmp_path: Path) -> None:
+    """fnhost.JSON / OutputJSON / Object encode with encoding/json; an encoding error is the failure."""
+    (tmp_path / "fnhost.toml").write_text('name = "gojson"\n\n[build]\nlanguage = "go"\n')
+    (tmp_path / "go.mod").write_text("module gojson\n\ngo 1.24\n\nrequire fnhost v0.0.0\n")
+    (tmp_path / "main.go").write_text(GO_JSON_GUEST)
+    guest = Guest(build_or_skip(tmp_path).wasm_path)
+    # Object keeps insertion order; encoding/json writes the values (UTF-8, no HTML escaping, Raw compacted).
+    status, hs, body = guest.http("GET", "/", [])
+    assert (status, hs) == (200, [("content-type", "application/json")])
+    assert body == '{"z":"<&>\u00e9\\n","y":-1,"x":true,"w":null,"v":[],"u":[1,2],"t":{"b":2,"a":"s"}}'.encode()
+    assert guest.http("GET", "/raw", [])[2] == b'{"z": 1}'  # []byte is JSON already: sent as is
+    assert guest.event(b"") == b'{"a":[],"b":1}'  # a map: keys sorted
+    for handler, data, words in [
+        ("fnhost_handle_http", http_input("GET", "/nan", [], b""), ["fnhost.JSON: ", "unsupported value: NaN"]),
+        ("fnhost_handle_event", invoke_input(b"chan"), ["fnhost.OutputJSON: ", "unsupported type: chan int"]),
+        ("fnhost_handle_event", invoke_input(b"badraw"), ['fnhost.Object field "r"', "invalid character"]),
+    ]:
+        tag, out = guest.call(handler, data)  # tag 1: the function failed, with this message
+        assert tag == 1 and all(w in out.data[1:].decode() for w in words), out.data

@@ -66,6 +66,9 @@ func fnhostHandleHTTP(ptr, length int32) int64 {
 	if resp == nil {
 		return publish(failure("the HTTP handler returned a nil *Response"))
 	}
+	if resp.err != nil {
+		return publish(failure(resp.err.Error()))
+	}
 	if resp.Status < 200 || resp.Status > 599 {
 		return publish(failure(fmt.Sprintf("HTTP status must be 200..599, got %d", resp.Status)))
 	}
@@ -99,6 +102,9 @@ func fnhostHandleEvent(ptr, length int32) int64 {
 	}
 	if result == nil {
 		result = &EventResult{}
+	}
+	if result.err != nil {
+		return publish(failure(result.err.Error()))
 	}
 	w := appendBytes([]byte{0}, result.Output)
 	w = binary.LittleEndian.AppendUint32(w, uint32(len(result.FailedMessageIDs)))

@@ -15,6 +15,8 @@
 //
 //	func main() {}
 //
-// Host capabilities are fnhost.KV, fnhost.Queue, fnhost.Secrets and fnhost.Log. The package has no
-// dependencies outside the standard library, so guests build offline.
+// Host capabilities are fnhost.KV, fnhost.Queue, fnhost.Secrets and fnhost.Log. JSON goes through
+// the standard encoding/json both ways: Request.JSON and Event.JSON decode, JSON and OutputJSON
+// encode any value (a struct with json tags, a map...), Object builds an object in key order. The
+// package has no dependencies outside the standard library, so guests build offline.
 package fnhost

@@ -165,6 +165,8 @@ type Response struct {
 	Status  int
 	Headers Headers
 	Body    []byte
+	// err is JSON's encoding error: returned from a handler, it is the function's failure.
+	err error
 }
 
 // Text is a 200 response with text/plain; charset=utf-8.
@@ -172,10 +174,15 @@ func Text(body string) *Response {
 	return &Response{Status: 200, Headers: Headers{{"content-type", "text/plain; charset=utf-8"}}, Body: []byte(body)}
 }
 
-// JSON is a 200 response with application/json and raw (already serialized JSON) as the body.
-// NewObject builds JSON exactly as the Python SDK writes it.
-func JSON(raw []byte) *Response {
-	return &Response{Status: 200, Headers: Headers{{"content-type", "application/json"}}, Body: raw}
+// JSON is a 200 response with application/json and v, encoded by encoding/json (HTML escaping
+// off), as the body; a []byte is already serialized JSON and is the body as is. If v cannot be
+// encoded (a channel, a NaN, a failing MarshalJSON), the handler that returns this response fails
+// with the encoding error (outcome GuestError).
+//
+//	return fnhost.JSON(map[string]any{"message": "Hello!"}), nil
+func JSON(v any) *Response {
+	body, err := encodeBody("fnhost.JSON", v)
+	return &Response{Status: 200, Headers: Headers{{"content-type", "application/json"}}, Body: body, err: err}
 }
 
 // Bytes is a 200 response with body as is and the given content type.
@@ -246,10 +253,20 @@ type EventResult struct {
 	Output []byte
 	// FailedMessageIDs are the queue messages to redeliver; empty means the batch succeeded.
 	FailedMessageIDs []string
+	// err is OutputJSON's encoding error: returned from a handler, it is the function's failure.
+	err error
 }
 
-// Output is an EventResult with output and no failed messages.
+// Output is an EventResult with output (as is) and no failed messages.
 func Output(output []byte) *EventResult { return &EventResult{Output: output} }
+
+// OutputJSON is an EventResult whose output is v encoded by encoding/json (as JSON encodes a
+// body), with no failed messages. If v cannot be encoded, the handler that returns it fails
+// with the encoding error.
+func OutputJSON(v any) *EventResult {
+	out, err := encodeBody("fnhost.OutputJSON", v)
+	return &EventResult{Output: out, err: err}
+}
 
 func decodeJSON(data []byte, v any) error {
 	if !utf8.Valid(data) {

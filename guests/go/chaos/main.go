@@ -36,7 +36,7 @@ func recurse(n int) int {
 func init() {
 	fnhost.HandleEvent(func(ctx *fnhost.Context, ev *fnhost.Event) (*fnhost.EventResult, error) {
 		if ev.Kind != fnhost.EventInvoke {
-			return fnhost.Output(fnhost.NewObject().Str("ignored", ev.Kind.String()).Bytes()), nil
+			return fnhost.OutputJSON(map[string]string{"ignored": ev.Kind.String()}), nil
 		}
 		command, arg, _ := strings.Cut(strings.TrimSpace(string(ev.Payload)), ":")
 		number := func() (int64, error) {
@@ -46,7 +46,7 @@ func init() {
 			}
 			return n, nil
 		}
-		var out *fnhost.Object
+		var out any // the answer, as encoding/json writes it
 		switch command {
 		case "ok":
 			return fnhost.Output([]byte("ok")), nil
@@ -64,14 +64,14 @@ func init() {
 				total += i
 			}
 			sink = total
-			out = fnhost.NewObject().Int("spun", n)
+			out = map[string]int64{"spun": n}
 		case "sleep":
 			ms, err := number()
 			if err != nil {
 				return nil, err
 			}
 			time.Sleep(time.Duration(ms) * time.Millisecond)
-			out = fnhost.NewObject().Int("slept_ms", ms)
+			out = map[string]int64{"slept_ms": ms}
 		case "alloc":
 			mb, err := number()
 			if err != nil {
@@ -85,9 +85,9 @@ func init() {
 				blocks = append(blocks, block)
 			}
 			sink = len(blocks)
-			out = fnhost.NewObject().Int("allocated_mb", mb)
+			out = map[string]int64{"allocated_mb": mb}
 		case "recurse":
-			out = fnhost.NewObject().Int("depth", int64(recurse(0)))
+			out = map[string]int{"depth": recurse(0)}
 		case "stdout":
 			n, err := number()
 			if err != nil {
@@ -96,7 +96,7 @@ func init() {
 			if _, err := os.Stdout.Write([]byte(strings.Repeat("x", int(n)))); err != nil {
 				return nil, err
 			}
-			out = fnhost.NewObject().Int("printed", n)
+			out = map[string]int64{"printed": n}
 		case "trap":
 			panic("chaos: trap on purpose")
 		case "exit":
@@ -112,15 +112,16 @@ func init() {
 		case "raise":
 			return nil, errors.New("chaos: raised on purpose")
 		case "env":
-			out = fnhost.NewObject()
+			env := map[string]string{}
 			for _, kv := range os.Environ() {
 				k, v, _ := strings.Cut(kv, "=")
-				out.Str(k, v)
+				env[k] = v
 			}
+			out = env
 		default:
 			return nil, fmt.Errorf("unknown chaos command %q (see guests/go/chaos/main.go)", command)
 		}
-		return fnhost.Output(out.Bytes()), nil
+		return fnhost.OutputJSON(out), nil
 	})
 }
 

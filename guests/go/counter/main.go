@@ -1,5 +1,5 @@
 // Counter: counts in the kv bucket `counters`, and shows what an ungranted bucket returns.
-// It answers byte for byte like guests/python/counter.
+// It answers like guests/python/counter (the same JSON values; encoding/json writes them).
 //
 // HTTP:  POST /incr/<key> → {"key":k,"value":n}       GET /get/<key> → {"key":k,"value":n}
 //
@@ -49,42 +49,72 @@ func current(bucket, key string) (int64, error) {
 	return n, nil
 }
 
-func run(op, bucket, key, prefix string) ([]byte, error) {
+// The answers, as encoding/json writes them.
+type (
+	value struct {
+		Key   string `json:"key"`
+		Value int64  `json:"value"`
+	}
+	deleted struct {
+		Key     string `json:"key"`
+		Deleted bool   `json:"deleted"`
+	}
+	keyList struct {
+		Keys []string `json:"keys"`
+	}
+	failure struct {
+		Error   fnhost.ErrorKind `json:"error"`
+		Message string           `json:"message"`
+	}
+	claim struct {
+		Key     string `json:"key"`
+		Claimed bool   `json:"claimed"`
+	}
+	lease struct {
+		Key    string `json:"key"`
+		Leased bool   `json:"leased"`
+	}
+	pair struct {
+		Values []*string `json:"values"`
+	}
+)
+
+func run(op, bucket, key, prefix string) (any, error) {
 	switch op {
 	case "incr": // atomic: concurrent invocations never lose a count
 		n, err := fnhost.KV.Increment(bucket, key, 1)
 		if err != nil {
 			return nil, err
 		}
-		return fnhost.NewObject().Str("key", key).Int("value", n).Bytes(), nil
+		return value{key, n}, nil
 	case "get":
 		n, err := current(bucket, key)
 		if err != nil {
 			return nil, err
 		}
-		return fnhost.NewObject().Str("key", key).Int("value", n).Bytes(), nil
+		return value{key, n}, nil
 	case "delete":
 		if err := fnhost.KV.Delete(bucket, key); err != nil {
 			return nil, err
 		}
-		return fnhost.NewObject().Str("key", key).Bool("deleted", true).Bytes(), nil
+		return deleted{key, true}, nil
 	case "list":
 		keys, err := fnhost.KV.ListKeys(bucket, prefix, 1000)
 		if err != nil {
 			return nil, err
 		}
-		return fnhost.NewObject().Strings("keys", keys).Bytes(), nil
+		return keyList{keys}, nil
 	case "claim":
 		claimed, err := fnhost.KV.CompareAndSwap(bucket, key, nil, []byte("claimed"))
 		if err != nil {
 			return nil, err
 		}
-		return fnhost.NewObject().Str("key", key).Bool("claimed", claimed).Bytes(), nil
+		return claim{key, claimed}, nil
 	case "lease":
 		if err := fnhost.KV.SetWithTTL(bucket, key, []byte("leased"), leaseMs); err != nil {
 			return nil, err
 		}
-		return fnhost.NewObject().Str("key", key).Bool("leased", true).Bytes(), nil
+		return lease{key, true}, nil
 	case "pair":
 		entries := []fnhost.KVEntry{{Key: key, Value: []byte("1")}, {Key: prefix, Value: []byte("2")}}
 		if err := fnhost.KV.SetMany(bucket, entries); err != nil {
@@ -94,29 +124,25 @@ func run(op, bucket, key, prefix string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		list := []byte("[")
+		out := make([]*string, len(values))
 		for i, v := range values {
-			if i > 0 {
-				list = append(list, ',')
-			}
-			if v == nil {
-				list = append(list, "null"...)
-			} else {
-				list = strconv.AppendQuote(list, string(v))
+			if v != nil {
+				text := string(v)
+				out[i] = &text
 			}
 		}
-		return fnhost.NewObject().Raw("values", append(list, ']')).Bytes(), nil
+		return pair{out}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q (incr, get, delete, list, claim, lease, pair)", op)
 }
 
 // hostError is the answer to a failed host call, or nil if err is not one (then it is a failure).
-func hostError(err error) (*fnhost.Error, []byte) {
+func hostError(err error) (*fnhost.Error, *failure) {
 	var e *fnhost.Error
 	if !errors.As(err, &e) {
 		return nil, nil
 	}
-	return e, fnhost.NewObject().Str("error", string(e.Kind)).Str("message", e.Text()).Bytes()
+	return e, &failure{e.Kind, e.Text()}
 }
 
 func init() {
@@ -125,10 +151,9 @@ func init() {
 		route := req.Method + " " + parts[0]
 		want := map[string]int{"POST incr": 2, "GET get": 2, "DELETE del": 2, "GET keys": 1, "GET bucket": 3}
 		if n, ok := want[route]; !ok || len(parts) != n {
-			body := fnhost.NewObject().Str("error", "not-found").Str("message", "no route "+req.Method+" "+req.Path)
-			return fnhost.JSON(body.Bytes()).WithStatus(404), nil
+			return fnhost.JSON(failure{fnhost.KindNotFound, "no route " + req.Method + " " + req.Path}).WithStatus(404), nil
 		}
-		var out []byte
+		var out any
 		var err error
 		switch route {
 		case "POST incr":
@@ -178,11 +203,11 @@ func init() {
 		out, err := run(op, field("bucket", bucket), field("key", ""), field("prefix", ""))
 		if err != nil {
 			if _, body := hostError(err); body != nil {
-				return fnhost.Output(body), nil
+				return fnhost.OutputJSON(body), nil
 			}
 			return nil, err
 		}
-		return fnhost.Output(out), nil
+		return fnhost.OutputJSON(out), nil
 	})
 }
 

@@ -1,11 +1,24 @@
 // Hello: echoes HTTP requests, greets by name, and echoes non-JSON event payloads verbatim.
-// It answers byte for byte like guests/python/hello.
+// It answers like guests/python/hello (the same JSON values; encoding/json writes them).
 package main
 
 import "fnhost"
 
-func greeting(name string) []byte {
-	return fnhost.NewObject().Str("message", "Hello, "+name+"!").Bytes()
+type greeting struct {
+	Message string `json:"message"`
+}
+
+func greet(name string) greeting { return greeting{Message: "Hello, " + name + "!"} }
+
+// echo is what any other path answers: the request as the function saw it.
+type echo struct {
+	Method     string            `json:"method"`
+	Path       string            `json:"path"`
+	Query      map[string]string `json:"query"`      // the first value of each parameter
+	UserAgent  *string           `json:"user_agent"` // null when the header is absent
+	BodyLength int               `json:"body_length"`
+	Function   string            `json:"function"`
+	Version    string            `json:"version"`
 }
 
 func init() {
@@ -22,30 +35,27 @@ func init() {
 			if !ok {
 				name = "world"
 			}
-			return fnhost.JSON(greeting(name)), nil
+			return fnhost.JSON(greet(name)), nil
 		}
-		query := fnhost.NewObject()
+		out := echo{Method: req.Method, Path: req.Path, Query: map[string]string{}, BodyLength: len(req.Body),
+			Function: ctx.FunctionName, Version: ctx.Version}
 		for _, p := range req.QueryParams() {
-			query.Str(p.Name, p.Value)
+			out.Query[p.Name] = p.Value
 		}
-		echo := fnhost.NewObject().Str("method", req.Method).Str("path", req.Path).Raw("query", query.Bytes())
 		if ua, ok := req.Headers.Lookup("user-agent"); ok {
-			echo.Str("user_agent", ua)
-		} else {
-			echo.Null("user_agent")
+			out.UserAgent = &ua
 		}
-		echo.Int("body_length", int64(len(req.Body))).Str("function", ctx.FunctionName).Str("version", ctx.Version)
-		return fnhost.JSON(echo.Bytes()), nil
+		return fnhost.JSON(out), nil
 	})
 
 	fnhost.HandleEvent(func(ctx *fnhost.Context, ev *fnhost.Event) (*fnhost.EventResult, error) {
 		if ev.Kind != fnhost.EventInvoke {
-			return fnhost.Output(greeting(ev.Kind.String())), nil
+			return fnhost.OutputJSON(greet(ev.Kind.String())), nil
 		}
 		var data map[string]any
 		if ev.JSON(&data) == nil {
 			if name, ok := data["name"].(string); ok {
-				return fnhost.Output(greeting(name)), nil
+				return fnhost.OutputJSON(greet(name)), nil
 			}
 		}
 		return fnhost.Output(ev.Payload), nil

@@ -12,6 +12,12 @@ import (
 
 const bucket = "visits"
 
+// greeting is the HTTP answer; encoding/json writes it ({"message":"Hello, you!","visits":1}).
+type greeting struct {
+	Message string `json:"message"`
+	Visits  int64  `json:"visits"`
+}
+
 func visits() (int64, error) {
 	raw, err := fnhost.KV.Get(bucket, "hello")
 	if errors.Is(err, fnhost.ErrNotFound) {
@@ -27,8 +33,8 @@ func visits() (int64, error) {
 func init() {
 	fnhost.HandleHTTP(func(ctx *fnhost.Context, req *fnhost.Request) (*fnhost.Response, error) {
 		if req.Path != "/hello" {
-			body := fnhost.NewObject().Str("error", "not-found").Str("message", "no route "+req.Path)
-			return fnhost.JSON(body.Bytes()).WithStatus(404), nil
+			body := map[string]string{"error": "not-found", "message": "no route " + req.Path}
+			return fnhost.JSON(body).WithStatus(404), nil
 		}
 		count, err := visits()
 		if err != nil {
@@ -43,8 +49,7 @@ func init() {
 		if !ok {
 			name = "world"
 		}
-		body := fnhost.NewObject().Str("message", "Hello, "+name+"!").Int("visits", count)
-		return fnhost.JSON(body.Bytes()), nil
+		return fnhost.JSON(greeting{Message: "Hello, " + name + "!", Visits: count}), nil
 	})
 
 	fnhost.HandleEvent(func(ctx *fnhost.Context, ev *fnhost.Event) (*fnhost.EventResult, error) {
@@ -52,7 +57,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return fnhost.Output(fnhost.NewObject().Int("visits", count).Bytes()), nil
+		return fnhost.OutputJSON(map[string]int64{"visits": count}), nil
 	})
 }
 
