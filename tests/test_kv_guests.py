@@ -36,7 +36,7 @@ def call(host: Host, function: str, **args: object) -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize("lang", ["python", "rust", "go", "c"])
+@pytest.mark.parametrize("lang", ["python", "rust", "go", "c", "js"])
 def test_two_functions_times_1000_concurrent_increments_count_2000(host: Host, lang: str) -> None:
     deploy_counters(host, "counter-a", "counter-b", lang=lang)
     errors: list[str] = []
@@ -94,7 +94,7 @@ def test_ttl_and_batches_through_the_sdk(host: Host) -> None:
     assert host.kv.get("counters", "session") is None
 
 
-@pytest.mark.parametrize("lang", ["python", "rust", "go", "c"])
+@pytest.mark.parametrize("lang", ["python", "rust", "go", "c", "js"])
 def test_compare_and_swap_ttl_and_batches_in_every_sdk(host: Host, lang: str) -> None:
     deploy_counters(host, "counter", lang=lang)
     assert call(host, "counter", op="claim", key="job") == {"key": "job", "claimed": True}

@@ -169,6 +169,21 @@ export namespace kv {
   export { del as delete };
   /** Keys starting with `prefix`, in byte order, at most `limit` (default 1000) of them. */
   export function listKeys(bucket: string, prefix?: string, limit?: number): string[];
+  /** Add `delta` (default 1) atomically; the new value (a bigint beyond 2^53). A missing key counts as 0. */
+  export function increment(bucket: string, key: string, delta?: number | bigint): number | bigint;
+  /** Set `key` to `value` only if it holds `expected` now (null: only if absent); whether it did. */
+  export function compareAndSwap(
+    bucket: string, key: string, expected: Bytes | ArrayBuffer | string | null, value: Bytes | ArrayBuffer | string
+  ): boolean;
+  /** `set`, and the key disappears `ttlS` seconds later. */
+  export function setWithTtl(bucket: string, key: string, value: Bytes | ArrayBuffer | string, ttlS: number): void;
+  /** The values of up to 1,000 keys, in the order asked (null: not set). */
+  export function getMany(bucket: string, keys: string[]): (Bytes | null)[];
+  /** Set up to 1,000 keys in one transaction (all or none). */
+  export function setMany(
+    bucket: string,
+    entries: Record<string, Bytes | ArrayBuffer | string> | Map<string, Bytes | ArrayBuffer | string> | [string, Bytes | ArrayBuffer | string][]
+  ): void;
 }
 
 /** Durable queues granted in the manifest (`[grants] queues = [...]`). */

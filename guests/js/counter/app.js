@@ -4,20 +4,31 @@
 //        DELETE /del/<key> → {"key": k, "deleted": true}  GET /keys?prefix=p → {"keys": [...]}
 //        GET /bucket/<bucket>/<key> reads any bucket: an ungranted one → 403 {"error": "denied", ...}
 // Event: {"op": "incr" | "get" | "delete" | "list", "key": k, "prefix": p, "bucket": b (default counters)}
+//        {"op": "claim", "key": k} → {"key": k, "claimed": b} (compare-and-swap only if absent)
+//        {"op": "lease", "key": k} → {"key": k, "leased": true} (set for 200 ms)
+//        {"op": "pair", "key": k, "prefix": p} → {"values": ["1", "2", null]} (set-many k, p; get-many k, p, k-absent)
 // A host error is answered as {"error": code, "message": ...} (HTTP status by kind), not as a failure.
 import { App, HostError, Invoke, Response, kv } from 'fnhost';
 
 const BUCKET = 'counters';
+const LEASE_S = 0.2; // how long `lease` keeps its key (the TTL tests wait past it)
 const STATUS = { denied: 403, 'not-found': 404, 'too-large': 413, 'limit-exceeded': 429, unavailable: 503 };
 
 const app = new App();
 
 function run(op, { bucket = BUCKET, key = '', prefix = '' } = {}) {
   switch (op) {
-    case 'incr': {
-      const value = Number(kv.getText(bucket, key) ?? '0') + 1;
-      kv.set(bucket, key, String(value));
-      return { key, value };
+    case 'incr': // atomic: concurrent invocations never lose a count
+      return { key, value: kv.increment(bucket, key, 1) };
+    case 'claim':
+      return { key, claimed: kv.compareAndSwap(bucket, key, null, 'claimed') };
+    case 'lease':
+      kv.setWithTtl(bucket, key, 'leased', LEASE_S);
+      return { key, leased: true };
+    case 'pair': {
+      kv.setMany(bucket, [[key, '1'], [prefix, '2']]);
+      const decode = (v) => (v === null ? null : new TextDecoder().decode(v));
+      return { values: kv.getMany(bucket, [key, prefix, `${key}-absent`]).map(decode) };
     }
     case 'get':
       return { key, value: Number(kv.getText(bucket, key) ?? '0') };
@@ -27,7 +38,7 @@ function run(op, { bucket = BUCKET, key = '', prefix = '' } = {}) {
     case 'list':
       return { keys: kv.listKeys(bucket, prefix) };
     default:
-      throw new Error(`unknown op ${JSON.stringify(op)} (incr, get, delete, list)`);
+      throw new Error(`unknown op ${JSON.stringify(op)} (incr, get, delete, list, claim, lease, pair)`);
   }
 }
 
