@@ -118,6 +118,7 @@ def _serve_host(
             workers=args.workers,
             global_concurrency=args.global_concurrency,
             function_share=args.function_share,
+            namespace_share=args.namespace_share,
             trusted_keys=trusted,
             triggers=triggers,
             **given,
@@ -838,6 +839,13 @@ def parser() -> argparse.ArgumentParser:
         type=_fraction,
         default=0.5,
         help="the most of --workers and --global-concurrency one function may hold (default 0.5)",
+    )
+    s.add_argument(
+        "--namespace-share",
+        type=_fraction,
+        default=1.0,
+        help="the most of --workers and --global-concurrency one namespace's functions may hold together "
+        "(default 1.0: no namespace limit; e.g. 0.5 so one team cannot fill the server)",
     )
     s.add_argument(
         "--max-pinned",

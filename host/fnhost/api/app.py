@@ -43,6 +43,7 @@ def create_app(
     workers: int = 4,
     global_concurrency: int = 64,
     function_share: float = 0.5,
+    namespace_share: float = 1.0,
     trusted_keys: Sequence[str] = (),
     keys: ApiKeys | None = None,
     audit_log: AuditLog | None = None,
@@ -51,7 +52,8 @@ def create_app(
     """The fnhost HTTP API (see docs/api.md).
 
     `workers` threads run invocations; at most `global_concurrency` are admitted at once (queued
-    or running), beyond that callers get 429; one function gets at most `function_share` of both.
+    or running), beyond that callers get 429; one function gets at most `function_share` of both, one
+    namespace at most `namespace_share`.
     `read_only` serves functions but refuses every control-plane call with 405. `trusted_keys`, if
     given, must have signed every deployed bundle.
     Request bodies: at most `max_body_bytes` each (`max_bundle_bytes` for deploys), all of them
@@ -69,7 +71,7 @@ def create_app(
         keys=keys if keys is not None else ApiKeys(host.db),
         audit_log=audit_log,
         metrics=metrics,
-        pool=InvocationPool(workers, global_concurrency, metrics, function_share),
+        pool=InvocationPool(workers, global_concurrency, metrics, function_share, namespace_share),
         triggers=triggers,
         read_only=read_only,
         trusted_keys=list(trusted_keys),

@@ -22,6 +22,7 @@ from ..control.auth import DEPLOY, INVOKE, ApiKeys, Principal
 from ..errors import FnhostError, Forbidden, NotFound, ReadOnly, Unauthorized
 from ..host import Host
 from ..namespaces import DEFAULT, check_namespace, qualify
+from ..namespaces import namespace_of as namespace_of_stored
 from ..runtime.outcomes import InvocationResult
 from ..stores.registry import no_such_function
 from ..triggers import Triggers
@@ -60,23 +61,35 @@ class InvocationPool:
     invocation over `max_in_flight` is refused at once with 429 rather than queued without bound;
     admitted ones wait for one of the `workers` threads.
 
-    Bulkheads: one function holds at most `function_share` of the workers (at least one) and of
-    the admissions, so a function that is slow or misbehaving queues behind its own share while
-    the others keep theirs.
+    Bulkheads, two levels: one namespace holds at most `namespace_share` of the workers and of the
+    admissions, and one function at most `function_share` of them (each at least one), so a
+    function that is slow or misbehaving queues behind its own share, and a team's functions
+    together behind their namespace's, while the others keep theirs.
     """
 
-    def __init__(self, workers: int, max_in_flight: int, metrics: Metrics, function_share: float = 0.5) -> None:
+    def __init__(
+        self,
+        workers: int,
+        max_in_flight: int,
+        metrics: Metrics,
+        function_share: float = 0.5,
+        namespace_share: float = 1.0,
+    ) -> None:
         if workers < 1 or max_in_flight < 1:
             raise ValueError("workers and global concurrency must be at least 1")
-        if not 0 < function_share <= 1:
-            raise ValueError(f"function share must be in (0, 1], got {function_share}")
+        for what, share in (("function", function_share), ("namespace", namespace_share)):
+            if not 0 < share <= 1:
+                raise ValueError(f"{what} share must be in (0, 1], got {share}")
         self.limiter = anyio.CapacityLimiter(workers)
         self.max_in_flight = max_in_flight
         self.function_workers = max(1, int(workers * function_share))
         self.function_in_flight = max(1, int(max_in_flight * function_share))
+        self.namespace_workers = max(1, int(workers * namespace_share))
+        self.namespace_in_flight = max(1, int(max_in_flight * namespace_share))
         self.in_flight = 0
         self.metrics = metrics
         self._functions: dict[str, tuple[anyio.CapacityLimiter, list[int]]] = {}
+        self._namespaces: dict[str, tuple[anyio.CapacityLimiter, list[int]]] = {}
 
     async def run(self, function: str, call: Callable[[], R]) -> R:
         if self.in_flight >= self.max_in_flight:
@@ -85,10 +98,15 @@ class InvocationPool:
                 f"{self.in_flight} invocations are in flight, this server's limit "
                 f"(--global-concurrency {self.max_in_flight}); retry after a moment"
             )
-        share = self._functions.get(function)
-        if share is None:
-            share = self._functions[function] = (anyio.CapacityLimiter(self.function_workers), [0])
-        limiter, admitted = share
+        namespace = namespace_of_stored(function)
+        space_limiter, space_admitted = self._share(self._namespaces, namespace, self.namespace_workers)
+        if space_admitted[0] >= self.namespace_in_flight:
+            self.metrics.throttles.labels(function, "namespace_share").inc()
+            raise Throttled(
+                f"namespace '{namespace}' has {space_admitted[0]} invocations in flight, its share of this server "
+                f"(--namespace-share of --global-concurrency {self.max_in_flight}); retry after a moment"
+            )
+        limiter, admitted = self._share(self._functions, function, self.function_workers)
         if admitted[0] >= self.function_in_flight:
             self.metrics.throttles.labels(function, "function_share").inc()
             raise Throttled(
@@ -97,19 +115,34 @@ class InvocationPool:
             )
         self.in_flight += 1
         admitted[0] += 1
+        space_admitted[0] += 1
         self.metrics.in_flight.inc()
         try:
-            async with limiter:  # the function's share of the workers, then a worker
+            # the function's share of the workers, then its namespace's (a call waiting for its own
+            # function's share holds none of the namespace's), then a worker
+            async with limiter, space_limiter:
                 result = await anyio.to_thread.run_sync(call, limiter=self.limiter)
         finally:
             self.in_flight -= 1
             admitted[0] -= 1
+            space_admitted[0] -= 1
             self.metrics.in_flight.dec()
             if not admitted[0]:
                 del self._functions[function]
+            if not space_admitted[0]:
+                del self._namespaces[namespace]
         if isinstance(result, InvocationResult):
             self.metrics.observe(result)
         return result
+
+    @staticmethod
+    def _share(
+        shares: dict[str, tuple[anyio.CapacityLimiter, list[int]]], key: str, workers: int
+    ) -> tuple[anyio.CapacityLimiter, list[int]]:
+        share = shares.get(key)
+        if share is None:
+            share = shares[key] = (anyio.CapacityLimiter(workers), [0])
+        return share
 
 
 @dataclass
