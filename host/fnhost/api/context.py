@@ -100,19 +100,9 @@ class InvocationPool:
             )
         namespace = namespace_of_stored(function)
         space_limiter, space_admitted = self._share(self._namespaces, namespace, self.namespace_workers)
-        if space_admitted[0] >= self.namespace_in_flight:
-            self.metrics.throttles.labels(function, "namespace_share").inc()
-            raise Throttled(
-                f"namespace '{namespace}' has {space_admitted[0]} invocations in flight, its share of this server "
-                f"(--namespace-share of --global-concurrency {self.max_in_flight}); retry after a moment"
-            )
+        self._admit(function, f"namespace '{namespace}'", space_admitted[0], self.namespace_in_flight, "namespace")
         limiter, admitted = self._share(self._functions, function, self.function_workers)
-        if admitted[0] >= self.function_in_flight:
-            self.metrics.throttles.labels(function, "function_share").inc()
-            raise Throttled(
-                f"function '{function}' has {admitted[0]} invocations in flight, its share of this server "
-                f"(--function-share of --global-concurrency {self.max_in_flight}); retry after a moment"
-            )
+        self._admit(function, f"function '{function}'", admitted[0], self.function_in_flight, "function")
         self.in_flight += 1
         admitted[0] += 1
         space_admitted[0] += 1
@@ -134,6 +124,14 @@ class InvocationPool:
         if isinstance(result, InvocationResult):
             self.metrics.observe(result)
         return result
+
+    def _admit(self, function: str, who: str, admitted: int, limit: int, level: str) -> None:
+        if admitted >= limit:
+            self.metrics.throttles.labels(function, f"{level}_share").inc()
+            raise Throttled(
+                f"{who} has {admitted} invocations in flight, its share of this server "
+                f"(--{level}-share of --global-concurrency {self.max_in_flight}); retry after a moment"
+            )
 
     @staticmethod
     def _share(
