@@ -126,6 +126,7 @@ def test_deploy_list_invoke_rollback_delete(api: Api, wasm: dict[str, bytes]) ->
         "sha256": r.json()["sha256"],
         "created": True,
         "created_at": 0,
+        "live_version": 1,
     }
     again = api.deploy("hello", v1)
     assert (again.status_code, again.json()["version"], again.json()["created"]) == (200, 1, False)
@@ -155,6 +156,18 @@ def test_deploy_list_invoke_rollback_delete(api: Api, wasm: dict[str, bytes]) ->
     error(api.call("POST", "/v1/functions/hello/invoke?qualifier=prod", api.admin), 404, "not_found")
     error(api.call("PUT", "/v1/functions/hello/aliases/prod", api.admin, json={"version": 9}), 404, "not_found")
     error(api.call("PUT", "/v1/functions/hello/aliases/prod", api.admin, json={"version": "1"}), 400, "invalid_request")
+
+    # While live is pinned, a deploy says so; unpinning (DELETE .../aliases/live) makes it follow again.
+    r = api.deploy("hello", pack_bundle(HELLO.replace("Hello", "Hi"), wasm["hello"]))
+    assert (r.json()["version"], r.json()["live_version"]) == (3, 1)
+    r = api.call("DELETE", "/v1/functions/hello/aliases/live", api.admin)
+    assert r.json() == {"name": "hello", "alias": "live", "version": 3, "pinned": False}
+    assert api.call("POST", "/v1/functions/hello/invoke", api.admin).headers["x-fnhost-version"] == "3"
+    assert api.call("PUT", "/v1/functions/hello/aliases/prod", api.admin, json={"version": 2}).status_code == 200
+    r = api.call("DELETE", "/v1/functions/hello/aliases/prod", api.admin)
+    assert r.json() == {"name": "hello", "alias": "prod", "deleted": True}
+    error(api.call("DELETE", "/v1/functions/hello/aliases/prod", api.admin), 404, "not_found")
+    error(api.call("DELETE", "/v1/functions/nosuch/aliases/live", api.admin), 404, "not_found")
 
     record = api.call("GET", f"/v1/invocations/{invocation_id}", api.admin).json()
     assert (record["function"], record["outcome"], record["version"]) == ("hello", "ok", 2)

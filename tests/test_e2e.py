@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -210,3 +211,41 @@ def test_read_only_edge_serves_signed_bundles(tmp_path: Path) -> None:
     )
     assert start.returncode == 1
     assert "hello.zip: signed by an untrusted key" in start.stderr
+
+
+def _hello_version(tmp_path: Path, timeout_ms: int) -> Path:
+    """A copy of the Rust hello whose manifest differs (so a deploy makes a new version)."""
+    src = tmp_path / f"hello-{timeout_ms}"
+    shutil.copytree(HELLO_SRC, src, ignore=shutil.ignore_patterns("target"))
+    manifest = src / "fnhost.toml"
+    manifest.write_text(manifest.read_text().replace("timeout_ms = 5000", f"timeout_ms = {timeout_ms}"))
+    return src
+
+
+def test_versions_rollback_unpin_alias_and_delete_from_the_cli(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with server(data_dir) as url:
+        env = _env(FNHOST_URL=url, FNHOST_TOKEN=(data_dir / "admin.key").read_text().strip())
+        for timeout_ms in (5000, 4000):
+            fnhost("deploy", str(_hello_version(tmp_path, timeout_ms)), env=env)
+        listed = fnhost("versions", "hello", env=env).stdout
+        assert listed.splitlines()[0].split() == ["VERSION", "SHA256", "CREATED", "BY", "ALIASES"]
+        assert [line.split()[0] for line in listed.splitlines()[1:]] == ["1", "2"]
+        assert "hello:live -> version 1 (pinned" in fnhost("rollback", "hello", env=env).stdout
+        assert httpx.get(f"{url}/fn/hello/").json()["version"] == "1"
+        third = fnhost("deploy", str(_hello_version(tmp_path, 3000)), env=env)
+        assert "deployed hello version 3" in third.stdout
+        assert "live is pinned to version 1" in third.stderr and "fnhost unpin hello" in third.stderr
+        assert "follows the newest version (3)" in fnhost("unpin", "hello", env=env).stdout
+        assert httpx.get(f"{url}/fn/hello/").json()["version"] == "3"
+        fnhost("alias", "set", "hello", "prod", "2", env=env)
+        aliases = fnhost("alias", "list", "hello", env=env).stdout
+        assert "prod" in aliases and "no (follows newest)" in aliases
+        assert "hello:prod removed" in fnhost("alias", "rm", "hello", "prod", env=env).stdout
+        missing = fnhost("alias", "rm", "hello", "prod", env=env, check=False)
+        assert missing.returncode == 1 and "has no alias 'prod'" in missing.stderr
+        unknown = fnhost("rollback", "nosuch", env=env, check=False)
+        assert unknown.returncode == 1 and "function 'nosuch' does not exist" in unknown.stderr
+        assert "deleted hello" in fnhost("delete", "hello", env=env).stdout
+        assert fnhost("list", env=env).stdout.strip() == "NAME  LATEST  ALIASES"
+    assert fnhost("--version").stdout.startswith("fnhost ")

@@ -528,6 +528,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         print(f"deployed {name} version {result['version']} (sha256 {result['sha256'][:12]})")
     else:
         print(f"{name} unchanged: version {result['version']} is this same bundle")
+    live = result.get("live_version")
+    if live is not None and live != result["version"]:
+        say(f"warning: {name} live is pinned to version {live}, so version {result['version']} does not serve "
+            f"by default; `fnhost unpin {name}` makes live follow the newest version")  # fmt: skip
     return 0
 
 
@@ -645,6 +649,65 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if r["error"]:
             print(f"ERROR {r['outcome']}: {r['error']}")
         print(r["report"])
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    client = _client(args)
+    versions = client.json("GET", f"/v1/functions/{args.name}/versions")["versions"]
+    aliases: dict[int, list[str]] = {}
+    for a in client.json("GET", f"/v1/functions/{args.name}")["aliases"]:
+        aliases.setdefault(a["version"], []).append(a["alias"])
+    rows = [("VERSION", "SHA256", "CREATED BY", "ALIASES")]
+    for v in versions:
+        names = ", ".join(aliases.get(v["version"], []))
+        rows.append((str(v["version"]), v["sha256"][:12], v["created_by"] or "-", names))
+    _table(rows)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    _client(args).json("DELETE", f"/v1/functions/{args.name}")
+    print(f"deleted {args.name}: every version, alias and unreferenced artifact")
+    return 0
+
+
+def cmd_alias_list(args: argparse.Namespace) -> int:
+    aliases = _client(args).json("GET", f"/v1/functions/{args.name}")["aliases"]
+    rows = [("ALIAS", "VERSION", "PINNED")]
+    for a in aliases:
+        rows.append((a["alias"], str(a["version"]), "yes" if a["pinned"] else "no (follows newest)"))
+    _table(rows)
+    return 0
+
+
+def cmd_alias_rm(args: argparse.Namespace) -> int:
+    result = _client(args).json("DELETE", f"/v1/functions/{args.name}/aliases/{args.alias}")
+    if args.alias == "live":
+        print(f"{args.name}:live unpinned: follows the newest version ({result['version']})")
+    else:
+        print(f"{args.name}:{args.alias} removed")
+    return 0
+
+
+def cmd_unpin(args: argparse.Namespace) -> int:
+    args.alias = "live"
+    return cmd_alias_rm(args)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Pin live to VERSION, or to the version before the one live serves now."""
+    client = _client(args)
+    version = args.version
+    if version is None:
+        live = next(a for a in client.json("GET", f"/v1/functions/{args.name}")["aliases"] if a["alias"] == "live")
+        older = [v["version"] for v in client.json("GET", f"/v1/functions/{args.name}/versions")["versions"]
+                 if v["version"] < live["version"]]  # fmt: skip
+        if not older:
+            raise CliError(f"{args.name}: live serves version {live['version']}, there is no older one to roll back to")
+        version = max(older)
+    client.json("PUT", f"/v1/functions/{args.name}/aliases/live", json={"version": version})
+    print(f"{args.name}:live -> version {version} (pinned; `fnhost unpin {args.name}` follows deploys again)")
     return 0
 
 
@@ -795,6 +858,15 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fnhost")
+    except PackageNotFoundError:  # run from a checkout without installing
+        return "(not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--url", help=f"the server (default: $FNHOST_URL or {DEFAULT_URL})")
@@ -804,6 +876,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     p = argparse.ArgumentParser(prog="fnhost", description="Serverless WebAssembly functions.")
+    p.add_argument("--version", action="version", version=f"fnhost {_package_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = argparse.ArgumentParser(add_help=False)  # the options of serve and dev
@@ -975,6 +1048,28 @@ def parser() -> argparse.ArgumentParser:
     aset.add_argument("alias")
     aset.add_argument("version", type=int)
     aset.set_defaults(func=cmd_alias_set)
+    alist = a.add_parser("list", parents=[client], help="NAME's aliases (e.g. fnhost alias list hello)")
+    alist.add_argument("name")
+    alist.set_defaults(func=cmd_alias_list)
+    arm = a.add_parser("rm", parents=[client], help="remove ALIAS of NAME; `live` is unpinned instead")
+    arm.add_argument("name")
+    arm.add_argument("alias")
+    arm.set_defaults(func=cmd_alias_rm)
+    up = sub.add_parser("unpin", parents=[client], help="make live follow the newest version (fnhost unpin hello)")
+    up.add_argument("name")
+    up.set_defaults(func=cmd_unpin)
+    rb = sub.add_parser(
+        "rollback", parents=[client], help="pin live to VERSION, default the one before it (fnhost rollback hello)"
+    )
+    rb.add_argument("name")
+    rb.add_argument("version", type=int, nargs="?")
+    rb.set_defaults(func=cmd_rollback)
+    vs = sub.add_parser("versions", parents=[client], help="NAME's versions and their aliases (fnhost versions hello)")
+    vs.add_argument("name")
+    vs.set_defaults(func=cmd_versions)
+    dl = sub.add_parser("delete", parents=[client], help="delete a function with every version (fnhost delete hello)")
+    dl.add_argument("name")
+    dl.set_defaults(func=cmd_delete)
 
     sec = sub.add_parser("secrets", help="secrets").add_subparsers(dest="secrets_command", required=True)
     sset = sec.add_parser("set", parents=[client], help="set a secret (value from stdin if omitted)")

@@ -315,6 +315,16 @@ class Host:
         self.registry.unpin_live(name)
         self._aliases_changed(name)
 
+    def delete_alias(self, name: str, alias: str, *, principal: Principal | None = None) -> None:
+        """Remove `alias`; for `live`, which always exists, unpin it (it follows the newest version again)."""
+        if alias == LIVE:
+            self.unpin_live(name, principal=principal)
+            return
+        self.get_function(name)
+        if not self.registry.delete_alias(name, alias):
+            raise NotFound(f"function {name!r} has no alias {alias!r}; `fnhost alias list {name}` shows its aliases")
+        self._aliases_changed(name)
+
     def _authorize_version(self, principal: Principal | None, record: VersionRecord) -> None:
         authorize_deploy(principal, record.name, _manifest_of(record.manifest_json), self.shares)
 

@@ -110,6 +110,7 @@ def create_app(
         *routes_of("/v1/functions/{name}", functions.delete_function, ["DELETE"]),
         *routes_of("/v1/functions/{name}/versions", functions.list_versions, ["GET"]),
         *routes_of("/v1/functions/{name}/aliases/{alias}", functions.set_alias, ["PUT"]),
+        *routes_of("/v1/functions/{name}/aliases/{alias}", functions.delete_alias, ["DELETE"]),
         *routes_of("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),
         *routes_of("/v1/functions/{name}/invocations", invoke.list_invocations, ["GET"]),
         *routes_of("/v1/invocations/{id}", invoke.get_invocation, ["GET"]),

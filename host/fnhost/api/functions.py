@@ -11,6 +11,7 @@ from ..control.signing import verify_bundle
 from ..host import Version
 from ..namespaces import namespace_of as namespace_of_function
 from ..namespaces import split
+from ..stores import LIVE
 from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of
 from .errors import InvalidRequest
 from .parsing import json_object
@@ -28,12 +29,14 @@ async def deploy(request: Request) -> Response:
         version = await blocking(_deploy, ctx, name, data, principal, note.detail)
         created = version.created
         note.detail.update(version=version.version, sha256=version.sha256, created=created)
+    live = await blocking(ctx.host.get_version, name)
     body = {
         "name": version.name,
         "version": version.version,
         "sha256": version.sha256,
         "created": created,
         "created_at": version.created_at,
+        "live_version": live.version,  # not this version when `live` is pinned (see DELETE .../aliases/live)
     }
     return JSONResponse(body, status_code=201 if created else 200)
 
@@ -95,6 +98,20 @@ async def delete_function(request: Request) -> Response:
     async with ctx.audited(request, "function.delete", name, principal):
         await blocking(ctx.host.delete_function, name)
     return JSONResponse({"name": name, "deleted": True})
+
+
+async def delete_alias(request: Request) -> Response:
+    """DELETE /v1/functions/{name}/aliases/{alias}: remove an alias; for `live`, unpin it."""
+    ctx = context_of(request)
+    name, alias = function_of(request), request.path_params["alias"]
+    ctx.writable("removing aliases")
+    principal = await ctx.authorize(request, DEPLOY, name)
+    async with ctx.audited(request, "function.alias.delete", f"{name}:{alias}", principal):
+        await blocking(ctx.host.delete_alias, name, alias, principal=principal)
+    if alias == LIVE:
+        live = await blocking(ctx.host.get_version, name)
+        return JSONResponse({"name": name, "alias": alias, "version": live.version, "pinned": False})
+    return JSONResponse({"name": name, "alias": alias, "deleted": True})
 
 
 async def set_alias(request: Request) -> Response:

@@ -114,6 +114,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         mutating=True,
     ),
     Endpoint(
+        "delete",
+        "/v1/functions/{name}/aliases/{alias}",
+        "deleteAlias",
+        "Remove an alias; for `live`, unpin it so that it follows the newest version again",
+        "deploy",
+        ok_schema="AliasRemoved",
+        errors=(404,),
+        mutating=True,
+    ),
+    Endpoint(
         "post",
         "/v1/functions/{name}/invoke",
         "invokeFunction",
@@ -333,6 +343,18 @@ SCHEMAS: dict[str, Any] = {
             "sha256": {"type": "string"},
             "created": {"type": "boolean", "description": "false: the same bundle was already deployed"},
             "created_at": {},
+            "live_version": {"type": "integer", "description": "what `live` serves now (pinned: not this one)"},
+        },
+    },
+    "AliasRemoved": {
+        "type": "object",
+        "required": ["name", "alias"],
+        "properties": {
+            "name": {"type": "string"},
+            "alias": {"type": "string"},
+            "deleted": {"type": "boolean"},
+            "version": {"type": "integer", "description": "live: the newest version, which it follows again"},
+            "pinned": {"type": "boolean"},
         },
     },
     "Deleted": {
