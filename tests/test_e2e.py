@@ -246,6 +246,9 @@ def test_versions_rollback_unpin_alias_and_delete_from_the_cli(tmp_path: Path) -
         assert missing.returncode == 1 and "has no alias 'prod'" in missing.stderr
         unknown = fnhost("rollback", "nosuch", env=env, check=False)
         assert unknown.returncode == 1 and "function 'nosuch' does not exist" in unknown.stderr
+        for command in (("logs", "nosuch"), ("versions", "nosuch"), ("unpin", "nosuch")):
+            failed = fnhost(*command, env=env, check=False)
+            assert failed.returncode == 1 and "function 'nosuch' does not exist" in failed.stderr, command
         assert "deleted hello" in fnhost("delete", "hello", env=env).stdout
         assert fnhost("list", env=env).stdout.strip() == "NAME  LATEST  ALIASES"
     assert fnhost("--version").stdout.startswith("fnhost ")

@@ -173,6 +173,8 @@ async def list_invocations(request: Request) -> Response:
     limit = query_int(request, "limit", 50, 1, 1000)
     before = request.query_params.get("before") or None
     page = await blocking(ctx.host.invocations.page, name, limit=limit, before=before)
+    if not page.records:  # nothing recorded: a typo'd name is a 404, not an empty listing (records of a
+        await blocking(ctx.host.get_function, name)  # deleted function stay listed until retention)
     return JSONResponse({"name": name, "invocations": jsonable(page.records), "next_before": page.next_before})
 
 
