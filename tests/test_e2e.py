@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -249,6 +250,11 @@ def test_versions_rollback_unpin_alias_and_delete_from_the_cli(tmp_path: Path) -
         for command in (("logs", "nosuch"), ("versions", "nosuch"), ("unpin", "nosuch")):
             failed = fnhost(*command, env=env, check=False)
             assert failed.returncode == 1 and "function 'nosuch' does not exist" in failed.stderr, command
+        as_json = json.loads(fnhost("versions", "hello", "--json", env=env).stdout)
+        assert [v["version"] for v in as_json["versions"]] == [1, 2, 3]
+        assert json.loads(fnhost("list", "--json", env=env).stdout)["functions"][0]["name"] == "hello"
+        assert json.loads(fnhost("alias", "list", "hello", "--json", env=env).stdout)["aliases"][0]["alias"] == "live"
+        assert json.loads(fnhost("keys", "list", "--json", env=env).stdout)["keys"][0]["name"] == "bootstrap-admin"
         assert "deleted hello" in fnhost("delete", "hello", env=env).stdout
         assert fnhost("list", env=env).stdout.strip() == "NAME  LATEST  ALIASES"
     assert fnhost("--version").stdout.startswith("fnhost ")

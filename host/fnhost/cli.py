@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -568,7 +569,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_invocation(args: argparse.Namespace) -> int:
-    record = _client(args).json("GET", f"/v1/invocations/{args.id}")
+    record = _listing(args, f"/v1/invocations/{args.id}")
+    if record is None:
+        return 0
     for key, value in record.items():
         if value is not None and key not in ("logs", "report"):
             print(f"{key}: {value}")
@@ -576,7 +579,10 @@ def cmd_invocation(args: argparse.Namespace) -> int:
 
 
 def cmd_queues_list(args: argparse.Namespace) -> int:
-    queues = _client(args).json("GET", "/v1/queues")["queues"]
+    listed = _listing(args, "/v1/queues")
+    if listed is None:
+        return 0
+    queues = listed["queues"]
     rows = [("QUEUE", "DEPTH", "IN FLIGHT", "OLDEST")]
     rows += [(q["queue"], str(q["depth"]), str(q["in_flight"]), f"{q['oldest_age_s']:.1f}s") for q in queues]
     _table(rows)
@@ -590,7 +596,9 @@ def cmd_queues_send(args: argparse.Namespace) -> int:
 
 
 def cmd_queues_peek(args: argparse.Namespace) -> int:
-    messages = _client(args).json("GET", f"/v1/queues/{args.queue}/messages", params={"limit": args.limit})
+    messages = _listing(args, f"/v1/queues/{args.queue}/messages", limit=args.limit)
+    if messages is None:
+        return 0
     rows = [("ID", "RECEIVES", "BODY")]
     rows += [(m["id"], str(m["receive_count"]), m["body"][:80]) for m in messages["messages"]]
     _table(rows)
@@ -604,7 +612,10 @@ def cmd_queues_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_triggers_list(args: argparse.Namespace) -> int:
-    mappings = _client(args).json("GET", "/v1/triggers")["queue"]
+    listed = _listing(args, "/v1/triggers")
+    if listed is None:
+        return 0
+    mappings = listed["queue"]
     rows = [("FUNCTION", "QUEUE", "BATCH", "WINDOW", "VISIBILITY", "MAX RECEIVES", "DLQ", "SOURCE")]
     for m in mappings:
         rows.append((
@@ -616,7 +627,10 @@ def cmd_triggers_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schedules_list(args: argparse.Namespace) -> int:
-    schedules = _client(args).json("GET", "/v1/schedules")["schedules"]
+    listed = _listing(args, "/v1/schedules")
+    if listed is None:
+        return 0
+    schedules = listed["schedules"]
     rows = [("FUNCTION", "NAME", "WHEN", "TIMEZONE", "NEXT (UTC)", "LAST OUTCOME", "FIRED", "SKIPPED")]
     for s in schedules:
         when = s["cron"] or f"every {s['rate_s']}s"
@@ -629,7 +643,10 @@ def cmd_schedules_list(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    functions = _client(args).json("GET", "/v1/functions")["functions"]
+    listed = _listing(args, "/v1/functions")
+    if listed is None:
+        return 0
+    functions = listed["functions"]
     rows = [("NAME", "LATEST", "ALIASES")]
     for f in functions:
         aliases = ", ".join(f"{a['alias']}={a['version']}{'' if a['pinned'] else '*'}" for a in f["aliases"])
@@ -641,7 +658,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    records = _client(args).json("GET", f"/v1/functions/{args.name}/invocations", params={"limit": args.limit})
+    records = _listing(args, f"/v1/functions/{args.name}/invocations", limit=args.limit)
+    if records is None:
+        return 0
     for r in reversed(records["invocations"]):
         print(f"START RequestId: {r['id']} Version: {r['version']} Trigger: {r['trigger']}")
         if r["logs"]:
@@ -653,8 +672,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
+    listed = _listing(args, f"/v1/functions/{args.name}/versions")
+    if listed is None:
+        return 0
     client = _client(args)
-    versions = client.json("GET", f"/v1/functions/{args.name}/versions")["versions"]
+    versions = listed["versions"]
     aliases: dict[int, list[str]] = {}
     for a in client.json("GET", f"/v1/functions/{args.name}")["aliases"]:
         aliases.setdefault(a["version"], []).append(a["alias"])
@@ -673,7 +695,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_alias_list(args: argparse.Namespace) -> int:
-    aliases = _client(args).json("GET", f"/v1/functions/{args.name}")["aliases"]
+    function = _listing(args, f"/v1/functions/{args.name}")
+    if function is None:
+        return 0
+    aliases = function["aliases"]
     rows = [("ALIAS", "VERSION", "PINNED")]
     for a in aliases:
         rows.append((a["alias"], str(a["version"]), "yes" if a["pinned"] else "no (follows newest)"))
@@ -738,7 +763,8 @@ def cmd_secrets_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets_list(args: argparse.Namespace) -> int:
-    for name in _client(args).json("GET", "/v1/secrets")["secrets"]:
+    listed = _listing(args, "/v1/secrets")
+    for name in [] if listed is None else listed["secrets"]:
         print(name)
     return 0
 
@@ -758,8 +784,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
+    listed = _listing(args, "/v1/keys")
+    if listed is None:
+        return 0
     rows = [("ID", "NAME", "NAMESPACE", "SCOPES", "FUNCTIONS", "MAY GRANT", "CREATED", "REVOKED")]
-    for k in _client(args).json("GET", "/v1/keys")["keys"]:
+    for k in listed["keys"]:
         functions = ",".join(k["functions"]) if k["functions"] is not None else "*"
         rows.append(
             (
@@ -785,8 +814,11 @@ def cmd_shares_create(args: argparse.Namespace) -> int:
 
 
 def cmd_shares_list(args: argparse.Namespace) -> int:
+    listed = _listing(args, "/v1/shares")
+    if listed is None:
+        return 0
     rows = [("ID", "KIND", "RESOURCE", "WITH", "CREATED BY", "REVOKED")]
-    for s in _client(args).json("GET", "/v1/shares")["shares"]:
+    for s in listed["shares"]:
         revoked = "-" if s["revoked_at"] is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s["revoked_at"]))
         rows.append((s["id"], s["kind"], f"{s['owner']}/{s['name']}", s["grantee"], s["created_by"] or "-", revoked))
     _table(rows)
@@ -827,6 +859,15 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
 
 
 # plumbing ----------------------------------------------------------------------------------------
+def _listing(args: argparse.Namespace, path: str, **params: Any) -> Any:
+    """GET a listing; with --json print it as the API answered and return None (the caller is done)."""
+    data = _client(args).json("GET", path, params=params or None)
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return None
+    return data
+
+
 def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -874,6 +915,7 @@ def parser() -> argparse.ArgumentParser:
     client.add_argument(
         "-n", "--namespace", help="the namespace to work in (default: $FNHOST_NAMESPACE or default)"
     )
+    client.add_argument("--json", action="store_true", help="listings: print the API's JSON instead of a table")
 
     p = argparse.ArgumentParser(prog="fnhost", description="Serverless WebAssembly functions.")
     p.add_argument("--version", action="version", version=f"fnhost {_package_version()}")
