@@ -209,3 +209,18 @@ def test_cluster_concurrency_slots_hold_across_hosts_and_leases_expire(any_db: A
     stores[0].release("f", held[0])  # type: ignore[arg-type]  # the dead holder's stale receipt changes nothing
     assert stores[0].in_use("f") == 1
     assert stores[0].acquire("g", 1, lease_s=30) is not None and stores[0].acquire("g", 3, lease_s=30) is not None
+
+
+def test_the_largest_cluster_limit_creates_its_slots_in_one_batch(any_db: Any) -> None:
+    from fnhost.manifest import LIMIT_RANGES
+    from fnhost.stores.concurrency import ConcurrencyStore
+
+    largest = LIMIT_RANGES["cluster_max_concurrency"][1]
+    store = ConcurrencyStore(any_db)
+    round_trips = getattr(any_db, "round_trips", None)
+    slots = [store.acquire("wide", largest, lease_s=30) for _ in range(3)]
+    assert all(slots) and store.in_use("wide") == 3
+    count = any_db.db.execute("SELECT count(*) FROM concurrency_slots WHERE function = 'wide'").fetchone()[0]
+    assert int(count) == largest
+    if round_trips is not None:  # PostgreSQL: a few statements, not one per slot
+        assert any_db.round_trips - round_trips < 50

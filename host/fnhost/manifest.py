@@ -42,7 +42,7 @@ LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "timeout_ms": (1, 900_000),
     "fuel": (1_000, 10**15),
     "max_concurrency": (1, 1000),
-    "cluster_max_concurrency": (0, 100_000),
+    "cluster_max_concurrency": (0, 1000),  # one slot row each, created on first use
     "instance_reuse": (0, 100_000),
     "max_host_calls": (0, 10_000_000),
     "max_host_bytes": (0, 1 << 40),

@@ -11,7 +11,7 @@ rows unused; raising it adds rows on the first miss.
 from __future__ import annotations
 
 from ._common import SQLiteStore, new_sortable_id, sql_migration, translate_sqlite_errors
-from .database import AnyDatabase
+from .database import AnyDatabase, executemany
 
 MIGRATIONS = [
     sql_migration(
@@ -55,13 +55,13 @@ class ConcurrencyStore(SQLiteStore):
         return None if row is None else (int(row[0]), holder)
 
     def _add_slots(self, function: str, limit: int) -> None:
-        with self._db.transaction() as db:
-            for slot in range(1, limit + 1):
-                db.execute(
-                    "INSERT INTO concurrency_slots (function, slot, holder, expires_at) VALUES (?, ?, NULL, 0)"
-                    " ON CONFLICT (function, slot) DO NOTHING",
-                    [function, slot],
-                )
+        with self._db.transaction() as db:  # one batch (the driver pipelines it), not a round trip per slot
+            executemany(
+                db,
+                "INSERT INTO concurrency_slots (function, slot, holder, expires_at) VALUES (?, ?, NULL, 0)"
+                " ON CONFLICT (function, slot) DO NOTHING",
+                [(function, slot) for slot in range(1, limit + 1)],
+            )
 
     @translate_sqlite_errors
     def release(self, function: str, slot: tuple[int, str]) -> None:

@@ -408,6 +408,7 @@ AnyDatabase = Database | PostgresDatabase
 def executemany(conn: Any, sql: str, rows: Sequence[Sequence[object]]) -> None:
     """Run `sql` (with `?` placeholders) once per row, batched by the driver, on either backend."""
     if isinstance(conn, _PostgresConnection):
+        conn._count()  # psycopg pipelines the rows: counted as one round trip
         with conn.conn.cursor() as cursor:
             cursor.executemany(_pg_placeholders(sql), [list(row) for row in rows])
     else:
