@@ -248,6 +248,14 @@ def test_pointing_an_alias_at_a_version_someone_else_authorized_needs_its_grants
     assert tenants.call("PUT", alias, tenants.billing_ci, json={"version": own}).status_code == 200
     assert tenants.call("PUT", alias, tenants.admin_a, json={"version": escalated}).status_code == 200
     assert tenants.call("PUT", alias, tenants.admin_a, json={"version": own}).status_code == 200
+    # Unpinning (DELETE .../aliases/live) moves live to the newest version: the same check applies.
+    r = tenants.deploy("team-a", admin_version + '\n[env]\nV = "3"\n', tenants.admin_a)
+    assert r.status_code == 201, r.text  # live stays pinned to `own`; the newest has prod-db
+    refused(tenants.call("DELETE", alias, tenants.billing_ci), 403, "secret:prod-db")
+    refused(tenants.call("DELETE", alias, tenants.admin_b), 404)  # another namespace: not even there
+    refused(tenants.call("DELETE", fn("team-a", "billing") + "/aliases/prod", tenants.admin_b), 404)
+    live = {a["alias"]: a["version"] for a in tenants.call("GET", fn("team-a", "billing"), tenants.admin_a).json()["aliases"]}
+    assert live["live"] == own
 
 
 # --- row: a function reads only what its manifest grants, resolved in its own namespace -----------------
