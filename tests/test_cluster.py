@@ -4,55 +4,27 @@ and compile-cache dirs, sharing only the database URL and FNHOST_MASTER_KEY. Loo
 from __future__ import annotations
 
 import base64
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from postgres_server import PostgresServer
-from test_e2e import HELLO_SRC, _env, _free_port, fnhost
+from test_e2e import HELLO_SRC, _env, fnhost, server
 
 pytestmark = pytest.mark.slow
 
 MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
-@contextmanager
-def node(tmp_path: Path, index: int, dsn: str) -> Iterator[str]:
-    """One node: `fnhost serve --database DSN`, its own data and cache dirs; stopped with SIGTERM."""
-    port = _free_port()
-    data, log_path = tmp_path / f"node{index}", tmp_path / f"node{index}.log"
-    log = open(log_path, "w+")  # noqa: SIM115 (closed in finally)
-    cmd = [sys.executable, "-m", "fnhost", "serve", "--port", str(port), "--data-dir", str(data),
-           "--cache-dir", str(tmp_path / f"cache{index}"), "--database", dsn, "--workers", "2"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=_env(FNHOST_MASTER_KEY=MASTER_KEY), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise AssertionError(f"node {index} did not start (exit {proc.returncode}):\n{log.read()}")
-            time.sleep(0.1)
-        yield url
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+def node(tmp_path: Path, index: int, dsn: str) -> AbstractContextManager[str]:
+    """One node: `fnhost serve --database DSN`, its own data and cache dirs, ready when /readyz says so."""
+    return server(tmp_path / f"node{index}", "--database", dsn, cache_dir=tmp_path / f"cache{index}",
+                  env=_env(FNHOST_MASTER_KEY=MASTER_KEY), ready="/readyz")  # fmt: skip
 
 
 @contextmanager

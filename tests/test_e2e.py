@@ -50,8 +50,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server(data_dir: Path, *args: str) -> Iterator[str]:
-    """A running `fnhost serve` on a free loopback port; always stopped (SIGTERM, then SIGKILL)."""
+def server(
+    data_dir: Path,
+    *args: str,
+    cache_dir: Path = COMPILED,
+    env: dict[str, str] | None = None,
+    ready: str = "/healthz",
+) -> Iterator[str]:
+    """A running `fnhost serve` on a free loopback port, answering 200 on `ready`; always stopped
+    (SIGTERM, then SIGKILL)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(data_dir.parent / f"serve-{port}.log", "w+")  # noqa: SIM115 (closed in finally)
@@ -66,12 +73,12 @@ def server(data_dir: Path, *args: str) -> Iterator[str]:
             "--data-dir",
             str(data_dir),
             "--cache-dir",
-            str(COMPILED),
+            str(cache_dir),
             "--workers",
             "2",
             *args,
         ],
-        env=_env(),
+        env=env or _env(),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -79,7 +86,7 @@ def server(data_dir: Path, *args: str) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{ready}", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
