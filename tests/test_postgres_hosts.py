@@ -126,10 +126,8 @@ def test_a_cluster_wide_concurrency_limit_holds_across_nodes(nodes: list[Host]) 
     runner.join(timeout=10)
     assert first[0].outcome is Outcome.TIMEOUT  # the loop ran out its time, then gave the slot back
     a.deploy("echo", g.ECHO, {"name": "echo"})  # without the limit: no slot, no round trip
-    before = b.db.round_trips_of_this_thread  # type: ignore[union-attr]
     b.invoker.RESOLVE_TTL_S = 3600.0
     b.invoke("echo", b"")
     warm = b.db.round_trips_of_this_thread  # type: ignore[union-attr]
     assert b.invoke("echo", b"").outcome is Outcome.OK
     assert b.db.round_trips_of_this_thread == warm  # type: ignore[union-attr]  # a cached alias: none at all
-    assert warm >= before

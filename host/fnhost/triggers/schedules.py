@@ -20,20 +20,22 @@ import concurrent.futures
 import json
 import threading
 import time
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..manifest import ScheduleTrigger
 from ..runtime import abi
-from ..stores.schedules import ScheduleStateStore
+from ..stores.schedules import ScheduleState, ScheduleStateStore
 from . import cron
 from ._common import Counters, LiveManifests, log
 
 if TYPE_CHECKING:
     from ..host import Host
 
+_UNSEEN: dict[str, Any] = {f: None for f in ScheduleState.__dataclass_fields__} | {"fired": 0, "skipped": 0}
+"""The state of a schedule this host has not seen yet (its status fields are those of the store's row)."""
 COUNT_CAP = 100_000  # skipped cron ticks are counted up to this many
 
 
@@ -132,9 +134,10 @@ class Scheduler:
         out = []
         for s in self.current():
             row = self.store.get(s.key)
-            state: list[Any] = list(astuple(row)[1:]) if row is not None and row.spec == s.spec else [None] * 5 + [0, 0]
+            state = asdict(row) if row is not None and row.spec == s.spec else dict(_UNSEEN, spec=s.spec)
+            del state["spec"]
             t = s.trigger
-            out.append(ScheduleStatus(s.function, t.name, t.cron, t.rate_s, t.timezone, *state))
+            out.append(ScheduleStatus(s.function, t.name, t.cron, t.rate_s, t.timezone, **state))
         return out
 
     # the loop ------------------------------------------------------------------------------------
