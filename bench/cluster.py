@@ -29,6 +29,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,10 +37,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # bench/queue.py is named like the stdlib's `queue` (which psycopg imports): keep bench/ off the path and
 # load bench/http_load.py's helpers by file; the PostgreSQL server is the test suite's.
 sys.path[:] = [str(ROOT / "host"), str(ROOT / "tests"), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
-_spec = importlib.util.spec_from_file_location("http_load", ROOT / "bench" / "http_load.py")
-assert _spec is not None and _spec.loader is not None
-http_load = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(http_load)
+
+
+def _bench_module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"fnhost_bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+http_load, bench_queue = _bench_module("http_load"), _bench_module("queue")
 CACHE, free_port, wait_ready = http_load.CACHE, http_load.free_port, http_load.wait_ready
 
 from postgres_server import PostgresServer  # noqa: E402
@@ -47,7 +55,6 @@ from postgres_server import PostgresServer  # noqa: E402
 from fnhost import Host  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
 from fnhost.stores.database import PostgresDatabase  # noqa: E402
-from fnhost.triggers import Triggers  # noqa: E402
 
 KEY = bytes(range(32))
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "host"), "FNHOST_MASTER_KEY": base64.b64encode(KEY).decode()}
@@ -112,23 +119,11 @@ def http_rows(args: argparse.Namespace, pg: PostgresServer, built: dict[str, tup
     return rows
 
 
-def queue_rate(batch: int, messages: int, built: tuple[bytes, dict[str, object]], database: str | None,
-               tmp: Path) -> float:  # fmt: skip
+def queue_rate(batch: int, messages: int, built: tuple[bytes, dict[str, object]], database: str | None) -> float:
+    """bench/queue.py's measurement, on SQLite (None) or on `database`."""
     wasm, manifest = built
-    with Host(Path(tempfile.mkdtemp(dir=tmp)), cache_dir=CACHE / "compiled", master_key=KEY, database=database) as host:
-        trigger = {"queue": "bench", "batch_size": batch, "visibility_timeout_s": 60}
-        host.deploy("hello-python", wasm, {**manifest, "triggers": {"queue": [trigger]}})
-        for i in range(messages):
-            host.queues.publish("bench", f"message {i}".encode())
-        triggers = Triggers(host, queue_idle_max_s=0.01)
-        started = time.perf_counter()
-        triggers.start()
-        try:
-            while host.queues.depth("bench"):
-                time.sleep(0.01)
-            return messages / (time.perf_counter() - started)
-        finally:
-            triggers.stop(timeout_s=10)
+    rate, _ = bench_queue.run(batch, messages, wasm, {**manifest, "name": "hello"}, database=database, master_key=KEY)
+    return float(rate)
 
 
 def round_trips(dsn: str, built: tuple[bytes, dict[str, object]], tmp: Path, calls: int = 200) -> tuple[float, float]:
@@ -169,8 +164,8 @@ def main() -> None:
                 for lang, rps in by_lang.items():
                     print(f"http {lang:<6} hello  {label:<20} {rps:8.0f} req/s  ({rps / base[lang]:4.2f}x sqlite 1 node)")
             for batch in (1, 10, 100):
-                sqlite = queue_rate(batch, args.messages, built["python"], None, tmp)
-                postgres = queue_rate(batch, args.messages, built["python"], pg.new_database(), tmp)
+                sqlite = queue_rate(batch, args.messages, built["python"], None)
+                postgres = queue_rate(batch, args.messages, built["python"], pg.new_database())
                 print(f"queue batch {batch:<3}  sqlite {sqlite:7.0f} msg/s  postgresql {postgres:7.0f} msg/s  "
                       f"({postgres / sqlite:4.2f}x sqlite)")  # fmt: skip
             per_invoke, per_record = round_trips(pg.new_database(), built["c"], tmp)

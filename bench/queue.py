@@ -30,8 +30,14 @@ from fnhost.triggers import Triggers  # noqa: E402
 CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
 
 
-def run(batch_size: int, messages: int, wasm: bytes, manifest: dict[str, object]) -> tuple[float, int]:
-    with tempfile.TemporaryDirectory() as tmp, Host(Path(tmp) / "data", cache_dir=CACHE / "compiled") as host:
+def run(
+    batch_size: int, messages: int, wasm: bytes, manifest: dict[str, object], *, database: str | None = None,
+    master_key: bytes | None = None,
+) -> tuple[float, int]:
+    """(msg/s, invocations) through one queue trigger; on SQLite in a temp dir, or on `database`."""
+    with tempfile.TemporaryDirectory() as tmp, Host(
+        Path(tmp) / "data", cache_dir=CACHE / "compiled", database=database, master_key=master_key
+    ) as host:
         trigger = {"queue": "bench", "batch_size": batch_size, "visibility_timeout_s": 60}
         host.deploy("hello", wasm, {**manifest, "triggers": {"queue": [trigger]}})
         for i in range(messages):
