@@ -224,3 +224,20 @@ def test_the_largest_cluster_limit_creates_its_slots_in_one_batch(any_db: Any) -
     assert int(count) == largest
     if round_trips is not None:  # PostgreSQL: a few statements, not one per slot
         assert any_db.round_trips - round_trips < 50
+
+
+def test_shares_on_both_backends_and_a_revoke_seen_by_another_host(any_db: Any) -> None:
+    from fnhost.control.shares import Shares
+    from fnhost.errors import NotFound
+
+    owner, other = Shares(any_db), Shares(reopen(any_db))
+    share = owner.create("team-a", "kv", "counters", "team-b", created_by="k1")
+    assert owner.create("team-a", "kv", "counters", "team-b").id == share.id  # an active identical one
+    assert other.active("kv", "team-a/counters", "team-b")
+    assert not other.active("kv", "team-a/counters", "team-c") and not other.active("secret", "team-a/counters", "team-b")
+    assert [s.id for s in other.list("team-b")] == [share.id] and other.list("team-c") == []
+    with pytest.raises(NotFound):
+        other.revoke("team-b", share.id)  # only the owner revokes
+    assert owner.revoke("team-a", share.id, revoked_by="k1").revoked_at is not None
+    time.sleep(Shares.ACTIVE_TTL_S + 0.1)  # what another host sees once its cache expires
+    assert not other.active("kv", "team-a/counters", "team-b")
