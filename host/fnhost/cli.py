@@ -102,6 +102,7 @@ def _serve_host(
         max_pinned_per_function=args.max_pinned_per_function,
         max_pinned=args.max_pinned,
         max_warm_mb=args.max_warm_mb,
+        max_log_memory_mb=args.max_log_memory_mb,
     )
     triggers = Triggers(host)
     stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))  # a no-op until started
@@ -616,11 +617,12 @@ def cmd_triggers_list(args: argparse.Namespace) -> int:
     if listed is None:
         return 0
     mappings = listed["queue"]
-    rows = [("FUNCTION", "QUEUE", "BATCH", "WINDOW", "VISIBILITY", "MAX RECEIVES", "DLQ", "SOURCE")]
+    rows = [("FUNCTION", "QUEUE", "BATCH", "WINDOW", "VISIBILITY", "MAX RECEIVES", "POLLERS", "DLQ", "SOURCE")]
     for m in mappings:
         rows.append((
             m["function"], m["queue"], str(m["batch_size"]), f"{m['max_batching_window_ms']}ms",
-            f"{m['visibility_timeout_s']}s", str(m["max_receive_count"]), m["dead_letter_queue"], m["source"],
+            f"{m['visibility_timeout_s']}s", str(m["max_receive_count"]), str(m["pollers"]), m["dead_letter_queue"],
+            m["source"],
         ))  # fmt: skip
     _table(rows)
     return 0
@@ -985,6 +987,13 @@ def parser() -> argparse.ArgumentParser:
         default=1024,
         help="memory idle warm instances may hold, all functions together, each counted at its "
         "limits.memory_mb (default 1024)",
+    )
+    s.add_argument(
+        "--max-log-memory-mb",
+        type=_positive,
+        default=256,
+        help="log lines all running invocations may hold in memory together; past it lines are dropped "
+        "with a marker (default 256)",
     )
     # no default here: create_app's applies (importing the api here would import prometheus_client
     # before _serve_processes has set PROMETHEUS_MULTIPROC_DIR)

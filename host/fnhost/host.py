@@ -16,7 +16,7 @@ from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
 from .errors import InvalidWasm, ManifestError, NotFound
-from .invoker import Invoker
+from .invoker import DEFAULT_MAX_LOG_MEMORY_BYTES, Invoker
 from .manifest import Manifest
 from .namespaces import split
 from .recorder import InvocationRecorder
@@ -105,6 +105,7 @@ class Host:
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
         max_warm_mb: int = 1024,
+        max_log_memory_mb: int = DEFAULT_MAX_LOG_MEMORY_BYTES >> 20,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -148,6 +149,7 @@ class Host:
             max_pinned=max_pinned,
             max_warm_bytes=max_warm_mb << 20,
             cluster_slots=ConcurrencyStore(self.db),
+            max_log_memory_bytes=max_log_memory_mb << 20,
         )
         # Deploys, alias changes and deletes through other hosts of a shared database reach this one at
         # once (PostgreSQL LISTEN/NOTIFY); the resolve TTL stays the fallback.

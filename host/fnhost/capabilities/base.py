@@ -36,7 +36,7 @@ from ..manifest import REFERENCE_RE, Manifest
 from ..namespaces import DEFAULT, is_foreign, namespace_of, resolve
 from .errors import ErrorKind, HostCallError
 from .operations import Operation, operations_of, parse_version
-from .state import CallState, GuestMemory, LogBuffer, current_state, set_current_state
+from .state import CallState, GuestMemory, LogBuffer, LogMemory, current_state, set_current_state
 
 PACKAGE = "fnhost:function"
 CONTRACT_VERSIONS = ("0.1.0", "0.2.0")
@@ -204,6 +204,7 @@ __all__ = [
     "GuestMemory",
     "HostCallError",
     "LogBuffer",
+    "LogMemory",
     "VersionGrants",
     "current_state",
     "set_current_state",
