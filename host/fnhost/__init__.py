@@ -4,8 +4,12 @@
     host = Host(".fnhost")
     host.deploy("hello", wasm, manifest)
     result = host.invoke("hello", b'{"name": "you"}')
+
+    from fnhost import Client            # the HTTP API of a running server
+    Client("http://127.0.0.1:8080", token).invoke("hello", b"{}")
 """
 
+from .client import ApiError, Client
 from .errors import (
     BuildError,
     BundleError,
@@ -25,9 +29,11 @@ from .runtime.engine import EngineSettings
 from .runtime.outcomes import HttpResponse, InvocationResult, Outcome
 
 __all__ = [
+    "ApiError",
     "BuildError",
     "BundleError",
     "BundleTooLarge",
+    "Client",
     "Conflict",
     "EngineSettings",
     "FnhostError",
