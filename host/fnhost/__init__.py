@@ -5,8 +5,9 @@
     host.deploy("hello", wasm, manifest)
     result = host.invoke("hello", b'{"name": "you"}')
 
-    from fnhost import Client            # the HTTP API of a running server
-    Client("http://127.0.0.1:8080", token).invoke("hello", b"{}")
+    from fnhost import Server, ServerConfig, Client
+    Server(ServerConfig(data_dir=".fnhost")).run()                  # the HTTP API, triggers, keys, audit
+    Client("http://127.0.0.1:8080", token).invoke("hello", b"{}")   # that API from another program
 """
 
 from .client import ApiError, Client
@@ -27,6 +28,7 @@ from .host import Host, Version
 from .manifest import Grants, Limits, Manifest
 from .runtime.engine import EngineSettings
 from .runtime.outcomes import HttpResponse, InvocationResult, Outcome
+from .server import Server, ServerConfig
 
 __all__ = [
     "ApiError",
@@ -48,6 +50,8 @@ __all__ = [
     "ManifestError",
     "NotFound",
     "Outcome",
+    "Server",
+    "ServerConfig",
     "SignatureError",
     "Unauthorized",
     "Version",

@@ -260,25 +260,45 @@ class Client:
         return cast(list[Invocation], self.json("GET", _fn(name, "invocations"), params=params)["invocations"])
 
     def follow_invocations(
-        self, name: str, *, since: str | None = None, max_s: float | None = None
+        self, name: str, *, since: str | None = None, stream_s: float | None = None
     ) -> Iterator[Invocation]:
-        """Invocation records of a function as they finish, oldest first, until the server ends the
-        stream (`max_s`, its own bound, or its shutdown) or the caller stops iterating. `since`: an
-        invocation id to continue after (default: from now on)."""
-        params: dict[str, Any] = {}
-        if since is not None:
-            params["since"] = since
-        if max_s is not None:
-            params["max_s"] = max_s
+        """Invocation records of a function as they are written (on any node), oldest first, from
+        now or from after the invocation `since`. Runs until the server stops (then returns) or the
+        caller stops iterating; each of the server's bounded streams (at most `stream_s` seconds,
+        else the server's cap) is followed by the next from where it ended, without repeats."""
+        params: dict[str, Any] = {"since": since} if since is not None else {}
+        if stream_s is not None:
+            params["max_s"] = stream_s
+        recent: dict[str, None] = {}  # ids already yielded (a stream re-reads a moment back)
+        while True:
+            end = None
+            for line in self._stream_lines(self.path(_fn(name, "invocations", "follow")), params):
+                item = json.loads(line)
+                if "end" in item:
+                    end = item["end"]
+                    break
+                if item["id"] in recent:
+                    continue
+                recent[item["id"]] = None
+                if len(recent) > 10_000:
+                    del recent[next(iter(recent))]
+                yield cast(Invocation, item)
+            if end is not None and end["reason"] == "revoked":
+                raise ApiError(403, "forbidden", f"this API key may no longer read {name}; the follow ended")
+            if end is None or end["reason"] != "max_s":
+                return  # the server is stopping (or the stream ended without saying why)
+            params = {k: v for k, v in params.items() if k != "since"} | {"after": end["after"]}
+
+    def _stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[str]:
+        """The non-blank lines of a streamed GET (blank lines would be keep-alives)."""
         try:
-            with self._http.stream("GET", self.path(_fn(name, "invocations", "follow")), params=params,
-                                   timeout=httpx.Timeout(30.0, read=None)) as response:  # fmt: skip
+            with self._http.stream("GET", path, params=params, timeout=httpx.Timeout(30.0, read=120.0)) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise error_of(response)
                 for line in response.iter_lines():
-                    if line.strip():  # blank lines are the server's keep-alives
-                        yield cast(Invocation, json.loads(line))
+                    if line.strip():
+                        yield line
         except httpx.TransportError as e:
             raise self._unreachable(e) from None
 
@@ -322,15 +342,17 @@ class Client:
         *,
         functions: Sequence[str] | None = None,
         may_grant: Sequence[str] | None = None,
+        namespace: str | None = None,
     ) -> dict[str, Any]:
-        """A new API key in this client's namespace (global without one): its record and, this once, its `token`."""
+        """A new API key in `namespace` (default this client's; global without one): its record and,
+        this once, its `token`."""
         body: dict[str, Any] = {
             "name": name,
             "scopes": list(scopes),
             "functions": list(functions) if functions else None,
         }
-        if self.namespace is not None:
-            body["namespace"] = self.namespace
+        if namespace or self.namespace:
+            body["namespace"] = namespace or self.namespace
         if may_grant:
             body["may_grant"] = list(may_grant)
         return cast(dict[str, Any], self.json("POST", "/v1/keys", json=body))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -65,19 +66,35 @@ def invocation(api: Client, as_json: bool, id: str) -> int:
     return 0
 
 
-@command(name="logs", example="fnhost logs hello --limit 5")
+@command(
+    name="logs", example="fnhost logs hello --limit 5\nfnhost logs hello --follow      # then new ones as they finish"
+)
 @click.argument("name")
 @click.option("--limit", type=POSITIVE, default=20, show_default=True, help="how many recent invocations")
+@click.option("-f", "--follow", is_flag=True, help="then print new invocations as they finish, until Ctrl-C")
 @client_options
-def logs(api: Client, as_json: bool, name: str, limit: int) -> int:
-    """Recent invocations of a function: their logs and REPORT lines, oldest first."""
+def logs(api: Client, as_json: bool, name: str, limit: int, follow: bool) -> int:
+    """Recent invocations of a function: their logs and REPORT lines, oldest first.
+
+    With --follow, new invocations follow as they finish, from every node of a cluster (with
+    --json: one JSON record per line)."""
     records = api.invocations(name, limit=limit)
-    if as_json:
+    if as_json and not follow:
         print_json({"name": name, "invocations": records})
         return 0
     for r in reversed(records):
-        print_invocation(r)
+        print_json_line(r) if as_json else print_invocation(r)
+    if follow:
+        printed = {r["id"] for r in records}  # the newest started may not be the last written
+        for r in api.follow_invocations(name, since=records[0]["id"] if records else None):
+            if r["id"] not in printed:
+                print_json_line(r) if as_json else print_invocation(r)
+        say(f"fnhost: the server at {api.url} is stopping; stopped following {name}")
     return 0
+
+
+def print_json_line(record: Invocation) -> None:
+    print(json.dumps(record, sort_keys=True), flush=True)
 
 
 def print_invocation(r: Invocation) -> None:

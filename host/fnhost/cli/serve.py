@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +16,9 @@ from ..errors import FnhostError
 from ._common import DEFAULT_DATA_DIR, FRACTION, POSITIVE, CliError, command, progress, read_text, say
 from .build import build_bundle
 
-LISTEN_BACKLOG = 2048
+if TYPE_CHECKING:  # fnhost.server imports the API, and so prometheus_client: not before --processes sets it up
+    from ..server import Server, ServerConfig
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -123,12 +120,13 @@ def serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @command(
     name="serve",
-    example="fnhost serve --port 8080 --data-dir .fnhost\nfnhost serve --processes 2 --database postgresql://fnhost@db/fnhost",
+    example="fnhost serve --port 8080 --data-dir .fnhost\n"
+    "fnhost serve --processes 2 --database postgresql://fnhost@db/fnhost",
 )
 @serve_options
 def serve(**options: Any) -> int:
     """Run the HTTP server (Hypercorn)."""
-    return cmd_serve(SimpleNamespace(command="serve", guests=None, **options))
+    return run_server(options)
 
 
 @command(name="dev", example="fnhost dev --guests guests/rust/hello --guests guests/python/counter")
@@ -139,110 +137,87 @@ def serve(**options: Any) -> int:
     metavar="DIR",
     help="a guest source directory to build and deploy (repeatable; default guests/rust/*)",
 )
-def dev(**options: Any) -> int:
+def dev(guests: tuple[str, ...], **options: Any) -> int:
     """Serve with example guests built and deployed at start."""
-    return cmd_serve(SimpleNamespace(command="dev", **options))
+    sources = [(str(d), _builder_of(d)) for d in _guest_dirs(list(guests))]
+    return run_server(options, lambda server: deploy_at_start(server, sources, created_by="dev", skip_failures=True))
 
 
-def cmd_serve(args: Any) -> int:
-    trusted = [_public_key_arg(k) for k in args.trusted_key]
-    if args.processes > 1:
-        return _serve_processes(args, trusted)
-    _serve_host(args, trusted, run_triggers=not args.no_triggers)
+StartWork = Callable[["Server"], None]
+
+
+def run_server(options: dict[str, Any], then: StartWork | None = None) -> int:
+    """`serve`'s options as a `ServerConfig`; serve it (after the start work, and `then`) until a stop signal."""
+    config = server_config(options)
+    processes, bundles = options["processes"], options["bundles"]
+
+    def start_work(server: Server) -> None:
+        """Once per start: the bootstrap admin key, then `--bundles`, then `then`."""
+        admin_file = server.ensure_bootstrap_admin()
+        if admin_file is not None:
+            say(f"created the first admin API key; its token is in {admin_file} (mode 0600)")
+            say(f"  use it with: export FNHOST_TOKEN=$(cat {admin_file})")
+        if bundles:
+            deploy_at_start(server, _bundle_files(Path(bundles)), created_by="serve --bundles")
+        if then is not None:
+            then(server)
+
+    if processes > 1:
+        return _serve_processes(config, processes, start_work)
+    from ..server import Server
+
+    with Server(config) as server:
+        start_work(server)
+        say(_serving_banner(config, processes))
+        server.run()
+        _report_stop(server)
     say("fnhost stopped")
     return 0
 
 
-def _serve_host(args: Any, trusted: list[str], *, run_triggers: bool, listener_fd: int | None = None) -> None:
-    """One server process: a Host, its Triggers and the app, served by Hypercorn until a stop signal.
+def server_config(options: dict[str, Any]) -> ServerConfig:
+    from ..server import ServerConfig
 
-    Alone (`listener_fd` None) it does the start work first and binds --host:--port itself; as one
-    of `--processes N` it serves the parent's socket and names itself on every response.
-    """
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
-    from ..api import create_app
-    from ..api.middleware import ProcessIdMiddleware
-    from ..host import Host
-    from ..triggers import Triggers
-
-    host = Host(
-        Path(args.data_dir),
-        cache_dir=args.cache_dir,
-        database=args.database,
-        max_pinned_per_function=args.max_pinned_per_function,
-        max_pinned=args.max_pinned,
-        max_warm_mb=args.max_warm_mb,
+    return ServerConfig(
+        data_dir=Path(options["data_dir"]),
+        cache_dir=options["cache_dir"],
+        database=options["database"] or None,
+        bind=options["host"],
+        port=options["port"],
+        workers=options["workers"],
+        global_concurrency=options["global_concurrency"],
+        function_share=options["function_share"],
+        namespace_share=options["namespace_share"],
+        max_pinned=options["max_pinned"],
+        max_pinned_per_function=options["max_pinned_per_function"],
+        max_warm_mb=options["max_warm_mb"],
+        max_body_bytes=options["max_body_bytes"],
+        max_body_bytes_in_flight=options["max_body_bytes_in_flight"],
+        body_timeout_s=options["body_timeout"],
+        read_timeout_s=options["read_timeout"],
+        graceful_timeout_s=options["graceful_timeout"],
+        read_only=options["read_only"],
+        trusted_keys=tuple(_public_key_arg(k) for k in options["trusted_key"]),
+        run_triggers=not options["no_triggers"],
+        access_log=options["access_log"],
     )
-    triggers = Triggers(host)
-    stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))  # a no-op until started
-    try:
-        if listener_fd is None:
-            _start_work(host, args, trusted)
-        given: dict[str, Any] = {"body_timeout_s": args.body_timeout}
-        if args.max_body_bytes is not None:
-            given["max_body_bytes"] = args.max_body_bytes
-        if args.max_body_bytes_in_flight is not None:
-            given["max_body_bytes_in_flight"] = args.max_body_bytes_in_flight
-        app: Any = create_app(
-            host,
-            read_only=args.read_only,
-            workers=args.workers,
-            global_concurrency=args.global_concurrency,
-            function_share=args.function_share,
-            namespace_share=args.namespace_share,
-            trusted_keys=trusted,
-            triggers=triggers,
-            **given,
-        )
-        if run_triggers:
-            triggers.start()  # async invokes, queue triggers and schedules (docs/events.md)
-        config = Config()
-        config.bind = [f"{args.host}:{args.port}"]
-        config.accesslog = "-" if args.access_log else None
-        config.graceful_timeout = args.graceful_timeout
-        config.read_timeout = args.read_timeout  # a connection that sends nothing for this long is closed
-        if listener_fd is None:
-            say(_serving_banner(args))
-        else:
-            app = ProcessIdMiddleware(app)
-            config.bind = [f"fd://{listener_fd}"]
-            config.backlog = LISTEN_BACKLOG  # Hypercorn listens again, with this
-        asyncio.run(_serve_until_signal(serve, app, config, on_stop=stopping.start))
-    finally:
-        # The whole stop fits in --graceful-timeout (+ a moment to close): the triggers stopped
-        # while Hypercorn finished its requests, and closing the host stops waiting for guests.
-        if not stopping.join(args.graceful_timeout + STOP_MARGIN_S / 2):
-            say(f"some trigger workers were still running after {args.graceful_timeout:g} s")
-        host.close()
 
 
-def _start_work(host: Any, args: Any, trusted: list[str]) -> None:
-    """What a server does once at start: the bootstrap admin key, then `--bundles` / `dev` deploys."""
-    from ..control import ApiKeys
-
-    admin_file = ApiKeys(host.db).ensure_bootstrap_admin(Path(args.data_dir))
-    if admin_file is not None:
-        say(f"created the first admin API key; its token is in {admin_file} (mode 0600)")
-        say(f"  use it with: export FNHOST_TOKEN=$(cat {admin_file})")
-    if args.bundles:
-        deploy_at_start(host, _bundle_files(Path(args.bundles)), trusted, created_by="serve --bundles")
-    if args.command == "dev":
-        sources = [(str(d), _builder_of(d)) for d in _guest_dirs(args.guests)]
-        deploy_at_start(host, sources, trusted, created_by="dev", skip_failures=True)
+def _report_stop(server: Server) -> None:
+    if not server.stopped_clean:
+        say(f"some trigger workers were still running after {server.config.graceful_timeout_s:g} s")
 
 
-def _serving_banner(args: Any) -> str:
-    mode = "read-only" if args.read_only else "read-write"
-    processes = f", {args.processes} processes" if args.processes > 1 else ""
+def _serving_banner(config: ServerConfig, processes: int) -> str:
+    mode = "read-only" if config.read_only else "read-write"
+    many = f", {processes} processes" if processes > 1 else ""
     return (
-        f"fnhost serving {Path(args.data_dir)} on http://{args.host}:{args.port} "
-        f"({mode}, {args.workers} workers{processes})"
+        f"fnhost serving {config.data_dir} on http://{config.bind}:{config.port} "
+        f"({mode}, {config.workers} workers{many})"
     )
 
 
-def _serve_processes(args: Any, trusted: list[str]) -> int:
+def _serve_processes(config: ServerConfig, processes: int, start_work: StartWork) -> int:
     """`--processes N`: the start work in a passing child, then N server children on the port.
 
     This process never makes a Host itself: compiling leaves Wasmtime's native worker threads
@@ -253,6 +228,7 @@ def _serve_processes(args: Any, trusted: list[str]) -> int:
     import tempfile
 
     from ..processes import Supervisor, listen
+    from ..server import LISTEN_BACKLOG
 
     if "prometheus_client" in sys.modules:  # its value class is chosen when it is imported
         raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
@@ -261,41 +237,47 @@ def _serve_processes(args: Any, trusted: list[str]) -> int:
     try:
         with Supervisor(say) as supervisor:
 
-            def start_work() -> int:
-                from ..host import Host
+            def once() -> int:
+                from ..server import Server
 
-                with Host(Path(args.data_dir), cache_dir=args.cache_dir, database=args.database) as host:
-                    return _reported(lambda: _start_work(host, args, trusted))
+                with Server(config) as server:
+                    return _reported(lambda: start_work(server))
 
-            code = supervisor.run_once(start_work)
+            code = supervisor.run_once(once)
             if supervisor.stop_signal is not None:
                 say("fnhost stopped")
                 return 0
             if code != 0:
                 return code
-            servers = range(args.processes)
             try:
                 # one socket per process: the kernel spreads connections over them, where one shared
                 # socket lets whichever process wakes first take every connection waiting
-                listeners = [listen(args.host, args.port, LISTEN_BACKLOG, reuse_port=True) for _ in servers]
+                listeners = [
+                    listen(config.bind, config.port, LISTEN_BACKLOG, reuse_port=True) for _ in range(processes)
+                ]
             except OSError as e:
                 raise CliError(
-                    f"cannot listen on {args.host}:{args.port}: {e.strerror}; is another server there? "
+                    f"cannot listen on {config.bind}:{config.port}: {e.strerror}; is another server there? "
                     "choose another --port"
                 ) from None
-            say(_serving_banner(args))
+            say(_serving_banner(config, processes))
 
-            def server(index: int) -> int:
-                run_triggers = not args.no_triggers  # every process: their claims compete safely
-                fd = listeners[index].fileno()
-                return _reported(lambda: _serve_host(args, trusted, run_triggers=run_triggers, listener_fd=fd))
+            def serve_one(index: int) -> int:
+                from ..server import Server
+
+                def work() -> None:
+                    with Server(config) as server:
+                        server.run(listener_fd=listeners[index].fileno())
+                        _report_stop(server)
+
+                return _reported(work)
 
             with contextlib.ExitStack() as sockets:
                 for listener in listeners:
                     sockets.enter_context(listener)
                 # the slowest stop: Hypercorn's graceful timeout, then the triggers', then the Host's
-                stop_timeout_s = 2 * args.graceful_timeout + 15
-                code = supervisor.serve(args.processes, server, stop_timeout_s=stop_timeout_s, on_exit=_metrics_gone)
+                stop_timeout_s = 2 * config.graceful_timeout_s + 15
+                code = supervisor.serve(processes, serve_one, stop_timeout_s=stop_timeout_s, on_exit=_metrics_gone)
         say("fnhost stopped")
         return code
     finally:
@@ -320,83 +302,28 @@ def _reported(work: Callable[[], None]) -> int:
     return 0
 
 
-class _Stopping:
-    """Work to do once a stop signal arrives, on its own thread, alongside Hypercorn's graceful stop."""
-
-    def __init__(self, work: Callable[[], bool]) -> None:
-        self._work = work
-        self._clean = True
-        self._thread: threading.Thread | None = None
-        self._started_at = 0.0
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._started_at = time.monotonic()
-            self._thread = threading.Thread(target=self._run, name="fnhost-stopping", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        self._clean = self._work()
-
-    def join(self, budget_s: float) -> bool:
-        """Wait for the work, at most until `budget_s` after the signal; True if it ended cleanly."""
-        self.start()  # no signal (an error ended serving): do it now
-        assert self._thread is not None
-        self._thread.join(max(0.0, self._started_at + budget_s - time.monotonic()))
-        return self._clean and not self._thread.is_alive()
-
-
-STOP_MARGIN_S = 1.0
-"""A stop ends within --graceful-timeout plus this."""
-
-
-async def _serve_until_signal(serve: Any, app: Any, config: Any, on_stop: Callable[[], None] = lambda: None) -> None:
-    """Serve until SIGINT or SIGTERM, then let in-flight requests finish (graceful_timeout)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def stop_now() -> None:
-        stop.set()
-        on_stop()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop_now)
-    # a server process of `--processes N` starts with them blocked, so that none is lost meanwhile
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
-    await serve(app, config, shutdown_trigger=stop.wait)
-
-
 def deploy_at_start(
-    host: Any,
+    server: Server,
     sources: list[tuple[str, Callable[[], bytes]]],
-    trusted_keys: list[str],
     *,
     created_by: str,
     skip_failures: bool = False,
 ) -> None:
-    """Deploy bundles before serving (verified if `trusted_keys`), each audited.
-
-    `sources` are (label, a function returning the bundle zip). A bad bundle stops the start,
-    naming it, unless `skip_failures` (`fnhost dev`: a guest whose toolchain is missing is skipped).
-    """
-    from ..control import AuditLog, open_bundle, verify_bundle
-
-    audit = AuditLog(host.db)
+    """Deploy bundles before serving, through the server's one deploy pipeline (verified when it
+    trusts signing keys, audited). `sources` are (label, a function returning the bundle zip). A bad
+    bundle stops the start, naming it, unless `skip_failures` (`fnhost dev`: a guest whose toolchain
+    is missing is skipped)."""
     for label, load in sources:
         try:
             with progress(f"deploying {label}"):
-                bundle = open_bundle(load())
-                signer = verify_bundle(bundle, trusted_keys) if trusted_keys else None
-                name = bundle.manifest.name
-                version = host.deploy(name, bundle.wasm, bundle.manifest, created_by=created_by)
+                deployed = server.deploy_bundle(load(), created_by=created_by, detail={"source": label})
         except (FnhostError, CliError) as e:
             if not skip_failures:
                 raise CliError(f"{label}: {e}") from None
             say(f"  skipped {label}: {e}")
             continue
-        detail = {"source": label, "version": version.version, "signed_by": signer}
-        audit.record("function.deploy", name, "ok", None, None, detail)
-        say(f"  {name} version {version.version}" + (f" (signed by {signer})" if signer else ""))
+        signed = f" (signed by {deployed.signed_by})" if deployed.signed_by else ""
+        say(f"  {deployed.version.name} version {deployed.version.version}{signed}")
 
 
 def _bundle_files(bundles: Path) -> list[tuple[str, Callable[[], bytes]]]:
@@ -406,7 +333,7 @@ def _bundle_files(bundles: Path) -> list[tuple[str, Callable[[], bytes]]]:
     return [(str(p), p.read_bytes) for p in paths]
 
 
-def _guest_dirs(given: list[str] | None) -> list[Path]:
+def _guest_dirs(given: list[str]) -> list[Path]:
     """`fnhost dev`'s guests: the ones given, else the repository's Rust examples (fast to build)."""
     if given:
         return [Path(g) for g in given]
