@@ -56,7 +56,8 @@ def run(
         for i in range(messages):
             host.queues.publish("bench", f"message {i}".encode())
         triggers = Triggers(host, queue_idle_max_s=0.01)
-        round_trips = getattr(host.db, "round_trips", None)
+        db = host.open_store(lambda db: db)
+        round_trips = getattr(db, "round_trips", None)
         started, cpu = time.perf_counter(), time.process_time()
         triggers.start()
         deadline = time.monotonic() + 600
@@ -64,7 +65,7 @@ def run(
             time.sleep(0.005)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         triggers.stop()
-        per_batch = None if round_trips is None else (host.db.round_trips - round_trips) / (messages / batch_size)
+        per_batch = None if round_trips is None else (db.round_trips - round_trips) / (messages / batch_size)
         invocations = len(host.invocations.list("hello", limit=1000))
         if host.queues.depth("bench"):
             raise SystemExit(f"batch size {batch_size}: the queue did not drain within 600 s")

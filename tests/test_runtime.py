@@ -195,7 +195,8 @@ def test_running_invocations_share_one_bounded_log_memory(tmp_path: Path) -> Non
             assert r.outcome is Outcome.OK
             assert sum(len(line) + 1 for line in r.logs) <= (1 << 20) + 200
             assert "the host's log memory for running invocations (1048576 bytes) is in use" in r.logs[-1]
-        assert host.invoker.log_memory.used == 0
+        stats = host.runtime_stats()
+        assert (stats.log_bytes, stats.max_log_bytes) == (0, 1 << 20)
 
 
 def test_host_serves_after_every_failure(host: Host) -> None:
@@ -382,7 +383,7 @@ def test_a_version_number_reused_after_delete_never_runs_the_old_code(tmp_path: 
     """Two hosts on one data dir (as `--processes 2`): one deletes and redeploys, so version 1 is new code."""
     a, b = Host(tmp_path / "data", cache_dir=tmp_path / "c"), Host(tmp_path / "data", cache_dir=tmp_path / "c")
     try:
-        b.invoker.RESOLVE_TTL_S = 0.0  # no cached aliases: what every host sees once its TTL has passed
+        b.resolve_ttl_s = 0.0  # no cached aliases: what every host sees once its TTL has passed
         deploy(a, g.ECHO)
         assert b.invoke("f", b"x").outcome is Outcome.OK  # b prepared version 1
         a.delete_function("f")
