@@ -6,6 +6,7 @@
     result = host.invoke("hello", b'{"name": "you"}')
 """
 
+from .egress import EgressConfig, EgressMode
 from .errors import (
     BuildError,
     BundleError,
@@ -29,6 +30,8 @@ __all__ = [
     "BundleError",
     "BundleTooLarge",
     "Conflict",
+    "EgressConfig",
+    "EgressMode",
     "EngineSettings",
     "FnhostError",
     "Forbidden",

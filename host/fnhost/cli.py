@@ -92,6 +92,7 @@ def _serve_host(
 
     from .api import create_app
     from .api.middleware import ProcessIdMiddleware
+    from .egress import EgressConfig
     from .host import Host
     from .triggers import Triggers
 
@@ -102,6 +103,7 @@ def _serve_host(
         max_pinned_per_function=args.max_pinned_per_function,
         max_pinned=args.max_pinned,
         max_warm_mb=args.max_warm_mb,
+        egress=EgressConfig(mode=args.egress, ca_file=args.egress_ca_file),
     )
     triggers = Triggers(host)
     stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))  # a no-op until started
@@ -980,6 +982,18 @@ def parser() -> argparse.ArgumentParser:
         default=1024,
         help="memory idle warm instances may hold, all functions together, each counted at its "
         "limits.memory_mb (default 1024)",
+    )
+    s.add_argument(
+        "--egress",
+        choices=["off", "allowlist", "public"],
+        default="allowlist",
+        help="outbound HTTP of functions: allowlist (default) = only to the origins their manifest grants "
+        "([grants] http); public = also to any origin on a public address; off = none",
+    )
+    s.add_argument(
+        "--egress-ca-file",
+        metavar="PEM",
+        help="CA certificates functions' HTTPS requests also trust (e.g. an internal CA)",
     )
     # no default here: create_app's applies (importing the api here would import prometheus_client
     # before _serve_processes has set PROMETHEUS_MULTIPROC_DIR)

@@ -11,10 +11,19 @@ from typing import Any
 
 import wasmtime
 
-from .capabilities import Capability, CoreResults, KvCapability, LogCapability, QueueCapability, SecretsCapability
+from .capabilities import (
+    Capability,
+    CoreResults,
+    HttpCapability,
+    KvCapability,
+    LogCapability,
+    QueueCapability,
+    SecretsCapability,
+)
 from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
+from .egress import Egress, EgressConfig
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import Invoker
 from .manifest import Manifest
@@ -90,6 +99,9 @@ class Host:
     namespace, `team-a/billing` in namespace `team-a`. Calls that change what a function may reach
     (`deploy`, `set_alias`, `unpin_live`) take the acting key as `principal` and check its grant
     rights (`fnhost.control.grants`); `principal=None` is the operator, who may grant anything.
+
+    ``egress`` sets outbound HTTP (`fnhost.egress.EgressConfig`: the mode — ``allowlist`` by
+    default, ``public`` or ``off`` — body caps, the per-invocation request cap, extra CAs).
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class Host:
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
         max_warm_mb: int = 1024,
+        egress: EgressConfig | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +148,7 @@ class Host:
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
             LogCapability(),
+            HttpCapability(Egress(egress)),
             CoreResults(),
         ]
         self.sandbox = Sandbox(engines, self.ticker, self.capabilities)

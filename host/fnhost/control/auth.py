@@ -15,8 +15,9 @@ cannot be limited (it could mint an unlimited key anyway).
 Namespaces (docs/security.md, "Tenancy"): every key belongs to one namespace, except a global
 admin key (namespace None), which reaches every namespace. A key never reaches a function or a
 resource of another namespace. What a non-admin key may *grant* when it deploys — the manifest's
-kv, secrets, queues and queue triggers — is its `may_grant` list of `kind:glob` patterns
-(`secret:billing-*`, `kv:billing`); an admin may grant anything of its namespace. A function the
+kv, secrets, queues, queue triggers and outbound http origins — is its `may_grant` list of
+`kind:glob` patterns (`secret:billing-*`, `kv:billing`, `http:https://*.example.org`); an admin
+may grant anything of its namespace. A function the
 key may not see at all is reported as not existing (404), never as forbidden.
 """
 
@@ -34,6 +35,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ..capabilities import GRANTED, by_kind
 from ..capabilities import RESOURCE_KINDS as KINDS
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..manifest import NAME_RE
@@ -81,7 +83,13 @@ def _add_namespaces(db: Any) -> None:
 
 MIGRATIONS = [_create_api_keys, _add_namespaces]
 _KEY_COLUMNS = "id, name, scopes, functions, namespace, may_grant, created_at, revoked_at"
-_GRANT_PATTERN_RE = re.compile(r"(kv|secret|queue):([a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9*?][a-zA-Z0-9._*?-]{0,127}")
+def _is_grant_pattern(pattern: object) -> bool:
+    """`kind:glob`, the glob one that the capability of `kind` can match its grants with."""
+    if not isinstance(pattern, str):
+        return False
+    kind, sep, glob = pattern.partition(":")
+    capability = by_kind(kind)
+    return bool(sep) and capability is not None and capability.is_grant_pattern(glob)
 
 
 @dataclass(frozen=True)
@@ -212,10 +220,11 @@ class ApiKeys:
         if patterns and ADMIN in scope_set:
             raise ValueError("may_grant: an admin key may grant anything of its namespace; drop may_grant")
         for pattern in patterns:
-            if not isinstance(pattern, str) or not _GRANT_PATTERN_RE.fullmatch(pattern):
+            if not _is_grant_pattern(pattern):
+                examples = ", ".join(filter(None, (c.grant_pattern_example for c in GRANTED)))
                 raise ValueError(
                     f"may_grant: {pattern!r} is not KIND:NAME with KIND one of {', '.join(KINDS)} and NAME a "
-                    "resource name, '*' and '?' allowed (e.g. 'secret:billing-*', 'kv:billing')"
+                    f"resource name, '*' and '?' allowed (e.g. 'secret:billing-*', 'kv:billing', {examples})"
                 )
         key_id = secrets.token_hex(8)
         token = f"{TOKEN_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"

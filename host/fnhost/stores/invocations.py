@@ -60,6 +60,7 @@ MIGRATIONS = [
         "ALTER TABLE invocations ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
         f"UPDATE invocations SET size = {_SIZE}",
     ),
+    sql_migration("ALTER TABLE invocations ADD COLUMN outbound TEXT NOT NULL DEFAULT '[]'"),
 ]
 
 
@@ -84,6 +85,8 @@ class InvocationRecord:
     """The invocation's log lines, already bounded by the caller."""
     report: str
     """The REPORT line."""
+    outbound: str = "[]"
+    """Its outbound HTTP requests, a JSON list of `fnhost.egress.Exchange` (method, origin, status, bytes, ms)."""
 
 
 _COLUMNS = ", ".join(f.name for f in fields(InvocationRecord))
@@ -113,7 +116,7 @@ def bounded_text(lines: Sequence[str], max_bytes: int) -> str:
 
 
 def _size(rec: InvocationRecord) -> int:
-    return len(rec.logs.encode()) + len((rec.error or "").encode()) + len(rec.report.encode())
+    return len(rec.logs.encode()) + len((rec.error or "").encode()) + len(rec.report.encode()) + len(rec.outbound)
 
 
 @dataclass(frozen=True)
