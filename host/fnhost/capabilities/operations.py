@@ -110,7 +110,7 @@ def encode_pairs(items: Sequence[tuple[str, str]]) -> bytes:
 
 
 _FIELDS: dict[Any, Callable[[Any], bytes]] = {
-    U16: lambda v: struct.pack("<I", v),
+    U16: lambda v: struct.pack("<H", v),
     U32: lambda v: struct.pack("<I", v),
     S64: lambda v: struct.pack("<q", v),
     str: lambda v: struct.pack("<I", len(v.encode())) + v.encode(),

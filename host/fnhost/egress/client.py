@@ -79,6 +79,10 @@ class Exchange:
     error: str | None = None  # the failure kind, when there is no status
 
 
+GUEST_RESERVE_MS = 100
+"""Time a request leaves of the invocation's (at most a tenth of what is left): a request cut at
+the deadline itself would leave the guest no time to handle its `timeout`."""
+
 MAX_RECORDED = 1000
 """The most exchanges one invocation record keeps (the per-invocation request cap is usually lower)."""
 
@@ -176,6 +180,7 @@ class Egress:
             )
         wanted_ms = cfg.default_timeout_ms if timeout_ms is None else timeout_ms
         left_ms = (deadline - time.monotonic()) * 1000
+        left_ms -= min(GUEST_RESERVE_MS, left_ms / 10)  # so the guest can still answer after a timeout
         if left_ms <= 0:
             raise EgressFailure("timeout", "the invocation has no time left for a request")
         limit_ms = min(wanted_ms, left_ms)
