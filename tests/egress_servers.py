@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, *args: object) -> None:
         """Quiet."""

@@ -17,7 +17,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Manifest):
         return value.to_dict()
     if isinstance(value, InvocationRecord):  # its outbound requests are stored as JSON text
-        return {**jsonable(dataclasses.replace(value, outbound="")), "outbound": json.loads(value.outbound)}
+        fields = {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {**fields, "outbound": json.loads(value.outbound)}
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

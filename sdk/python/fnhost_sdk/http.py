@@ -19,19 +19,30 @@ from collections.abc import Mapping
 from typing import Any
 
 from componentize_py_types import Err
-from wit_world.imports import outbound_http as _http
 
 from ._errors import Denied, HostError, InvalidArgument, LimitExceeded, Timeout, TooLarge, Unavailable
 from ._http import Headers
 
-_BY_CASE: dict[type, type[HostError]] = {
-    _http.HttpError_Denied: Denied,
-    _http.HttpError_Timeout: Timeout,
-    _http.HttpError_TooLarge: TooLarge,
-    _http.HttpError_LimitExceeded: LimitExceeded,
-    _http.HttpError_Invalid: InvalidArgument,
-    _http.HttpError_Unavailable: Unavailable,
+_BY_CASE = {
+    "Denied": Denied,
+    "Timeout": Timeout,
+    "TooLarge": TooLarge,
+    "LimitExceeded": LimitExceeded,
+    "Invalid": InvalidArgument,
+    "Unavailable": Unavailable,
 }
+"""`HttpError_<case>` binding classes → exceptions (looked up by name: the binding is imported only
+when a request is made, so the SDK still builds against contract 0.1.0, which has no outbound-http)."""
+
+
+def _binding() -> Any:
+    try:
+        from wit_world.imports import outbound_http
+    except ImportError:
+        raise RuntimeError(
+            "fnhost_sdk.http needs contract 0.2.0 (outbound-http); this function was built against an older WIT"
+        ) from None
+    return outbound_http
 
 
 class Response:
@@ -75,9 +86,9 @@ def request(
         if not any(k.lower() == "content-type" for k, _ in pairs):
             pairs.append(("content-type", "application/json"))
     try:
-        r = _http.request(method, url, pairs, data, timeout_ms)
+        r = _binding().request(method, url, pairs, data, timeout_ms)
     except Err as e:
-        cls = _BY_CASE.get(type(e.value))
+        cls = _BY_CASE.get(type(e.value).__name__.removeprefix("HttpError_"))
         if cls is None:
             raise
         raise cls(getattr(e.value, "value", "")) from None
