@@ -158,7 +158,7 @@ def test_a_limited_key_grants_only_the_origins_its_patterns_allow(tmp_path: Path
     from wat_guests import ECHO
 
     with Host(tmp_path / "data", cache_dir=COMPILED) as host:
-        keys = ApiKeys(host.db)
+        keys = host.open_store(ApiKeys)
         _, token = keys.create("ci", ["deploy"], may_grant=["http:https://*.example.org"])
         ci = keys.authenticate(f"Bearer {token}")
         host.deploy("ok", ECHO, {"name": "ok", "grants": {"http": ["https://api.example.org"]}}, principal=ci)

@@ -34,7 +34,7 @@ from ..runtime.outcomes import InvocationResult, Outcome
 from ..triggers import Triggers
 
 if TYPE_CHECKING:
-    from ..invoker import Invoker
+    from ..host import Host
 
 MAX_ORIGIN_LABELS = 200
 """Distinct destination labels of the outbound metrics; further destinations count as "other"."""
@@ -109,10 +109,10 @@ class Metrics:
             for name, (label, text) in TRIGGER_COUNTERS.items()
         }
 
-    def watch_invoker(self, invoker: Invoker) -> None:
+    def watch_runtime(self, host: Host) -> None:
         """Export the threads guests pin past their deadline and the memory idle warm instances hold
-        (read from `invoker` at each scrape)."""
-        collector = _InvokerCollector(invoker)
+        (read from `host` at each scrape)."""
+        collector = _RuntimeCollector(host)
         self.registry.register(collector)
         self._scraped.append(collector)
 
@@ -225,12 +225,13 @@ class _Filtered(Collector):
             yield metric
 
 
-class _InvokerCollector(Collector):
-    def __init__(self, invoker: Invoker) -> None:
-        self.invoker = invoker
+class _RuntimeCollector(Collector):
+    def __init__(self, host: Host) -> None:
+        self.host = host
 
     def collect(self) -> Iterator[Metric]:
-        by_function = self.invoker.pinned()
+        stats = self.host.runtime_stats()
+        by_function = stats.pinned_by_function
         total = GaugeMetricFamily(
             "fnhost_pinned_threads",
             "Threads still running a guest past its deadline (blocked where Wasmtime cannot interrupt it).",
@@ -242,13 +243,13 @@ class _InvokerCollector(Collector):
         for function, n in sorted(by_function.items()):
             per_function.add_metric([function], n)
         limit = GaugeMetricFamily("fnhost_pinned_threads_limit", "The most threads all functions may pin.")
-        limit.add_metric([], self.invoker.max_pinned)
+        limit.add_metric([], stats.max_pinned)
         warm = GaugeMetricFamily(
             "fnhost_warm_idle_bytes", "Memory idle warm instances may hold, each counted at its limits.memory_mb."
         )
-        warm.add_metric([], self.invoker.warm.used)
+        warm.add_metric([], stats.warm_idle_bytes)
         warm_limit = GaugeMetricFamily("fnhost_warm_idle_bytes_limit", "The most idle warm instances may hold.")
-        warm_limit.add_metric([], self.invoker.warm.max_bytes)
+        warm_limit.add_metric([], stats.max_warm_idle_bytes)
         yield from (total, per_function, limit, warm, warm_limit)
 
 

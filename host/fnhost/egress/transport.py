@@ -142,6 +142,7 @@ class PinnedBackend(httpcore.NetworkBackend):
             literal_ip = True
         except ValueError:
             literal_ip = False
+
         def lookup() -> list[tuple[Any, ...]]:
             return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
