@@ -11,7 +11,15 @@ from typing import Any
 
 import wasmtime
 
-from .capabilities import Capability, CoreResults, KvCapability, LogCapability, QueueCapability, SecretsCapability
+from .capabilities import (
+    BodyCapability,
+    Capability,
+    CoreResults,
+    KvCapability,
+    LogCapability,
+    QueueCapability,
+    SecretsCapability,
+)
 from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
@@ -135,6 +143,7 @@ class Host:
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
             LogCapability(),
+            BodyCapability(),
             CoreResults(),
         ]
         self.sandbox = Sandbox(engines, self.ticker, self.capabilities)
