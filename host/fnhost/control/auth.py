@@ -255,17 +255,16 @@ class ApiKeys:
         stored_hash = row[0] if row else _DUMMY_HASH
         if not hmac.compare_digest(stored_hash, _token_hash(token)) or row is None:
             raise Unauthorized(f"unknown API key; check the token, {_HOW_TO_SEND}")
-        info = _info(row[1:])
-        if info.revoked_at is not None:
-            raise Unauthorized(f"API key {key_id} was revoked at {info.revoked_at}; ask an admin for a new key")
-        return Principal(
-            key_id=key_id,
-            name=info.name,
-            scopes=frozenset(info.scopes),
-            functions=info.functions,
-            namespace=info.namespace,
-            may_grant=info.may_grant,
-        )
+        return _principal(_info(row[1:]))
+
+    @translate_sqlite_errors
+    def principal(self, key_id: str) -> Principal:
+        """The Principal of key `key_id` as it is now (a console session re-reads its key on every request);
+        `Unauthorized` if it does not exist or was revoked."""
+        row = self._db.db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", [key_id]).fetchone()
+        if row is None:
+            raise Unauthorized(f"API key {key_id} no longer exists; sign in again with a valid key")
+        return _principal(_info(row))
 
     @translate_sqlite_errors
     def list(self, namespace: str | None = None) -> list[ApiKeyInfo]:
@@ -330,6 +329,20 @@ class ApiKeys:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def _principal(info: ApiKeyInfo) -> Principal:
+    """The caller a key identifies; `Unauthorized` once it was revoked."""
+    if info.revoked_at is not None:
+        raise Unauthorized(f"API key {info.key_id} was revoked at {info.revoked_at}; ask an admin for a new key")
+    return Principal(
+        key_id=info.key_id,
+        name=info.name,
+        scopes=frozenset(info.scopes),
+        functions=info.functions,
+        namespace=info.namespace,
+        may_grant=info.may_grant,
+    )
 
 
 def _info(row: tuple[str, ...]) -> ApiKeyInfo:
