@@ -156,3 +156,13 @@ UNKNOWN_IMPORT = module(
     """(func (export "fnhost_handle_event") (param i32 i32) (result i64) (call $x) (i64.const 0))""",
     imports='(import "env" "open_socket" (func $x))',
 )
+
+# Logs its input (one log_write at level info), then echoes it: log lines a test chooses.
+LOG_INPUT = module(
+    """
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (call $log (i32.const 1) (local.get 0) (local.get 1))
+    (call $echo_input (local.get 0) (local.get 1)))
+""",
+    imports='(import "fnhost" "log_write" (func $log (param i32 i32 i32)))',
+)

@@ -36,8 +36,8 @@ class DeclaredTooLarge:
         declared = Request(scope).headers.get("content-length", "0")
         if scope["type"] == "http" and (not declared.isdigit() or int(declared) > self.max_bytes):
             message = (
-                f"{self.what} is {declared} bytes, over this server's limit of {self.max_bytes} bytes; "
-                "send a smaller one (the server's limit is --max-bundle-bytes for bundles)"
+                f"{self.what} is {declared[:20]} bytes, over this server's limit of {self.max_bytes} bytes; "
+                "send a smaller one"
             )
             await self.console.error(Request(scope), None, 413, "payload_too_large", message)(scope, receive, send)
             return
