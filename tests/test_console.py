@@ -70,9 +70,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     data_dir = tmp_path_factory.mktemp("console") / "data"
     with server(data_dir) as url:
         s = Site(url, (data_dir / "admin.key").read_text().strip(), data_dir)
-        s.deploy("mine", 'name = "mine"\n', wat_guests.LOG_INPUT)
-        s.deploy("other", SCHEDULED, wat_guests.LOG_INPUT)
-        s.deploy("other", SCHEDULED + "\n[env]\nV = '2'\n", wat_guests.LOG_INPUT)  # version 2
+        s.deploy("mine", 'name = "mine"\n', wat_guests.LOG_PAYLOAD)
+        s.deploy("other", SCHEDULED, wat_guests.LOG_PAYLOAD)
+        s.deploy("other", SCHEDULED + "\n[env]\nV = '2'\n", wat_guests.LOG_PAYLOAD)  # version 2
         s.deploy("consumer", CONSUMER, wat_guests.FAILS)
         s.deploy("team-fn", 'name = "team-fn"\n', wat_guests.ECHO, namespace="team-a")
         s.key("limited", scopes=["deploy", "invoke"], functions=["mine"])
