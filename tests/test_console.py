@@ -402,3 +402,34 @@ def test_sessions_expire_are_deleted_and_store_only_a_hash(backend: str, tmp_pat
             SessionStore(db, ttl_s=1)
     finally:
         db.close()
+
+
+def test_over_https_the_session_cookie_is_also_secure(tmp_path: Path) -> None:
+    import warnings
+
+    from conftest import COMPILED
+
+    from fnhost import Host
+    from fnhost.api import create_app
+    from fnhost.control import ApiKeys
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    host = Host(tmp_path / "data", cache_dir=COMPILED)
+    try:
+        admin = ApiKeys(host.db).ensure_bootstrap_admin(tmp_path / "data").read_text().strip()  # type: ignore[union-attr]
+        origin = "https://console.test"
+        with TestClient(create_app(host), base_url=origin) as client:
+            form = client.get("/console/signin")
+            assert "secure" in form.headers["set-cookie"].lower()
+            r = client.post("/console/signin", data={"key": admin, "csrf": csrf_of(form.text)},
+                            headers={"origin": origin}, follow_redirects=False)  # fmt: skip
+            assert r.status_code == 303
+            session = next(c for c in r.headers.get_list("set-cookie") if c.startswith("fnhost_session="))
+            assert {"secure", "httponly", "samesite=strict"} <= {p.strip().lower() for p in session.split(";")}
+            refused = client.post("/console/signin", data={"key": admin, "csrf": "x"},
+                                  headers={"origin": "http://console.test"})  # fmt: skip
+            assert refused.status_code == 403  # http is another origin than https
+    finally:
+        host.close()
