@@ -5,6 +5,7 @@ injection, oversized uploads. The browser's own run is tests/test_console_browse
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import socket
 import time
@@ -17,7 +18,7 @@ import httpx
 import pytest
 import wat_guests
 from console_client import csrf_of, sign_in
-from test_e2e import server
+from test_e2e import _env, fnhost, server
 
 from fnhost.control import pack_bundle
 from fnhost.stores.database import Database, PostgresDatabase
@@ -354,9 +355,8 @@ def test_redrive_through_the_api_moves_dead_letters_back_and_is_admin_only(site:
     r = site.api.post("/v1/queues/jobs-dlq/redrive", json={"limit": 0})
     assert r.status_code == 400
     site.deploy("consumer", CONSUMER, wat_guests.ECHO)  # fixed: the next delivery succeeds
-    r = site.api.post("/v1/queues/jobs-dlq/redrive")
-    assert r.status_code == 200, r.text
-    body = r.json()
+    cli = fnhost("queues", "redrive", "jobs-dlq", "--json", env=_env(FNHOST_URL=site.url, FNHOST_TOKEN=site.admin))
+    body = json.loads(cli.stdout)  # the CLI over Client.redrive_queue over the endpoint
     assert body["to"] == "jobs" and body["count"] >= 1 and body["remaining"] == 0
     audit = [e for e in site.audit() if e["action"] == "queue.redrive" and e["outcome"] == "ok"]
     assert audit and audit[-1]["detail"]["moved"] == body["count"]
@@ -418,7 +418,7 @@ def test_over_https_the_session_cookie_is_also_secure(tmp_path: Path) -> None:
         from starlette.testclient import TestClient
     host = Host(tmp_path / "data", cache_dir=COMPILED)
     try:
-        admin = ApiKeys(host.db).ensure_bootstrap_admin(tmp_path / "data").read_text().strip()  # type: ignore[union-attr]
+        admin = host.open_store(ApiKeys).ensure_bootstrap_admin(tmp_path / "data").read_text().strip()  # type: ignore[union-attr]
         origin = "https://console.test"
         with TestClient(create_app(host), base_url=origin) as client:
             form = client.get("/console/signin")

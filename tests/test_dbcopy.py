@@ -16,6 +16,7 @@ from fnhost.control.audit import AuditLog
 from fnhost.control.auth import ApiKeys
 from fnhost.dbcopy import copy_data_dir
 from fnhost.errors import Conflict, NotFound
+from fnhost.stores.sessions import SessionStore
 from fnhost.triggers import Triggers
 
 KEY = bytes(range(32))
@@ -33,12 +34,13 @@ def populated(data_dir: Path, cache: Path) -> dict[str, Any]:
         [in_flight] = host.queues.receive("jobs", max_messages=1, visibility_timeout_s=3600)
         host.secrets.set("token", "s3cret")
         result = host.invoke("echo", b"hi")
-        keys = ApiKeys(host.db)
+        keys = host.open_store(ApiKeys)
         _, token = keys.create("ci", {"invoke"})
-        log = AuditLog(host.db)
+        log = host.open_store(AuditLog)
         for i in range(5):
             log.record("function.deploy", f"fn-{i}", "ok")
         accepted = Triggers(host).invoke_async("echo", b"later")
+        host.open_store(SessionStore).create(keys.list()[0].key_id)  # a console session: not copied
         host.invocations.close()  # flush the batched invocation record
         return {"first": first, "second": second, "in_flight": in_flight.id, "token": token,
                 "invocation": result.invocation_id, "async": accepted.id, "head": log.head()}  # fmt: skip
@@ -50,6 +52,7 @@ def test_copy_moves_everything_and_it_works_there(tmp_path: Path, postgres_serve
     report = copy_data_dir(tmp_path / "data", dsn, master_key=KEY)
     assert report.binaries == 1 and report.audit_entries == 5
     assert report.rows["versions"] == 2 and report.rows["queue_messages"] == 2
+    assert "console_sessions" not in report.rows  # browsers sign in again on the new database
 
     with Host(tmp_path / "node", cache_dir=tmp_path / "node-cache", master_key=KEY, database=dsn) as host:
         assert host.get_version("echo").version == 1  # the pinned alias came along
@@ -59,8 +62,8 @@ def test_copy_moves_everything_and_it_works_there(tmp_path: Path, postgres_serve
         [visible] = host.queues.receive("jobs", max_messages=10)  # the in-flight one stays hidden
         assert visible.id != before["in_flight"] and visible.receive_count == 1
         assert {m.id: m.receive_count for m in host.queues.peek("jobs")}[before["in_flight"]] == 1
-        assert ApiKeys(host.db).authenticate(f"Bearer {before['token']}").name == "ci"
-        log = AuditLog(host.db)
+        assert host.open_store(ApiKeys).authenticate(f"Bearer {before['token']}").name == "ci"
+        log = host.open_store(AuditLog)
         assert log.head() == before["head"] and log.verify().ok
         assert log.record("after.copy", "x", "ok").id == 6  # the chain goes on
         assert host.invocations.store.get(before["invocation"]) is not None

@@ -6,14 +6,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..control.auth import DEPLOY, INVOKE, Principal
-from ..control.bundles import BundleLimits, open_bundle
-from ..control.signing import verify_bundle
 from ..host import Version
 from ..namespaces import namespace_of as namespace_of_function
-from ..namespaces import split
 from ..stores import LIVE, FunctionRecord
 from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of
-from .errors import InvalidRequest
+from .errors import InvalidRequest, request_id_of
 from .parsing import json_object
 from .serialize import jsonable
 
@@ -38,31 +35,13 @@ async def deploy(request: Request) -> Response:
 
 
 async def deploy_bundle(ctx: ApiContext, request: Request, principal: Principal, name: str, data: bytes) -> Version:
-    """Deploy bundle zip `data` as function `name` (a store name) for `principal`, audited: what the API's
-    deploy and the console's upload both run."""
+    """Deploy bundle zip `data` as function `name` (a store name) for `principal`: what the API's deploy
+    and the console's upload both run (the one pipeline, fnhost.control.deploys: bundle, signature,
+    name, grants, compile, audit)."""
     ctx.writable("deploying")
     await ctx.check(request, principal, DEPLOY, name)
-    async with ctx.audited(request, "function.deploy", name, principal, {"bytes": len(data)}) as note:
-        version = await blocking(_deploy, ctx, name, data, principal, note.detail)
-        note.detail.update(version=version.version, sha256=version.sha256, created=version.created)
-    return version
-
-
-def _deploy(
-    ctx: ApiContext, name: str, data: bytes, principal: Principal, detail: dict[str, object]
-) -> Version:
-    bundle = open_bundle(data, limits=BundleLimits(max_upload_bytes=ctx.max_bundle_bytes))
-    detail["bundle_sha256"] = bundle.sha256
-    if ctx.trusted_keys:
-        detail["signed_by"] = verify_bundle(bundle, ctx.trusted_keys)
-    plain = split(name)[1]
-    if bundle.manifest.name != plain:
-        raise InvalidRequest(
-            f"the URL names function {plain!r} but the bundle's fnhost.toml says name = "
-            f"{bundle.manifest.name!r}; deploy to /v1/functions/{bundle.manifest.name}"
-        )
-    # The grant check (who may give this function what) is inside Host.deploy, for every caller.
-    return ctx.host.deploy(name, bundle.wasm, bundle.manifest, principal=principal)
+    deployed = await blocking(ctx.deployer.deploy_bundle, data, principal, name=name, request_id=request_id_of(request))
+    return deployed.version
 
 
 async def list_functions(request: Request) -> Response:

@@ -49,7 +49,7 @@ def console_routes(
     session_ttl_s: float = DEFAULT_TTL_S,
 ) -> list[BaseRoute]:  # fmt: skip
     """The console (docs/console.md) over `ctx`: its sessions live in the host's database."""
-    console = Console(ctx, SessionStore(ctx.host.db, session_ttl_s))
+    console = Console(ctx, ctx.host.open_store(lambda db: SessionStore(db, session_ttl_s)))
 
     def route(
         path: str,
