@@ -10,6 +10,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -404,7 +405,10 @@ def test_sessions_expire_are_deleted_and_store_only_a_hash(backend: str, tmp_pat
         db.close()
 
 
-def test_over_https_the_session_cookie_is_also_secure(tmp_path: Path) -> None:
+@contextmanager
+def in_process(tmp_path: Path, origin: str, **options: Any) -> Iterator[tuple[Any, str]]:
+    """The app in process (Starlette's TestClient) on a fresh host, for what a loopback http server
+    cannot show: another scheme, another configuration. Yields the client and the admin token."""
     import warnings
 
     from conftest import COMPILED
@@ -419,17 +423,38 @@ def test_over_https_the_session_cookie_is_also_secure(tmp_path: Path) -> None:
     host = Host(tmp_path / "data", cache_dir=COMPILED)
     try:
         admin = host.open_store(ApiKeys).ensure_bootstrap_admin(tmp_path / "data").read_text().strip()  # type: ignore[union-attr]
-        origin = "https://console.test"
-        with TestClient(create_app(host), base_url=origin) as client:
-            form = client.get("/console/signin")
-            assert "secure" in form.headers["set-cookie"].lower()
-            r = client.post("/console/signin", data={"key": admin, "csrf": csrf_of(form.text)},
-                            headers={"origin": origin}, follow_redirects=False)  # fmt: skip
-            assert r.status_code == 303
-            session = next(c for c in r.headers.get_list("set-cookie") if c.startswith("fnhost_session="))
-            assert {"secure", "httponly", "samesite=strict"} <= {p.strip().lower() for p in session.split(";")}
-            refused = client.post("/console/signin", data={"key": admin, "csrf": "x"},
-                                  headers={"origin": "http://console.test"})  # fmt: skip
-            assert refused.status_code == 403  # http is another origin than https
+        host.deploy("mine", wat_guests.ECHO, 'name = "mine"\n')
+        with TestClient(create_app(host, **options), base_url=origin) as client:
+            yield client, admin
     finally:
         host.close()
+
+
+def test_a_read_only_server_shows_the_console_and_refuses_every_change(tmp_path: Path) -> None:
+    origin = "http://edge.test"
+    with in_process(tmp_path, origin, read_only=True) as (client, admin):
+        form = client.get("/console/signin")
+        r = client.post("/console/signin", data={"key": admin, "csrf": csrf_of(form.text)}, headers={"origin": origin})
+        assert r.status_code == 200  # TestClient follows the redirect to the functions page
+        page = client.get("/console/functions/mine")
+        assert page.status_code == 200 and "This server is read-only" in page.text
+        assert "Roll back" not in page.text and "Point alias" not in page.text and "Unpin" not in page.text
+        data = {"alias": "prod", "version": "1", "csrf": csrf_of(page.text)}
+        r = client.post("/console/functions/mine/aliases", data=data, headers={"origin": origin})
+        assert r.status_code == 405 and "read-only" in r.text
+        assert "prod" not in client.get("/console/functions/mine").text
+
+
+def test_over_https_the_session_cookie_is_also_secure(tmp_path: Path) -> None:
+    origin = "https://console.test"
+    with in_process(tmp_path, origin) as (client, admin):
+        form = client.get("/console/signin")
+        assert "secure" in form.headers["set-cookie"].lower()
+        r = client.post("/console/signin", data={"key": admin, "csrf": csrf_of(form.text)},
+                        headers={"origin": origin}, follow_redirects=False)  # fmt: skip
+        assert r.status_code == 303
+        session = next(c for c in r.headers.get_list("set-cookie") if c.startswith("fnhost_session="))
+        assert {"secure", "httponly", "samesite=strict"} <= {p.strip().lower() for p in session.split(";")}
+        refused = client.post("/console/signin", data={"key": admin, "csrf": "x"},
+                              headers={"origin": "http://console.test"})  # fmt: skip
+        assert refused.status_code == 403  # http is another origin than https
