@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .capabilities.base import CallState, LogBuffer, LogMemory, VersionGrants
+from .egress import Exchange, exchanges_json
 from .guest_threads import Abandoned, GuestThreads
 from .recorder import InvocationRecorder
 from .runtime import abi
@@ -269,7 +270,9 @@ class Invoker:
         if run.outcome in self.LIMIT_OUTCOMES or mean_ms > self.DEMOTE_MEAN_MS:
             self._demoted_until[name] = time.monotonic() + self.DEMOTE_S
         try:
-            return self._finish(record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines)
+            return self._finish(
+                record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines, state.outbound
+            )
         finally:
             state.logs.release()  # the result and the record hold their own copies now
 
@@ -283,6 +286,7 @@ class Invoker:
         started: float,
         duration_ms: float,
         logs: list[str],
+        outbound: list[Exchange] | None = None,
     ) -> InvocationResult:
         result = InvocationResult(
             invocation_id=invocation_id,
@@ -300,6 +304,7 @@ class Invoker:
             error=run.error,
             logs=list(logs),
             failed_message_ids=run.failed_message_ids,
+            outbound=list(outbound or ()),
         )
         self.invocations.record(
             InvocationRecord(
@@ -317,6 +322,7 @@ class Invoker:
                 memory_limit_mb=result.memory_limit_mb,
                 logs=bounded_text(logs, self.invocations.store.max_record_bytes),
                 report=result.report,
+                outbound=exchanges_json(result.outbound),
             )
         )
         return result

@@ -33,6 +33,7 @@ from .control.audit import AuditLog, FailedAuthentications
 from .control.auth import ApiKeys, Principal
 from .control.bundles import BundleLimits
 from .control.deploys import Deployer, Deployment
+from .egress import EgressConfig
 from .host import Host
 from .triggers import Triggers
 from .triggers._common import Worker
@@ -83,6 +84,8 @@ class ServerConfig:
     access_log: bool = False
     max_followers: int = 64
     """Log-follow streams open at once (`logs --follow`); more get 503."""
+    egress: EgressConfig = field(default_factory=EgressConfig)
+    """Outbound HTTP of functions (`--egress`, `--egress-ca-file`)."""
 
 
 class Server:
@@ -109,6 +112,7 @@ class Server:
                 max_pinned=config.max_pinned,
                 max_warm_mb=config.max_warm_mb,
                 max_log_memory_mb=config.max_log_memory_mb,
+                egress=config.egress,
             )
         )
         try:
