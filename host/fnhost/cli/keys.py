@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..client import Client
-from ._common import CliError, client_options, command, group, print_json, say, table
+from ._common import CliError, client_options, command, group, print_json, say, table, utc
 
 keys = group(
     "keys", "API keys and signing keys.", example="fnhost keys create --name ci --scope deploy --function hello"
@@ -59,7 +59,7 @@ def keys_list(api: Client, as_json: bool) -> int:
     for k in listed:
         functions = ",".join(k["functions"]) if k["functions"] is not None else "*"
         rows.append((k["key_id"], k["name"], k["namespace"] or "(global)", ",".join(k["scopes"]), functions,
-                     ",".join(k["may_grant"]) or "-", k["created_at"], k["revoked_at"] or "-"))  # fmt: skip
+                     ",".join(k["may_grant"]) or "-", utc(k["created_at"]), utc(k["revoked_at"])))  # fmt: skip
     table(rows)
     return 0
 
