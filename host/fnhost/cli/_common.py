@@ -96,7 +96,8 @@ def complete_functions(ctx: click.Context, param: click.Parameter, incomplete: s
     environment's); nothing, quietly, when it cannot be asked within a second or two."""
     given = ctx.params
     try:
-        with Client.from_env(given.get("url"), given.get("token"), given.get("namespace"), timeout_s=2.0) as api:
+        quick = {"timeout_s": 2.0, "read_timeout_s": 2.0}
+        with Client.from_env(given.get("url"), given.get("token"), given.get("namespace"), **quick) as api:
             names = [f["name"] for f in api.list_functions()]
     except FnhostError:
         return []
