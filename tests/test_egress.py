@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from conftest import COMPILED, build_or_skip
 from egress_servers import Server, tls_files
@@ -88,6 +89,9 @@ def test_a_granted_request_round_trips_and_is_recorded(env: Env) -> None:
     assert exchange["grant"] == env.server.origin and exchange["bytes_received"] == len(out["body"])
     assert exchange["bytes_sent"] >= 5 and exchange["ms"] > 0
     assert out["_result"].outbound[0].status == 200
+    from fnhost.api.serialize import jsonable  # what GET /v1/invocations/{id} answers
+
+    assert jsonable(out["_record"])["outbound"] == [exchange]
 
 
 def test_an_http_error_status_is_a_response_not_an_error(env: Env) -> None:
@@ -337,3 +341,14 @@ def test_tls_with_an_operator_ca_succeeds(env: Env, tmp_path: Path) -> None:
             assert out["status"] == 200, out
     finally:
         server.close()
+
+
+def test_fnhost_serve_egress_options_reach_the_server_config(tmp_path: Path) -> None:
+    from fnhost.cli.serve import serve, server_config
+
+    ctx = serve.make_context("serve", ["--egress", "off", "--egress-ca-file", str(tmp_path / "ca.pem")])
+    config = server_config(ctx.params)
+    assert config.egress.mode == "off" and config.egress.ca_file == str(tmp_path / "ca.pem")
+    assert server_config(serve.make_context("serve", []).params).egress.mode == "allowlist"
+    with pytest.raises(click.BadParameter):
+        serve.make_context("serve", ["--egress", "none"])
