@@ -120,6 +120,9 @@ def test_an_origin_that_is_not_granted_is_denied_and_never_contacted(env: Env) -
     before = len(env.ungranted.seen)
     out = fetch(env.host, "fetch", f"{env.ungranted.origin}/echo")
     error_of(out, "denied", f"'{env.ungranted.origin}'", "[grants] http", "fnhost.toml")
+    [attempt] = json.loads(out["_record"].outbound)  # recorded, though nothing was sent
+    assert (attempt["origin"], attempt["status"], attempt["error"]) == (env.ungranted.origin, None, "denied")
+    assert out["_result"].outcome is Outcome.OK  # the guest handled the denial
     out = fetch(env.host, "nogrants", f"{env.server.origin}/echo")
     error_of(out, "denied", f"'{env.server.origin}'")
     assert len(env.ungranted.seen) == before
