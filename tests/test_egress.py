@@ -128,6 +128,28 @@ def test_an_origin_that_is_not_granted_is_denied_and_never_contacted(env: Env) -
     assert len(env.ungranted.seen) == before
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/",  # `*.example.org` is its subdomains only
+        "https://badexample.org/",
+        "https://api.example.org.evil.test/",
+        "https://api.example.org:8443/",  # another port is another origin
+        "http://api.example.org/",  # and another scheme
+        "https://api.\u0435xample.org/",  # a Cyrillic ie for the e: another name (xn--)
+    ],
+)
+def test_look_alike_origins_are_not_granted(env: Env, url: str) -> None:
+    error_of(fetch(env.host, "fetch", url), "denied", "is not granted")
+
+
+def test_a_wildcard_grant_matches_subdomains(env: Env) -> None:
+    # granted, so the host resolves it: this machine has no DNS for it, which is `unavailable`, not `denied`
+    out = fetch(env.host, "fetch", "https://a.b.example.org./x", timeout_ms=3000)
+    assert out["error"] in ("unavailable", "timeout"), out
+    assert json.loads(out["_record"].outbound)[0]["grant"] == "https://*.example.org"
+
+
 def test_a_function_of_another_namespace_uses_its_origin_grants(env: Env) -> None:
     env.deploy("team-a/fetch", [env.server.origin])
     assert fetch(env.host, "team-a/fetch", f"{env.server.origin}/echo")["status"] == 200
