@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import wasmtime
 
 from .capabilities import (
+    BodyCapability,
     Capability,
     CoreResults,
     HttpCapability,
@@ -165,6 +166,7 @@ class Host:
             SecretsCapability(self.secrets),
             LogCapability(),
             HttpCapability(Egress(egress)),
+            BodyCapability(),
             CoreResults(),
         ]
         self._sandbox = Sandbox(engines, self._ticker, self._capabilities)

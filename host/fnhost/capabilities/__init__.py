@@ -6,6 +6,7 @@ function version all derive from it.
 """
 
 from .base import CallState, Capability, CoreResults, ErrorKind, HostCallError, LogBuffer, VersionGrants
+from .body import BodyCapability
 from .http import HttpCapability
 from .kv import KvCapability
 from .log import LogCapability
@@ -18,6 +19,7 @@ CAPABILITIES: tuple[type[Capability], ...] = (
     QueueCapability,
     LogCapability,
     HttpCapability,
+    BodyCapability,
 )
 GRANTED = tuple(c for c in CAPABILITIES if c.grant_key)
 """The capabilities a manifest grants resources of, in `[grants]` order."""
@@ -37,6 +39,7 @@ __all__ = [
     "CAPABILITIES",
     "GRANTED",
     "RESOURCE_KINDS",
+    "BodyCapability",
     "CallState",
     "Capability",
     "CoreResults",

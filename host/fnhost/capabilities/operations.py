@@ -41,6 +41,8 @@ Lossy = Annotated[str, "lossy"]
 """A string read as far as the invocation's log can keep it, invalid UTF-8 replaced (log lines)."""
 Level = Literal["debug", "info", "warn", "error"]
 """The WIT `log.level` enum; the core ABI passes its index."""
+ByteText = Literal["base64", "latin1"]
+"""The WIT `body.byte-text` enum; the core ABI passes its index."""
 
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
@@ -157,6 +159,13 @@ def _level(index: int) -> str:
     return str(levels[index]) if 0 <= index < len(levels) else "info"
 
 
+def _case(enum: Any, index: int) -> str:
+    cases = typing.get_args(enum)
+    if not 0 <= index < len(cases):
+        raise HostCallError(ErrorKind.INVALID, f"enum value {index} is not one of {', '.join(cases)}")
+    return str(cases[index])
+
+
 Decode = Callable[[CallState, GuestMemory, Sequence[int]], Any]
 PARAMS: dict[Any, tuple[list[wasmtime.ValType], Decode]] = {
     str: ([I32, I32], lambda s, m, a: m.read_str(a[0], a[1])),
@@ -171,6 +180,7 @@ PARAMS: dict[Any, tuple[list[wasmtime.ValType], Decode]] = {
     list[tuple[str, str]]: ([I32, I32], lambda s, m, a: decode_pairs(m.read(a[0], a[1]))),
     Lossy: ([I32, I32], lambda s, m, a: _lossy(s, m, a[0], a[1])),
     Level: ([I32], lambda s, m, a: _level(a[0])),
+    ByteText: ([I32], lambda s, m, a: _case(ByteText, a[0])),
 }
 """How each parameter type arrives through the core ABI: its wasm parameters and their decoding."""
 

@@ -206,18 +206,15 @@ class ApiKeys:
         stored_hash = found[0] if found else _DUMMY_HASH
         if not hmac.compare_digest(stored_hash, _token_hash(token)) or found is None:
             raise Unauthorized(f"unknown API key; check the token, {_HOW_TO_SEND}")
-        info = found[1]
-        if info.revoked_at is not None:
-            revoked = datetime.fromtimestamp(info.revoked_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-            raise Unauthorized(f"API key {key_id} was revoked at {revoked}; ask an admin for a new key")
-        return Principal(
-            key_id=key_id,
-            name=info.name,
-            scopes=frozenset(info.scopes),
-            functions=info.functions,
-            namespace=info.namespace,
-            may_grant=info.may_grant,
-        )
+        return _principal(found[1])
+
+    def principal(self, key_id: str) -> Principal:
+        """The Principal of key `key_id` as it is now (a console session re-reads its key on every request);
+        `Unauthorized` if it does not exist or was revoked."""
+        info = self._store.get(key_id)
+        if info is None:
+            raise Unauthorized(f"API key {key_id} no longer exists; sign in again with a valid key")
+        return _principal(info)
 
     def list(self, namespace: str | None = None) -> list[ApiKeyInfo]:
         """Every key, or (`namespace` given) the keys of that namespace."""
@@ -260,3 +257,18 @@ class ApiKeys:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def _principal(info: ApiKeyInfo) -> Principal:
+    """The caller a key identifies; `Unauthorized` once it was revoked."""
+    if info.revoked_at is not None:
+        revoked = datetime.fromtimestamp(info.revoked_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        raise Unauthorized(f"API key {info.key_id} was revoked at {revoked}; ask an admin for a new key")
+    return Principal(
+        key_id=info.key_id,
+        name=info.name,
+        scopes=frozenset(info.scopes),
+        functions=info.functions,
+        namespace=info.namespace,
+        may_grant=info.may_grant,
+    )

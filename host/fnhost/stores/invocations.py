@@ -225,15 +225,20 @@ class InvocationStore(SQLiteStore):
         return self.page(function, limit, before).records
 
     @translate_sqlite_errors
-    def page(self, function: str | None = None, limit: int = 50, before: str | None = None) -> Page:
+    def page(
+        self, function: str | None = None, limit: int = 50, before: str | None = None, outcome: str | None = None
+    ) -> Page:
         """Like `list`, at most `limit` records and `max_page_bytes` (at least one record), with the
-        cursor of the next page."""
+        cursor of the next page; with `outcome` (an `Outcome` value), only the records that ended so."""
         int_in_range("limit", limit, 1, MAX_LIST_LIMIT)
         where: builtins.list[str] = []
         params: builtins.list[object] = []
         if function is not None:
             where.append("function = ?")
             params.append(function)
+        if outcome is not None:
+            where.append("outcome = ?")
+            params.append(outcome)
         if before is not None:
             cursor = self._db.db.execute(
                 "SELECT started_at FROM invocations WHERE id = ?", [before]
