@@ -23,6 +23,7 @@ from .host import Host, Version
 from .manifest import Grants, Limits, Manifest
 from .runtime.engine import EngineSettings
 from .runtime.outcomes import HttpResponse, InvocationResult, Outcome
+from .stores.usage import Rollup, UsageRetention
 
 __all__ = [
     "BuildError",
@@ -42,7 +43,9 @@ __all__ = [
     "ManifestError",
     "NotFound",
     "Outcome",
+    "Rollup",
     "SignatureError",
     "Unauthorized",
+    "UsageRetention",
     "Version",
 ]

@@ -93,6 +93,7 @@ def _serve_host(
     from .api import create_app
     from .api.middleware import ProcessIdMiddleware
     from .host import Host
+    from .stores.usage import UsageRetention
     from .triggers import Triggers
 
     host = Host(
@@ -102,6 +103,7 @@ def _serve_host(
         max_pinned_per_function=args.max_pinned_per_function,
         max_pinned=args.max_pinned,
         max_warm_mb=args.max_warm_mb,
+        usage_retention=UsageRetention(hourly_days=args.usage_hourly_days, daily_days=args.usage_daily_days),
     )
     triggers = Triggers(host)
     stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))  # a no-op until started
@@ -997,6 +999,12 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds a connection may send nothing, in headers or body, before it is closed (default 30)",
+    )
+    s.add_argument(
+        "--usage-hourly-days", type=_positive, default=14, help="days hourly usage rollups are kept (default 14)"
+    )
+    s.add_argument(
+        "--usage-daily-days", type=_positive, default=400, help="days daily usage rollups are kept (default 400)"
     )
     s.add_argument("--bundles", metavar="DIR", help="deploy every *.zip in DIR at start")
     s.add_argument("--read-only", action="store_true", help="serve functions only: no control-plane API")

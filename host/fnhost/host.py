@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from .stores import (
 from .stores.concurrency import ConcurrencyStore
 from .stores.database import PostgresDatabase, open_database
 from .stores.registry import no_such_function
+from .stores.usage import Rollup, UsageRetention, UsageStore
 from .stores.wasm import DatabaseWasmStore, FileWasmStore, WasmStore
 
 WASM_MAGIC = b"\x00asm"
@@ -105,6 +107,7 @@ class Host:
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
         max_warm_mb: int = 1024,
+        usage_retention: UsageRetention | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +122,8 @@ class Host:
         self.queues = SQLiteQueueStore(self.db, max_message_bytes=max_queue_message_bytes)
         self.secrets = SQLiteSecretStore(self.db, master_key or load_master_key(self.data_dir))
         self.shares = Shares(self.db)
-        self.invocations = InvocationRecorder(InvocationStore(self.db))
+        self._usage = UsageStore(self.db)
+        self.invocations = InvocationRecorder(InvocationStore(self.db), self._usage, retention=usage_retention)
         self.settings = engine_settings or EngineSettings()
         self.engine = make_engine(self.settings)  # Cranelift: what every version runs in the end
         engines = {CRANELIFT: self.engine}
@@ -335,6 +339,25 @@ class Host:
         for sha256 in unreferenced:
             self.wasm.delete(sha256)
             self.compiler.remove(sha256)
+
+    # usage ---------------------------------------------------------------------------------------
+    def usage(
+        self,
+        *,
+        period: str = "hour",
+        since: float | None = None,
+        until: float | None = None,
+        namespace: str | None = None,
+        function: str | None = None,
+    ) -> list[Rollup]:
+        """Usage rollups (`fnhost.stores.usage`) per function and `period` ("hour" or "day") whose
+        bucket starts in [since, until) (default: the last 24 hours, or 30 days for "day"), of one
+        `namespace` or `function` (a store name) or of all; every invocation returned so far counts."""
+        until = time.time() if until is None else until
+        if since is None:
+            since = until - (86400 if period == "hour" else 30 * 86400)
+        self.invocations.flush()
+        return self._usage.query(period=period, since=since, until=until, namespace=namespace, function=function)
 
     def not_ready(self) -> str | None:
         """Why this host cannot serve requests that need the database now, or None (`/readyz`)."""

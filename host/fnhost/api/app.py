@@ -17,7 +17,7 @@ from ..control.auth import ApiKeys
 from ..control.bundles import BundleLimits
 from ..host import Host
 from ..triggers import Triggers
-from . import admin, events, functions, invoke
+from . import admin, events, functions, invoke, usage
 from .context import ApiContext, InvocationPool, context_of
 from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
@@ -114,6 +114,7 @@ def create_app(
         *routes_of("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),
         *routes_of("/v1/functions/{name}/invocations", invoke.list_invocations, ["GET"]),
         *routes_of("/v1/invocations/{id}", invoke.get_invocation, ["GET"]),
+        *routes_of("/v1/usage", usage.get_usage, ["GET"]),
         *routes_of("/v1/queues", events.list_queues, ["GET"]),
         *routes_of("/v1/queues/{queue}/messages", events.send_message, ["POST"]),
         *routes_of("/v1/queues/{queue}/messages", events.peek_messages, ["GET"]),

@@ -4,9 +4,9 @@ Each store takes the shared database, applies its own migrations on construction
 behind a small typed API. One implementation per store serves both backends (`database`: the
 embedded SQLite file, or a shared PostgreSQL through `PostgresDatabase`); what differs between them
 is one `Dialect`. On both today: kv, queues, secrets, invocation records (tested on both in
-tests/test_stores.py). Still SQLite-only: the registry, API keys and the audit log (control/), and
-the trigger tables. The capability-facing stores (`KVStore`, `QueueStore`, `SecretStore`) are
-`typing.Protocol`s.
+tests/test_stores.py), usage rollups (tests/test_usage.py). Still SQLite-only: the registry, API
+keys and the audit log (control/), and the trigger tables. The capability-facing stores (`KVStore`,
+`QueueStore`, `SecretStore`) are `typing.Protocol`s.
 """
 
 from ._common import new_sortable_id
