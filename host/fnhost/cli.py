@@ -36,8 +36,11 @@ LISTEN_BACKLOG = 2048
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-class CliError(Exception):
-    """A failure to report as one line on stderr, with exit status 1."""
+class CliError(FnhostError):
+    """A failure to report as one line on stderr, with exit status 1 (also what the client raises for
+    an API error, so library calls over it, such as `fnhost.up`, see a `FnhostError`)."""
+
+    code = "error"
 
 
 def say(message: str) -> None:

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .runtime.sandbox import Call, Prepared, Sandbox
 from .runtime.tiers import TieredCompiler
 from .stores import (
     LIVE,
+    AliasMove,
     Database,
     FunctionRecord,
     InvocationStore,
@@ -166,8 +168,12 @@ class Host:
         *,
         principal: Principal | None = None,
         created_by: str | None = None,
+        go_live: bool = True,
     ) -> Version:
         """Validate, compile and record a new version (or return the newest one if identical).
+
+        `live` follows it unless pinned; with `go_live=False` no alias moves (`release` does that
+        later: the first phase of `fnhost up`, so a failure midway leaves traffic where it was).
 
         `name` is the store name (`team-a/billing` deploys `billing` into namespace `team-a`).
         Nothing is stored unless every check passes: the manifest, the grants — each within what
@@ -191,7 +197,7 @@ class Host:
         prepared = self.sandbox.prepare(name, 0, manifest, compiled, compiler)  # checks exports and imports
         self.wasm.put(sha256, wasm)
         record, created = self.registry.record_deploy(
-            name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
+            name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by, go_live=go_live
         )
         prepared.version = record.version
         self.invoker.add_prepared(prepared, sha256)
@@ -312,6 +318,19 @@ class Host:
         self._authorize_version(principal, self.registry.resolve(name, version))
         self.registry.set_alias(name, alias, version)
         self._aliases_changed(name)
+
+    def release(self, moves: Sequence[tuple[str, str, int]], *, principal: Principal | None = None) -> list[AliasMove]:
+        """Point several (function, alias, version) at once, all or none (`Registry.release`): the second
+        phase of `fnhost up`. Each version's grants are checked against `principal` first, as for
+        `set_alias`; `live` keeps following later deploys, and a pinned `live` refuses the release."""
+        if not moves:
+            return []
+        for name, _, version in moves:
+            self._authorize_version(principal, self.registry.resolve(name, version))
+        released = self.registry.release(moves)
+        for name in sorted({m.function for m in released}):
+            self._aliases_changed(name)
+        return released
 
     def unpin_live(self, name: str, *, principal: Principal | None = None) -> None:
         """Make `live` follow the newest version again (checked like `set_alias` for that version)."""

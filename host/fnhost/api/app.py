@@ -109,6 +109,7 @@ def create_app(
         *routes_of("/v1/functions/{name}", functions.get_function, ["GET"]),
         *routes_of("/v1/functions/{name}", functions.delete_function, ["DELETE"]),
         *routes_of("/v1/functions/{name}/versions", functions.list_versions, ["GET"]),
+        *routes_of("/v1/releases", functions.release, ["POST"]),
         *routes_of("/v1/functions/{name}/aliases/{alias}", functions.set_alias, ["PUT"]),
         *routes_of("/v1/functions/{name}/aliases/{alias}", functions.delete_alias, ["DELETE"]),
         *routes_of("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),

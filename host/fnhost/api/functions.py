@@ -9,40 +9,46 @@ from ..control.auth import DEPLOY, INVOKE, Principal
 from ..control.bundles import BundleLimits, open_bundle
 from ..control.signing import verify_bundle
 from ..host import Version
+from ..names import ALIAS, FUNCTION
 from ..namespaces import namespace_of as namespace_of_function
-from ..namespaces import split
+from ..namespaces import qualify, split
 from ..stores import LIVE
 from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of
 from .errors import InvalidRequest
-from .parsing import json_object
+from .parsing import INT64_MAX, json_object, query_bool
 from .serialize import jsonable
 
 
 async def deploy(request: Request) -> Response:
-    """PUT /v1/functions/{name}: body = bundle zip. 201 new version, 200 the same bundle again."""
+    """PUT /v1/functions/{name}[?live=false]: body = bundle zip. 201 new version, 200 the same bundle
+    again. `live=false` records the version without moving `live` (POST /v1/releases moves it)."""
     ctx = context_of(request)
     name = function_of(request)
     ctx.writable("deploying")
+    go_live = query_bool(request, "live", True)
     principal = await ctx.authorize(request, DEPLOY, name)
     data = await request.body()
-    async with ctx.audited(request, "function.deploy", name, principal, {"bytes": len(data)}) as note:
-        version = await blocking(_deploy, ctx, name, data, principal, note.detail)
+    detail = {"bytes": len(data), **({} if go_live else {"live": False})}
+    async with ctx.audited(request, "function.deploy", name, principal, detail) as note:
+        version = await blocking(_deploy, ctx, name, data, principal, note.detail, go_live)
         created = version.created
         note.detail.update(version=version.version, sha256=version.sha256, created=created)
-    live = await blocking(ctx.host.get_version, name)
+    live = next((a.version for a in (await blocking(ctx.host.get_function, name)).aliases if a.alias == LIVE), None)
     body = {
         "name": version.name,
         "version": version.version,
         "sha256": version.sha256,
         "created": created,
         "created_at": version.created_at,
-        "live_version": live.version,  # not this version when `live` is pinned (see DELETE .../aliases/live)
+        # not this version when `live` is pinned (see DELETE .../aliases/live) or with live=false; None: no
+        # version of the function is live yet (its first deploy with live=false)
+        "live_version": live,
     }
     return JSONResponse(body, status_code=201 if created else 200)
 
 
 def _deploy(
-    ctx: ApiContext, name: str, data: bytes, principal: Principal, detail: dict[str, object]
+    ctx: ApiContext, name: str, data: bytes, principal: Principal, detail: dict[str, object], go_live: bool
 ) -> Version:
     bundle = open_bundle(data, limits=BundleLimits(max_upload_bytes=ctx.max_bundle_bytes))
     detail["bundle_sha256"] = bundle.sha256
@@ -55,7 +61,7 @@ def _deploy(
             f"{bundle.manifest.name!r}; deploy to /v1/functions/{bundle.manifest.name}"
         )
     # The grant check (who may give this function what) is inside Host.deploy, for every caller.
-    return ctx.host.deploy(name, bundle.wasm, bundle.manifest, principal=principal)
+    return ctx.host.deploy(name, bundle.wasm, bundle.manifest, principal=principal, go_live=go_live)
 
 
 async def list_functions(request: Request) -> Response:
@@ -127,3 +133,50 @@ async def set_alias(request: Request) -> Response:
             raise InvalidRequest(f'"version" must be an integer version number, got {version!r}')
         await blocking(ctx.host.set_alias, name, alias, version, principal=principal)
     return JSONResponse({"name": name, "alias": alias, "version": version})
+
+
+MAX_RELEASE_MOVES = 100
+
+
+async def release(request: Request) -> Response:
+    """POST /v1/releases: body {"aliases": [{"function": F, "alias": A, "version": N}, ...]}: every
+    alias moves, in one transaction, or none does (`Host.release`). `live` keeps following later
+    deploys; a pinned `live` refuses the release (409)."""
+    ctx = context_of(request)
+    ctx.writable("releasing")
+    principal = await ctx.authenticate(request)
+    entries = (await json_object(request)).get("aliases")
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_RELEASE_MOVES:
+        raise InvalidRequest(
+            f'"aliases" must be a list of 1..{MAX_RELEASE_MOVES} objects {{"function": F, "alias": A, "version": N}}'
+        )
+    namespace = namespace_of(request)
+    moves: list[tuple[str, str, int]] = []
+    for i, entry in enumerate(entries):
+        where = f"aliases[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"function", "alias", "version"}:
+            raise InvalidRequest(f'{where}: must be an object with exactly "function", "alias" and "version"')
+        function, alias, version = entry["function"], entry["alias"], entry["version"]
+        if not FUNCTION.matches(function):
+            raise InvalidRequest(f"{where}.function: {str(function)[:80]!r} is not a function name ({FUNCTION.rule})")
+        if not ALIAS.matches(alias):
+            raise InvalidRequest(f"{where}.alias: {str(alias)[:80]!r} is not an alias name ({ALIAS.rule})")
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= INT64_MAX:
+            raise InvalidRequest(f"{where}.version: must be a version number, got {version!r}")
+        if any(m[:2] == (qualify(namespace, function), alias) for m in moves):
+            raise InvalidRequest(f"{where}: {function}:{alias} is named twice")
+        moves.append((qualify(namespace, function), alias, version))
+    for function in sorted({m[0] for m in moves}):  # every function's deploy right, before anything moves
+        await ctx.check(request, principal, DEPLOY, function)
+    target = ", ".join(f"{split(f)[1]}:{a}" for f, a, _ in moves)
+    async with ctx.audited(request, "function.release", target, principal) as note:
+        released = await blocking(ctx.host.release, moves, principal=principal)
+        note.detail["moves"] = [[split(m.function)[1], m.alias, m.previous, m.version] for m in released]
+    return JSONResponse(
+        {
+            "released": [
+                {"function": split(m.function)[1], "alias": m.alias, "previous": m.previous, "version": m.version}
+                for m in released
+            ]
+        }
+    )

@@ -70,6 +70,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ok_status=201,
         ok_schema="Deployed",
         body=(ZIP, "binary"),
+        query=(("live", "boolean", "false: record the version without moving `live` (POST /v1/releases moves it)"),),
         errors=(400, 409, 413),
         mutating=True,
         extra_ok={200: "The same bundle was already deployed: no new version"},
@@ -159,6 +160,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "read",
         ok_schema="Invocation",
         errors=(404,),
+    ),
+    Endpoint(
+        "post",
+        "/v1/releases",
+        "release",
+        "Point several aliases of several functions at versions, all or none (fnhost up's second phase)",
+        "deploy",
+        ok_schema="Released",
+        body=(JSON, "ReleaseRequest"),
+        errors=(400, 404, 409),
+        mutating=True,
     ),
     Endpoint(
         "get",
@@ -358,7 +370,10 @@ SCHEMAS: dict[str, Any] = {
             "sha256": {"type": "string"},
             "created": {"type": "boolean", "description": "false: the same bundle was already deployed"},
             "created_at": {},
-            "live_version": {"type": "integer", "description": "what `live` serves now (pinned: not this one)"},
+            "live_version": {
+                "type": ["integer", "null"],
+                "description": "what `live` serves now (pinned or live=false: maybe not this one; null: nothing yet)",
+            },
         },
     },
     "AliasRemoved": {
@@ -413,6 +428,43 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "invocations": {"type": "array", "items": {"$ref": "#/components/schemas/Invocation"}},
             "next_before": {"type": ["string", "null"], "description": "the `before` of the next page"},
+        },
+    },
+    "ReleaseRequest": {
+        "type": "object",
+        "required": ["aliases"],
+        "properties": {
+            "aliases": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {
+                    "type": "object",
+                    "required": ["function", "alias", "version"],
+                    "properties": {
+                        "function": {"type": "string"},
+                        "alias": {"type": "string"},
+                        "version": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    },
+    "Released": {
+        "type": "object",
+        "properties": {
+            "released": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "function": {"type": "string"},
+                        "alias": {"type": "string"},
+                        "previous": {"type": ["integer", "null"], "description": "null: the alias is new"},
+                        "version": {"type": "integer"},
+                    },
+                },
+            }
         },
     },
     "UsageRow": {

@@ -17,6 +17,7 @@ NAMESPACED_ROOTS = (
     "/v1/secrets",
     "/v1/shares",
     "/v1/usage",
+    "/v1/releases",
 )
 FUNCTION_URL = "/fn/{name}"
 NAMESPACED_FUNCTION_URL = "/ns/{namespace}/fn/{name}"

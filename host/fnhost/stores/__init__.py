@@ -22,12 +22,13 @@ from .errors import (
 from .invocations import InvocationRecord, InvocationStore, Page, bounded_text
 from .kv import KVStore, SQLiteKVStore
 from .queues import QueueMessage, QueueStats, QueueStore, SQLiteQueueStore
-from .registry import LIVE, AliasRecord, FunctionRecord, Registry, VersionRecord
+from .registry import LIVE, AliasMove, AliasRecord, FunctionRecord, Registry, VersionRecord
 from .secrets import MASTER_KEY_ENV, SecretStore, SQLiteSecretStore, load_master_key
 
 __all__ = [
     "LIVE",
     "MASTER_KEY_ENV",
+    "AliasMove",
     "AliasRecord",
     "Database",
     "FunctionRecord",
