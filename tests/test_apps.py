@@ -208,7 +208,9 @@ def empty_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     data = tmp_path_factory.mktemp("apps") / "data"
-    with server(data) as url:
+    # --read-timeout: Hypercorn closes a connection that sends nothing for that long, even while its request
+    # runs; compiling an 18 MB Python component on a loaded 2-core machine can take longer than the default 30 s
+    with server(data, "--read-timeout", "600") as url:
         yield url, (data / "admin.key").read_text().strip()
 
 
