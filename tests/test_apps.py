@@ -3,8 +3,13 @@ release API, against the real app and a real `fnhost serve`."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import shutil
-import threading
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,15 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CACHE_DIR
+from conftest import CACHE_DIR, COMPILED
 from test_api import Api, start_api
-from test_e2e import server
+from test_e2e import _env, _free_port, fnhost, server
 
 from fnhost.appfile import SECRETS_FILE, AppFileError, load_app
 from fnhost.build import build_guest
 from fnhost.cli import Client
 from fnhost.control import pack_bundle
-from fnhost.dev import DevLoop
 from fnhost.up import UpError, up
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -254,10 +258,6 @@ def test_up_deploys_the_shop_and_orders_flow_through_the_queue_and_the_schedule(
             break
         time.sleep(0.5)
     assert seen is not None and seen["orders"] == 3 and seen["totals"] == {"apple": 4, "pear": 1}, seen
-    import hashlib
-    import hmac
-    import json
-
     body = json.dumps({k: v for k, v in seen.items() if k != "signature"}, sort_keys=True)
     assert seen["signature"] == hmac.new(b"test-key", body.encode(), hashlib.sha256).hexdigest()
 
@@ -308,62 +308,95 @@ def test_up_refuses_a_build_error_before_uploading_anything(served: tuple[str, s
     url, token = served
     broken = tmp_path / "broken"
     shutil.copytree(HELLO, broken, ignore=shutil.ignore_patterns("target"))
-    (broken / "src" / "lib.rs").write_text("this is not rust")
+    manifest = broken / "fnhost.toml"  # fails in the build step (no toolchain runs), after `fine` has built
+    manifest.write_text(manifest.read_text().replace('language = "rust"', 'language = "cobol"'))
     app = write_app(tmp_path, f'name = "x"\n[functions.fine]\nsource = "{HELLO}"\n[functions.broken]\nsource = "{broken}"\n')
-    with pytest.raises(UpError, match=r"nothing was deployed: broken \(.*\) does not build: "):
+    with pytest.raises(UpError, match=r"nothing was deployed: broken \(.*\) does not build: build.language: must be"):
         up(load_app(app), Client(url, token))
     names = {f["name"] for f in Client(url, token).json("GET", "/v1/functions")["functions"]}
     assert "fine" not in names and "broken" not in names
 
 
-# the dev loop --------------------------------------------------------------------------------------
-def wait_for(loop: DevLoop, what: str, done: Any, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    with loop.changed:
-        while not done():
-            left = deadline - time.monotonic()
-            assert left > 0, f"the dev loop did not {what} within {timeout_s:g} s"
-            loop.changed.wait(left)
+# the commands --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_up_and_usage_commands(served: tuple[str, str], tmp_path: Path) -> None:
+    url, token = served
+    env = _env(FNHOST_URL=url, FNHOST_TOKEN=token)
+    app = hello_app(tmp_path, "cli-hello")
+    done = fnhost("up", "--app", str(app), env=env)
+    assert done.stdout.splitlines() == ["app hellos: released", "  cli-hello: new version 1; live (new) -> 1"]
+    assert "releasing cli-hello:live -> 1" in done.stderr
+    assert fnhost("up", "--app", str(app), env=env).stdout.splitlines()[0] == "app hellos: nothing changed"
+    bad = fnhost("up", "--app", str(app), "--stage", "prod", env=env, check=False)
+    assert bad.returncode == 1 and "no stage 'prod' (its stages: none)" in bad.stderr
+    assert fnhost("up", "--app", str(tmp_path / "nope.toml"), env=env, check=False).returncode == 1
+
+    for _ in range(3):
+        assert httpx.get(f"{url}/fn/cli-hello/hello?name=u", timeout=30).status_code == 200
+    table = fnhost("usage", "--function", "cli-hello", env=env).stdout.splitlines()
+    assert table[0].split()[:4] == ["FUNCTION", "START", "(UTC)", "INVOCATIONS"]
+    assert [line.split()[0] for line in table[1:]] == ["cli-hello", "cli-hello"]  # this hour, then the total
+    assert table[-1].split()[1:3] == ["total", "3"]
+    as_json = json.loads(fnhost("usage", "--period", "day", "--function", "cli-hello", "--json", env=env).stdout)
+    assert as_json["totals"][0]["invocations"] == 3 and as_json["period"] == "day"
+    nosuch = fnhost("usage", "--function", "nosuch", env=env, check=False)
+    assert nosuch.returncode == 1 and "function 'nosuch' does not exist" in nosuch.stderr
 
 
 @pytest.mark.slow
-def test_dev_loop_redeploys_an_edit_and_keeps_serving_across_a_broken_one(
-    served: tuple[str, str], tmp_path: Path
-) -> None:
-    url, token = served
+def test_dev_command_redeploys_edits_and_keeps_serving_across_a_broken_one(tmp_path: Path) -> None:
+    """`fnhost dev` in a function's directory (as `fnhost new` makes one): its secrets file seeded,
+    an edit deployed, a broken edit reported while the last good version serves on, the fix deployed."""
     src = tmp_path / "hello"
     shutil.copytree(HELLO, src, ignore=shutil.ignore_patterns("target"))
-    app_path = write_app(tmp_path, 'name = "dev"\n[functions.devhello]\nsource = "hello"\n')
-    (tmp_path / SECRETS_FILE).write_text('dev-token = "from-the-local-file"\n')
-    said: list[str] = []
-    loop = DevLoop(app_path, Client(url, token), say=said.append)
-    stop = threading.Event()
-    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        wait_for(loop, "deploy the app", lambda: loop.deploys >= 1)
-        greet = lambda: httpx.get(f"{url}/fn/devhello/hello?name=dev", timeout=30).json()["message"]  # noqa: E731
-        assert greet() == "Hello, dev!"
-        assert "dev-token" in Client(url, token).json("GET", "/v1/secrets")["secrets"]
-        assert not any("from-the-local-file" in line for line in said)  # values are never printed
+    (src / SECRETS_FILE).write_text('dev-token = "from-the-local-file"\n')
+    port = _free_port()
+    log = open(tmp_path / "dev.log", "w+")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fnhost", "dev", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+         "--cache-dir", str(COMPILED), "--read-timeout", "600"],
+        cwd=src, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+    )
 
+    def answer() -> str | None:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/fn/hello/hello?name=d", timeout=5)
+            return str(r.json().get("message")) if r.status_code == 200 else None
+        except httpx.TransportError:
+            return None
+
+    def output() -> str:
+        log.seek(0)
+        return log.read()
+
+    def wait_until(done: Any) -> None:
+        deadline = time.monotonic() + 180
+        while not done():
+            assert proc.poll() is None and time.monotonic() < deadline, output()
+            time.sleep(0.2)
+
+    try:
+        wait_until(lambda: answer() == "Hello, d!")
+        token = (tmp_path / "data" / "admin.key").read_text().strip()
+        secrets = Client(f"http://127.0.0.1:{port}", token).json("GET", "/v1/secrets")["secrets"]
+        assert secrets == ["dev-token"] and "from-the-local-file" not in output()  # set, never printed
         lib = src / "src" / "lib.rs"
-        good = lib.read_text().replace('"Hello, {}!"', '"Howdy, {}!"')
+        good = lib.read_text().replace('"Hello, {}!"', '"Hey there, {}!"')
         lib.write_text(good)
-        wait_for(loop, "redeploy the edit", lambda: loop.deploys >= 2)
-        assert greet() == "Howdy, dev!"
-        assert any("  devhello: new version 2; live 1 -> 2" in line for line in said), said
+        wait_until(lambda: answer() == "Hey there, d!")
+        assert "hello: new version 2; live 1 -> 2" in output()
 
         lib.write_text(good + "\nthis is not rust\n")
-        wait_for(loop, "report the broken build", lambda: loop.failures >= 1)
-        failure = next(line for line in said if "does not build" in line)
-        assert "devhello" in failure and "still serving the last good versions" in failure
-        assert greet() == "Howdy, dev!"  # the last good version serves on
-
-        lib.write_text(good.replace("Howdy", "Hi"))  # fixed: the next save deploys again
-        wait_for(loop, "redeploy the fix", lambda: loop.deploys >= 3)
-        assert greet() == "Hi, dev!"
+        wait_until(lambda: "still serving the last good versions" in output())
+        assert "hello (" in output() and "does not build" in output()
+        assert answer() == "Hey there, d!"  # the last good version serves on
+        lib.write_text(good.replace("Hey there", "Hi"))
+        wait_until(lambda: answer() == "Hi, d!")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "app dev: released" in output()
     finally:
-        stop.set()
-        thread.join(timeout=15)
-    assert not thread.is_alive()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()

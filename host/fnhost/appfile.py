@@ -137,6 +137,22 @@ def load_app(path: str | Path = APP_FILE, stage: str | None = None) -> App:
     return _App(path, data).resolve(stage)
 
 
+def app_of_guests(dirs: list[Path], where: Path | None = None) -> App:
+    """An app without an app file: each guest directory a function under its manifest's name (`fnhost
+    dev --guests DIR`, or `fnhost dev` inside a function made by `fnhost new`). `where` stands for the
+    app file's path in messages, and its directory holds the secrets file (default: the working directory)."""
+    functions: dict[str, Any] = {}
+    for d in dirs:
+        try:
+            name = Manifest.from_toml((d / "fnhost.toml").read_bytes()).name
+        except OSError as e:
+            raise AppFileError(f"{d}: no readable fnhost.toml ({e.strerror}); give a guest source directory") from None
+        if name in functions:
+            raise AppFileError(f"{d}: its function {name!r} is also {functions[name]['source']}; rename one")
+        functions[name] = {"source": str(Path(d).resolve())}
+    return _App(where or Path.cwd() / APP_FILE, {"name": "dev", "functions": functions}).resolve(None)
+
+
 class _App:
     """The parsed file and what every stage shares; `resolve` makes the `App` of one stage."""
 

@@ -110,6 +110,7 @@ def _serve_host(
     )
     triggers = Triggers(host)
     stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))  # a no-op until started
+    dev_loop: Callable[[], None] = lambda: None  # noqa: E731  # `fnhost dev`: stops its watch loop
     try:
         if listener_fd is None:
             _start_work(host, args, trusted)
@@ -131,6 +132,8 @@ def _serve_host(
         )
         if run_triggers:
             triggers.start()  # async invokes, queue triggers and schedules (docs/events.md)
+        if args.command == "dev":
+            dev_loop = _start_dev_loop(args)
         config = Config()
         config.bind = [f"{args.host}:{args.port}"]
         config.accesslog = "-" if args.access_log else None
@@ -146,6 +149,7 @@ def _serve_host(
     finally:
         # The whole stop fits in --graceful-timeout (+ a moment to close): the triggers stopped
         # while Hypercorn finished its requests, and closing the host stops waiting for guests.
+        dev_loop()
         if not stopping.join(args.graceful_timeout + STOP_MARGIN_S / 2):
             say(f"some trigger workers were still running after {args.graceful_timeout:g} s")
         host.close()
@@ -161,9 +165,6 @@ def _start_work(host: Any, args: argparse.Namespace, trusted: list[str]) -> None
         say(f"  use it with: export FNHOST_TOKEN=$(cat {admin_file})")
     if args.bundles:
         deploy_at_start(host, _bundle_files(Path(args.bundles)), trusted, created_by="serve --bundles")
-    if args.command == "dev":
-        sources = [(str(d), _builder_of(d)) for d in _guest_dirs(args.guests)]
-        deploy_at_start(host, sources, trusted, created_by="dev", skip_failures=True)
 
 
 def _serving_banner(args: argparse.Namespace) -> str:
@@ -312,7 +313,7 @@ def deploy_at_start(
     """Deploy bundles before serving (verified if `trusted_keys`), each audited.
 
     `sources` are (label, a function returning the bundle zip). A bad bundle stops the start,
-    naming it, unless `skip_failures` (`fnhost dev`: a guest whose toolchain is missing is skipped).
+    naming it, unless `skip_failures`.
     """
     from .control import AuditLog, open_bundle, verify_bundle
 
@@ -341,6 +342,51 @@ def _bundle_files(bundles: Path) -> list[tuple[str, Callable[[], bytes]]]:
     return [(str(p), p.read_bytes) for p in paths]
 
 
+def _start_dev_loop(args: argparse.Namespace) -> Callable[[], None]:
+    """`fnhost dev`: once the server answers, the watch loop (fnhost.dev) deploys the app over HTTP
+    with the data dir's admin key, and again after every edit. Returns the function that stops it."""
+    from .appfile import APP_FILE, app_of_guests, load_app
+    from .dev import DevLoop
+
+    app_path = Path(args.app or APP_FILE)
+    load = None
+    stage = args.stage
+    if args.guests or (args.app is None and not app_path.is_file()):
+        here = Path("fnhost.toml").is_file() and not args.guests
+        dirs = [Path(".")] if here else _guest_dirs(args.guests)
+        load = lambda: app_of_guests(dirs)  # noqa: E731
+        if stage is not None:
+            raise CliError("--stage needs an app file (--app FILE or ./fnhost.app.toml)")
+    elif stage is None and "dev" in load_app(app_path).stages:
+        stage = "dev"
+        say(f"fnhost dev: stage dev of {app_path} (--stage chooses another)")
+    token_file = Path(args.data_dir) / "admin.key"
+    token = token_file.read_text().strip() if token_file.is_file() else os.environ.get("FNHOST_TOKEN")
+    if not token:
+        raise CliError(f"fnhost dev deploys with an admin key: none in {token_file} and FNHOST_TOKEN is not set")
+    address = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    client = Client(f"http://{address}:{args.port}", token)
+    loop = DevLoop(app_path, client, stage=stage, say=say, load=load)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():  # the server starts listening once this thread is running
+            with contextlib.suppress(httpx.TransportError):
+                if client.http.get("/healthz", timeout=1).status_code == 200:
+                    break
+            stop.wait(0.1)
+        loop.run(stop)
+
+    thread = threading.Thread(target=run, name="fnhost-dev", daemon=True)
+    thread.start()
+
+    def stop_loop() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return stop_loop
+
+
 def _guest_dirs(given: list[str] | None) -> list[Path]:
     """`fnhost dev`'s guests: the ones given, else the repository's Rust examples (fast to build)."""
     if given:
@@ -348,10 +394,6 @@ def _guest_dirs(given: list[str] | None) -> list[Path]:
     from .build import sdk_root
 
     return sorted(d for d in (sdk_root().parent / "guests" / "rust").iterdir() if (d / "fnhost.toml").is_file())
-
-
-def _builder_of(src: Path) -> Callable[[], bytes]:
-    return lambda: build_bundle(src)[1]
 
 
 def _public_key_arg(value: str) -> str:
@@ -539,6 +581,43 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         say(f"warning: {name} live is pinned to version {live}, so version {result['version']} does not serve "
             f"by default; `fnhost unpin {name}` makes live follow the newest version")  # fmt: skip
     return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .appfile import load_app
+    from .up import up
+
+    app = load_app(args.app, args.stage)
+    report = up(app, _client(args), cache_dir=args.cache_dir, sign=Path(args.sign) if args.sign else None, progress=say)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("function", args.function), ("period", args.period), ("since", args.since),
+                                 ("until", args.until)) if v}  # fmt: skip
+    listed = _listing(args, "/v1/usage", **params)
+    if listed is None:
+        return 0
+    rows = [("FUNCTION", "START (UTC)", "INVOCATIONS", "ERRORS", "THROTTLES", "P50 MS", "P99 MS", "GB-S", "FUEL")]
+    for u in [*listed["usage"], *({**t, "start_iso": "total"} for t in listed["totals"])]:
+        d = u["duration_ms"]
+        rows.append((
+            u["function"], u["start_iso"].replace("T", " ").removesuffix(":00Z"), str(u["invocations"]),
+            str(u["errors"]), str(u["throttles"]), _ms(d["p50"]), _ms(d["p99"]), f"{u['gb_seconds']:.6f}",
+            str(u["fuel"]),
+        ))  # fmt: skip
+    if len(rows) == 1:
+        print(f"no invocations between {time.strftime('%Y-%m-%d %H:%M', time.gmtime(listed['since']))} and "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(listed['until']))} UTC")  # fmt: skip
+        return 0
+    _table(rows)
+    return 0
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -1024,14 +1103,42 @@ def parser() -> argparse.ArgumentParser:
         "--no-triggers", action="store_true", help="do not run async invokes, queue triggers or schedules here"
     )
     sub.add_parser("serve", parents=[s], help="run the HTTP server (Hypercorn)").set_defaults(func=cmd_serve)
-    dev = sub.add_parser("dev", parents=[s], help="serve with example guests built and deployed at start")
+    dev = sub.add_parser(
+        "dev",
+        parents=[s],
+        help="serve, deploy an app (./fnhost.app.toml, --app) and redeploy what you edit "
+        "(e.g. cd guests/apps/shop && fnhost dev)",
+    )
+    dev.add_argument("--app", metavar="FILE", help="the app file (default ./fnhost.app.toml if there)")
+    dev.add_argument("--stage", help="the app's stage (default: dev, when the app declares it)")
     dev.add_argument(
         "--guests",
         action="append",
         metavar="DIR",
-        help="a guest source directory to build and deploy (repeatable; default guests/rust/*)",
+        help="instead of an app file: a guest source directory (repeatable; default: ./ when it has a "
+        "fnhost.toml, else guests/rust/*)",
     )
     dev.set_defaults(func=cmd_serve)
+
+    u = sub.add_parser(
+        "up",
+        parents=[client],
+        help="build and deploy an app's functions, then release them together (fnhost up --stage prod)",
+    )
+    u.add_argument("--app", default="fnhost.app.toml", metavar="FILE", help="the app file (default ./fnhost.app.toml)")
+    u.add_argument("--stage", help="apply this [stage.NAME]'s overrides")
+    u.add_argument("--sign", metavar="KEYFILE", help="sign every bundle with this Ed25519 private key")
+    u.add_argument("--cache-dir", type=Path, help="build cache (default $FNHOST_CACHE_DIR or ~/.cache/fnhost)")
+    u.set_defaults(func=cmd_up)
+
+    us = sub.add_parser(
+        "usage", parents=[client], help="usage per function and hour or day (fnhost usage --period day)"
+    )
+    us.add_argument("--function", help="one function (default: every one the key may read)")
+    us.add_argument("--period", choices=["hour", "day"], default="hour")
+    us.add_argument("--since", help="Unix seconds or ISO 8601 (default: 24 hours, or 30 days, before --until)")
+    us.add_argument("--until", help="Unix seconds or ISO 8601 (default: now)")
+    us.set_defaults(func=cmd_usage)
 
     b = sub.add_parser("build", help="build a guest's source directory into a bundle zip")
     b.add_argument("dir")

@@ -94,6 +94,10 @@ class DevLoop:
         app = self.deploy()
         while not stop.is_set():
             roots = self._roots(app)
+            if not roots:
+                self.say("fnhost dev: nothing to watch; fix the app and restart")
+                stop.wait()
+                return
             self.say(f"watching {', '.join(str(r) for r in roots)} (Ctrl-C stops)")
             for changes in watchfiles.watch(*roots, stop_event=stop, watch_filter=_source_change, debounce=300):
                 paths = {Path(p) for _, p in changes}
@@ -111,7 +115,8 @@ class DevLoop:
                         break  # a function was added or moved: watch its directory too
 
     def _roots(self, app: App | None) -> list[Path]:
-        roots = {self.app_path.resolve().parent}
+        # the app file's directory (its functions, the secrets file); without an app file, the guests only
+        roots = {self.app_path.resolve().parent} if self.app_path.is_file() else set()
         for f in app.functions if app is not None else ():
             location = f.location if f.source is not None else f.location.parent
             if not any(location == r or r in location.parents for r in roots):
