@@ -21,9 +21,9 @@ from conftest import CACHE_DIR, COMPILED
 from test_api import Api, start_api
 from test_e2e import _env, _free_port, fnhost, server
 
+from fnhost import Client
 from fnhost.appfile import SECRETS_FILE, AppFileError, load_app
 from fnhost.build import build_guest
-from fnhost.cli import Client
 from fnhost.control import pack_bundle
 from fnhost.up import UpError, up
 

@@ -4,8 +4,13 @@
     host = Host(".fnhost")
     host.deploy("hello", wasm, manifest)
     result = host.invoke("hello", b'{"name": "you"}')
+
+    from fnhost import Server, ServerConfig, Client
+    Server(ServerConfig(data_dir=".fnhost")).run()                  # the HTTP API, triggers, keys, audit
+    Client("http://127.0.0.1:8080", token).invoke("hello", b"{}")   # that API from another program
 """
 
+from .client import ApiError, Client
 from .errors import (
     BuildError,
     BundleError,
@@ -23,12 +28,15 @@ from .host import Host, Version
 from .manifest import Grants, Limits, Manifest
 from .runtime.engine import EngineSettings
 from .runtime.outcomes import HttpResponse, InvocationResult, Outcome
+from .server import Server, ServerConfig
 from .stores.usage import Rollup, UsageRetention
 
 __all__ = [
+    "ApiError",
     "BuildError",
     "BundleError",
     "BundleTooLarge",
+    "Client",
     "Conflict",
     "EngineSettings",
     "FnhostError",
@@ -44,6 +52,8 @@ __all__ = [
     "NotFound",
     "Outcome",
     "Rollup",
+    "Server",
+    "ServerConfig",
     "SignatureError",
     "Unauthorized",
     "UsageRetention",

@@ -5,16 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..control.auth import DEPLOY, INVOKE, Principal
-from ..control.bundles import BundleLimits, open_bundle
-from ..control.signing import verify_bundle
-from ..host import Version
+from ..control.auth import DEPLOY, INVOKE
 from ..names import ALIAS, FUNCTION
 from ..namespaces import namespace_of as namespace_of_function
 from ..namespaces import qualify, split
 from ..stores import LIVE
-from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of
-from .errors import InvalidRequest
+from .context import READ, blocking, context_of, function_of, namespace_of
+from .errors import InvalidRequest, request_id_of
 from .parsing import INT64_MAX, json_object, query_bool
 from .serialize import jsonable
 
@@ -28,40 +25,23 @@ async def deploy(request: Request) -> Response:
     go_live = query_bool(request, "live", True)
     principal = await ctx.authorize(request, DEPLOY, name)
     data = await request.body()
-    detail = {"bytes": len(data), **({} if go_live else {"live": False})}
-    async with ctx.audited(request, "function.deploy", name, principal, detail) as note:
-        version = await blocking(_deploy, ctx, name, data, principal, note.detail, go_live)
-        created = version.created
-        note.detail.update(version=version.version, sha256=version.sha256, created=created)
+    # the one pipeline (fnhost.control.deploys): bundle, signature, name, grants, compile, audit
+    deployed = await blocking(
+        ctx.deployer.deploy_bundle, data, principal, name=name, request_id=request_id_of(request), go_live=go_live
+    )
+    version = deployed.version
     live = next((a.version for a in (await blocking(ctx.host.get_function, name)).aliases if a.alias == LIVE), None)
     body = {
         "name": version.name,
         "version": version.version,
         "sha256": version.sha256,
-        "created": created,
+        "created": version.created,
         "created_at": version.created_at,
         # not this version when `live` is pinned (see DELETE .../aliases/live) or with live=false; None: no
         # version of the function is live yet (its first deploy with live=false)
         "live_version": live,
     }
-    return JSONResponse(body, status_code=201 if created else 200)
-
-
-def _deploy(
-    ctx: ApiContext, name: str, data: bytes, principal: Principal, detail: dict[str, object], go_live: bool
-) -> Version:
-    bundle = open_bundle(data, limits=BundleLimits(max_upload_bytes=ctx.max_bundle_bytes))
-    detail["bundle_sha256"] = bundle.sha256
-    if ctx.trusted_keys:
-        detail["signed_by"] = verify_bundle(bundle, ctx.trusted_keys)
-    plain = split(name)[1]
-    if bundle.manifest.name != plain:
-        raise InvalidRequest(
-            f"the URL names function {plain!r} but the bundle's fnhost.toml says name = "
-            f"{bundle.manifest.name!r}; deploy to /v1/functions/{bundle.manifest.name}"
-        )
-    # The grant check (who may give this function what) is inside Host.deploy, for every caller.
-    return ctx.host.deploy(name, bundle.wasm, bundle.manifest, principal=principal, go_live=go_live)
+    return JSONResponse(body, status_code=201 if version.created else 200)
 
 
 async def list_functions(request: Request) -> Response:
