@@ -22,7 +22,7 @@ from test_api import Api, start_api
 from test_e2e import _env, _free_port, fnhost, server
 
 from fnhost import Client
-from fnhost.appfile import SECRETS_FILE, AppFileError, load_app
+from fnhost.appfile import APP_FILE, SECRETS_FILE, AppFileError, app_of_guests, load_app
 from fnhost.build import build_guest
 from fnhost.control import pack_bundle
 from fnhost.up import UpError, up
@@ -103,6 +103,17 @@ def test_stages_override_the_manifest_without_restating_it() -> None:
     assert base.secrets == {"report-key": ["report"]}
     # the triggers and queues are the manifests': the app file names none of them
     assert base.function("tally").manifest.queue_triggers[0].queue == "orders"
+
+
+def test_guest_directories_make_an_app_without_a_file(tmp_path: Path) -> None:
+    """`fnhost dev` inside a function's directory (or with --guests DIR): each one a function."""
+    app = app_of_guests([HELLO, ROOT / "guests" / "rust" / "counter"], where=tmp_path / APP_FILE)
+    assert [(f.name, f.source) for f in app.functions] == [("hello", HELLO), ("counter", ROOT / "guests" / "rust" / "counter")]
+    assert not any(f.overridden for f in app.functions)
+    with pytest.raises(AppFileError, match="its function 'hello' is also"):
+        app_of_guests([HELLO, HELLO])
+    with pytest.raises(AppFileError, match=r"no readable fnhost\.toml"):
+        app_of_guests([tmp_path])
 
 
 def test_a_function_is_deployed_under_its_key(tmp_path: Path) -> None:
@@ -326,7 +337,8 @@ def test_up_and_usage_commands(served: tuple[str, str], tmp_path: Path) -> None:
     done = fnhost("up", "--app", str(app), env=env)
     assert done.stdout.splitlines() == ["app hellos: released", "  cli-hello: new version 1; live (new) -> 1"]
     assert "releasing cli-hello:live -> 1" in done.stderr
-    assert fnhost("up", "--app", str(app), env=env).stdout.splitlines()[0] == "app hellos: nothing changed"
+    again = json.loads(fnhost("up", "--app", str(app), "--json", env=env).stdout)
+    assert again["changed"] is False and again["functions"][0] == {"name": "cli-hello", "version": 1, "uploaded": False, "moves": []}
     bad = fnhost("up", "--app", str(app), "--stage", "prod", env=env, check=False)
     assert bad.returncode == 1 and "no stage 'prod' (its stages: none)" in bad.stderr
     assert fnhost("up", "--app", str(tmp_path / "nope.toml"), env=env, check=False).returncode == 1
@@ -345,22 +357,25 @@ def test_up_and_usage_commands(served: tuple[str, str], tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_dev_command_redeploys_edits_and_keeps_serving_across_a_broken_one(tmp_path: Path) -> None:
-    """`fnhost dev` in a function's directory (as `fnhost new` makes one): its secrets file seeded,
-    an edit deployed, a broken edit reported while the last good version serves on, the fix deployed."""
+    """`fnhost dev` beside an app file: stage dev by default, the secrets file seeded, an edit deployed,
+    a broken edit reported while the last good version serves on, the fix deployed, and a function added
+    to the app file deployed."""
     src = tmp_path / "hello"
     shutil.copytree(HELLO, src, ignore=shutil.ignore_patterns("target"))
-    (src / SECRETS_FILE).write_text('dev-token = "from-the-local-file"\n')
+    app_file = write_app(tmp_path, 'name = "dev"\n[functions.hello]\nsource = "hello"\n'
+                                   '[stage.dev.functions.hello]\naliases = ["live", "dev"]\n')
+    (tmp_path / SECRETS_FILE).write_text('dev-token = "from-the-local-file"\n')
     port = _free_port()
     log = open(tmp_path / "dev.log", "w+")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "fnhost", "dev", "--port", str(port), "--data-dir", str(tmp_path / "data"),
          "--cache-dir", str(COMPILED), "--read-timeout", "600"],
-        cwd=src, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+        cwd=tmp_path, env=_env(), stdout=log, stderr=subprocess.STDOUT,
     )
 
-    def answer() -> str | None:
+    def answer(function: str = "hello") -> str | None:
         try:
-            r = httpx.get(f"http://127.0.0.1:{port}/fn/hello/hello?name=d", timeout=5)
+            r = httpx.get(f"http://127.0.0.1:{port}/fn/{function}/hello?name=d", timeout=5)
             return str(r.json().get("message")) if r.status_code == 200 else None
         except httpx.TransportError:
             return None
@@ -377,9 +392,12 @@ def test_dev_command_redeploys_edits_and_keeps_serving_across_a_broken_one(tmp_p
 
     try:
         wait_until(lambda: answer() == "Hello, d!")
+        assert "fnhost dev: stage dev of fnhost.app.toml" in output()
         token = (tmp_path / "data" / "admin.key").read_text().strip()
-        secrets = Client(f"http://127.0.0.1:{port}", token).json("GET", "/v1/secrets")["secrets"]
-        assert secrets == ["dev-token"] and "from-the-local-file" not in output()  # set, never printed
+        api = Client(f"http://127.0.0.1:{port}", token)
+        assert api.json("GET", "/v1/secrets")["secrets"] == ["dev-token"]
+        assert "from-the-local-file" not in output()  # set, never printed
+        assert {a["alias"] for a in api.aliases("hello")} == {"live", "dev"}
         lib = src / "src" / "lib.rs"
         good = lib.read_text().replace('"Hello, {}!"', '"Hey there, {}!"')
         lib.write_text(good)
@@ -392,9 +410,11 @@ def test_dev_command_redeploys_edits_and_keeps_serving_across_a_broken_one(tmp_p
         assert answer() == "Hey there, d!"  # the last good version serves on
         lib.write_text(good.replace("Hey there", "Hi"))
         wait_until(lambda: answer() == "Hi, d!")
+        app_file.write_text(app_file.read_text() + '[functions.hello-too]\nsource = "hello"\n')
+        wait_until(lambda: answer("hello-too") == "Hi, d!")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        assert "app dev: released" in output()
+        assert "app dev (stage dev): released" in output()
     finally:
         if proc.poll() is None:
             proc.kill()
