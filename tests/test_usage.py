@@ -89,6 +89,10 @@ def test_bad_queries_say_what_to_change(any_db: object) -> None:
         store.query(period="hour", since=T0, until=T0)
     with pytest.raises(InvalidArgument, match="use period=day"):
         store.query(period="hour", since=T0, until=T0 + 400 * 86400)
+    store.record_many([rec(i, function=f"f{i}") for i in range(3)])  # many functions: a huge answer is refused
+    assert len(store.query(period="hour", since=T0, until=T0 + HOUR, max_rows=3)) == 3
+    with pytest.raises(InvalidArgument, match="more than 2 usage rows; narrow since/until, ask for one function"):
+        store.query(period="hour", since=T0, until=T0 + HOUR, max_rows=2)
 
 
 def test_purge_keeps_what_retention_allows(any_db: object) -> None:

@@ -189,6 +189,8 @@ class UsageRetention:
 
 MAX_BUCKETS = {"hour": 24 * 62, "day": 3660}
 """The most buckets one query may span, per period (a longer range: ask per day, or in pieces)."""
+MAX_ROWS = 50_000
+"""The most stored rows one query reads (a namespace of many functions over a long range: narrow it)."""
 
 
 class UsageStore(SQLiteStore):
@@ -242,9 +244,11 @@ class UsageStore(SQLiteStore):
         until: float,
         namespace: str | None = None,
         function: str | None = None,
+        max_rows: int = MAX_ROWS,
     ) -> list[Rollup]:
         """Rollups of `period` whose bucket starts in [since, until), of one `namespace` (and one
-        `function`, a store name) or every one; sorted by function, then time."""
+        `function`, a store name) or every one; sorted by function, then time. More than `max_rows`
+        stored rows (one per function, bucket and outcome) is refused, naming the fix."""
         if period not in PERIODS:
             raise InvalidArgument(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
         if not until > since:
@@ -265,10 +269,16 @@ class UsageStore(SQLiteStore):
             params.append(function)
         sql = (
             f"SELECT function, bucket_start, outcome, {', '.join(_SUMS)}, max_duration_ms FROM usage_rollups "
-            f"WHERE {' AND '.join(where)} ORDER BY function, bucket_start, outcome"
+            f"WHERE {' AND '.join(where)} ORDER BY function, bucket_start, outcome LIMIT ?"
         )
+        rows = self._db.db.execute(sql, [*params, max_rows + 1]).fetchall()
+        if len(rows) > max_rows:
+            raise InvalidArgument(
+                f"the range holds more than {max_rows} usage rows; narrow since/until, ask for one function, "
+                f"{'or use period=day' if period == 'hour' else 'or ask in pieces'}"
+            )
         out: list[Rollup] = []
-        for row in self._db.db.execute(sql, params):
+        for row in rows:
             name, start, outcome = row[0], int(row[1]), row[2]
             if not out or (out[-1].function, out[-1].start) != (name, start):
                 out.append(Rollup(name, period, start))
