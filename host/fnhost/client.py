@@ -126,9 +126,11 @@ class Client:
         )
 
     @classmethod
-    def from_env(cls, url: str | None = None, token: str | None = None, namespace: str | None = None) -> Client:
+    def from_env(
+        cls, url: str | None = None, token: str | None = None, namespace: str | None = None, **options: Any
+    ) -> Client:
         """A client configured as the CLI is: arguments first, else ``FNHOST_URL``, ``FNHOST_TOKEN``
-        (``@FILE`` reads the token from a file) and ``FNHOST_NAMESPACE``."""
+        (``@FILE`` reads the token from a file) and ``FNHOST_NAMESPACE``; `options` as for `Client`."""
         token = token or os.environ.get("FNHOST_TOKEN") or None
         if token is not None and token.startswith("@"):
             path = token[1:]
@@ -137,7 +139,7 @@ class Client:
             except OSError as e:
                 raise ApiError(None, "invalid_token", f"cannot read the token file {path}: {e.strerror}") from None
         namespace = namespace or os.environ.get("FNHOST_NAMESPACE") or None
-        return cls(url or os.environ.get("FNHOST_URL") or DEFAULT_URL, token, namespace=namespace)
+        return cls(url or os.environ.get("FNHOST_URL") or DEFAULT_URL, token, namespace=namespace, **options)
 
     def close(self) -> None:
         self._http.close()
@@ -327,6 +329,12 @@ class Client:
     def purge_queue(self, queue: str) -> int:
         """Delete every message of a queue; how many there were."""
         return int(self.json("DELETE", f"/v1/queues/{quote(queue, safe='')}/messages")["deleted"])
+
+    def redrive_queue(self, queue: str, *, to: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """Move a dead-letter queue's messages back to the queue its trigger reads (or `to`):
+        {queue, to, moved: [ids], count, remaining}."""
+        body: dict[str, Any] = {"limit": limit} if to is None else {"to": to, "limit": limit}
+        return cast(dict[str, Any], self.json("POST", f"/v1/queues/{quote(queue, safe='')}/redrive", json=body))
 
     def queue_triggers(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self.json("GET", "/v1/triggers")["queue"])

@@ -33,6 +33,7 @@ from .control.audit import AuditLog, FailedAuthentications
 from .control.auth import ApiKeys, Principal
 from .control.bundles import BundleLimits
 from .control.deploys import Deployer, Deployment
+from .egress import EgressConfig
 from .host import Host
 from .stores.usage import UsageRetention
 from .triggers import Triggers
@@ -85,6 +86,8 @@ class ServerConfig:
     usage_hourly_days: int = 14
     """Days hourly usage rollups are kept (`GET /v1/usage`); daily ones `usage_daily_days`."""
     usage_daily_days: int = 400
+    egress: EgressConfig = field(default_factory=EgressConfig)
+    """Outbound HTTP of functions (`--egress`, `--egress-ca-file`)."""
 
 
 class Server:
@@ -111,6 +114,7 @@ class Server:
                 max_pinned=config.max_pinned,
                 max_warm_mb=config.max_warm_mb,
                 usage_retention=UsageRetention(config.usage_hourly_days, config.usage_daily_days),
+                egress=config.egress,
             )
         )
         try:
