@@ -31,7 +31,8 @@ COMMANDS = _commands(cli)
 
 def test_the_tree_has_every_command() -> None:
     for expected in [("serve",), ("dev",), ("deploy",), ("logs",), ("alias", "rm"), ("keys", "gen-signing"),
-                     ("db", "copy"), ("completion",), ("rollback",), ("unpin",), ("versions",), ("delete",)]:  # fmt: skip
+                     ("db", "copy"), ("completion",), ("rollback",), ("unpin",), ("versions",), ("delete",),
+                     ("up",), ("usage",)]:  # fmt: skip
         assert expected in COMMANDS
 
 

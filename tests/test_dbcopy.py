@@ -52,6 +52,7 @@ def test_copy_moves_everything_and_it_works_there(tmp_path: Path, postgres_serve
     report = copy_data_dir(tmp_path / "data", dsn, master_key=KEY)
     assert report.binaries == 1 and report.audit_entries == 5
     assert report.rows["versions"] == 2 and report.rows["queue_messages"] == 2
+    assert report.rows["usage_rollups"] == 2  # the invoke's hour and day
     assert "console_sessions" not in report.rows  # browsers sign in again on the new database
 
     with Host(tmp_path / "node", cache_dir=tmp_path / "node-cache", master_key=KEY, database=dsn) as host:
@@ -67,6 +68,7 @@ def test_copy_moves_everything_and_it_works_there(tmp_path: Path, postgres_serve
         assert log.head() == before["head"] and log.verify().ok
         assert log.record("after.copy", "x", "ok").id == 6  # the chain goes on
         assert host.invocations.store.get(before["invocation"]) is not None
+        assert [r.invocations for r in host.usage(period="day", function="echo")] == [2]  # copied, and the one here
         assert Triggers(host).async_invocations.get(before["async"]).status == "queued"
 
 

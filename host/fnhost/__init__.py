@@ -30,6 +30,7 @@ from .manifest import Grants, Limits, Manifest
 from .runtime.engine import EngineSettings
 from .runtime.outcomes import HttpResponse, InvocationResult, Outcome
 from .server import Server, ServerConfig
+from .stores.usage import Rollup, UsageRetention
 
 __all__ = [
     "ApiError",
@@ -53,9 +54,11 @@ __all__ = [
     "ManifestError",
     "NotFound",
     "Outcome",
+    "Rollup",
     "Server",
     "ServerConfig",
     "SignatureError",
     "Unauthorized",
+    "UsageRetention",
     "Version",
 ]

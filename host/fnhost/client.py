@@ -82,8 +82,9 @@ class Deployed(TypedDict):
     sha256: str
     created: bool
     created_at: float
-    live_version: int
-    """Not `version` when `live` is pinned to an older one."""
+    live_version: int | None
+    """Not `version` when `live` is pinned to an older one, or after `deploy(live=False)` (None: nothing
+    of the function is live yet)."""
 
 
 Invocation = dict[str, Any]
@@ -175,10 +176,18 @@ class Client:
         )
 
     # functions -------------------------------------------------------------------------------------
-    def deploy(self, name: str, bundle: bytes) -> Deployed:
-        """Upload a bundle zip (`fnhost build`); the server validates and compiles it before answering."""
+    def deploy(self, name: str, bundle: bytes, *, live: bool = True) -> Deployed:
+        """Upload a bundle zip (`fnhost build`); the server validates and compiles it before answering.
+        `live=False`: the new version serves nothing until `release` points `live` at it."""
         headers = {"Content-Type": "application/zip"}
-        return cast(Deployed, self.json("PUT", _fn(name), content=bundle, headers=headers))
+        params = {} if live else {"live": "false"}
+        return cast(Deployed, self.json("PUT", _fn(name), content=bundle, headers=headers, params=params))
+
+    def release(self, moves: Sequence[tuple[str, str, int]]) -> list[dict[str, Any]]:
+        """Point each (function, alias, version) at once, all or none (`POST /v1/releases`): for each,
+        {function, alias, previous, version}."""
+        body = {"aliases": [{"function": f, "alias": a, "version": v} for f, a, v in moves]}
+        return cast(list[dict[str, Any]], self.json("POST", "/v1/releases", json=body)["released"])
 
     def list_functions(self) -> list[Function]:
         return cast(list[Function], self.json("GET", "/v1/functions")["functions"])
@@ -332,6 +341,21 @@ class Client:
 
     def schedules(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self.json("GET", "/v1/schedules")["schedules"])
+
+    # usage ----------------------------------------------------------------------------------------
+    def usage(
+        self,
+        *,
+        function: str | None = None,
+        period: str = "hour",
+        since: float | str | None = None,
+        until: float | str | None = None,
+    ) -> dict[str, Any]:
+        """Usage per function and hour or day (`GET /v1/usage`): {usage: [rows], totals: [per function], ...};
+        `since`/`until` are Unix seconds or ISO 8601."""
+        given = {"function": function, "period": period, "since": since, "until": until}
+        params = {k: str(v) for k, v in given.items() if v is not None}
+        return cast(dict[str, Any], self.json("GET", "/v1/usage", params=params))
 
     # secrets, keys, shares, audit ------------------------------------------------------------------
     def secrets(self) -> list[str]:

@@ -27,6 +27,7 @@ from .stores.database import AnyDatabase, Database, PostgresDatabase, executeman
 from .stores.queue_mappings import QueueMappingStore
 from .stores.schedules import ScheduleStateStore
 from .stores.shares import ShareStore
+from .stores.usage import UsageStore
 from .stores.wasm import DatabaseWasmStore, FileWasmStore
 
 BATCH = 500
@@ -47,7 +48,7 @@ def migrate_every_store(db: AnyDatabase, master_key: bytes) -> None:
     """Bring every table of fnhost to this code's schema (what a host, its triggers and its API create)."""
     queues = SQLiteQueueStore(db)
     for make in (Registry, SQLiteKVStore, InvocationStore, ShareStore, ApiKeyStore, AuditLog, ScheduleStateStore,
-                 QueueMappingStore, ConcurrencyStore):  # fmt: skip
+                 QueueMappingStore, ConcurrencyStore, UsageStore):  # fmt: skip
         make(db)
     SQLiteSecretStore(db, master_key)
     AsyncInvocationStore(db, queues)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +39,7 @@ from .runtime.sandbox import Call, Prepared, Sandbox
 from .runtime.tiers import TieredCompiler
 from .stores import (
     LIVE,
+    AliasMove,
     Database,
     FunctionRecord,
     InvocationStore,
@@ -51,6 +53,7 @@ from .stores import (
 from .stores.concurrency import ConcurrencyStore
 from .stores.database import AnyDatabase, PostgresDatabase, open_database
 from .stores.registry import no_such_function
+from .stores.usage import Rollup, UsageRetention, UsageStore
 from .stores.wasm import DatabaseWasmStore, FileWasmStore, WasmStore
 
 WASM_MAGIC = b"\x00asm"
@@ -138,6 +141,7 @@ class Host:
         max_pinned: int = 16,
         max_warm_mb: int = 1024,
         max_log_memory_mb: int = DEFAULT_MAX_LOG_MEMORY_BYTES >> 20,
+        usage_retention: UsageRetention | None = None,
         resolve_ttl_s: float | None = None,
         egress: EgressConfig | None = None,
     ) -> None:
@@ -154,7 +158,8 @@ class Host:
         self.queues = SQLiteQueueStore(self._db, max_message_bytes=max_queue_message_bytes)
         self.secrets = SQLiteSecretStore(self._db, master_key or load_master_key(self.data_dir))
         self.shares = Shares(self._db)
-        self.invocations = InvocationRecorder(InvocationStore(self._db))
+        self._usage = UsageStore(self._db)
+        self.invocations = InvocationRecorder(InvocationStore(self._db), self._usage, retention=usage_retention)
         self._settings = engine_settings or EngineSettings()
         self._engine = make_engine(self._settings)  # Cranelift: what every version runs in the end
         engines = {CRANELIFT: self._engine}
@@ -201,8 +206,12 @@ class Host:
         *,
         principal: Principal | None = None,
         created_by: str | None = None,
+        go_live: bool = True,
     ) -> Version:
         """Validate, compile and record a new version (or return the newest one if identical).
+
+        `live` follows it unless pinned; with `go_live=False` no alias moves (`release` does that
+        later: the first phase of `fnhost up`, so a failure midway leaves traffic where it was).
 
         `name` is the store name (`team-a/billing` deploys `billing` into namespace `team-a`).
         Nothing is stored unless every check passes: the manifest, the grants — each within what
@@ -226,7 +235,7 @@ class Host:
         prepared = self._sandbox.prepare(name, 0, manifest, compiled, compiler)  # checks exports and imports
         self._wasm.put(sha256, wasm)
         record, created = self._registry.record_deploy(
-            name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
+            name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by, go_live=go_live
         )
         prepared.version = record.version
         self._invoker.add_prepared(prepared, sha256)
@@ -348,6 +357,19 @@ class Host:
         self._registry.set_alias(name, alias, version)
         self._aliases_changed(name)
 
+    def release(self, moves: Sequence[tuple[str, str, int]], *, principal: Principal | None = None) -> list[AliasMove]:
+        """Point several (function, alias, version) at once, all or none (`Registry.release`): the second
+        phase of `fnhost up`. Each version's grants are checked against `principal` first, as for
+        `set_alias`; `live` keeps following later deploys, and a pinned `live` refuses the release."""
+        if not moves:
+            return []
+        for name, _, version in moves:
+            self._authorize_version(principal, self._registry.resolve(name, version))
+        released = self._registry.release(moves)
+        for name in sorted({m.function for m in released}):
+            self._aliases_changed(name)
+        return released
+
     def unpin_live(self, name: str, *, principal: Principal | None = None) -> None:
         """Make `live` follow the newest version again (checked like `set_alias` for that version)."""
         self._authorize_version(principal, self._registry.resolve(name, self.get_function(name).latest_version))
@@ -408,6 +430,25 @@ class Host:
         None on a host of its own (SQLite: no cluster)."""
         slots = self._invoker.cluster_slots
         return slots.in_use(name) if slots is not None else None
+
+    # usage ---------------------------------------------------------------------------------------
+    def usage(
+        self,
+        *,
+        period: str = "hour",
+        since: float | None = None,
+        until: float | None = None,
+        namespace: str | None = None,
+        function: str | None = None,
+    ) -> list[Rollup]:
+        """Usage rollups (`fnhost.stores.usage`) per function and `period` ("hour" or "day") whose
+        bucket starts in [since, until) (default: the last 24 hours, or 30 days for "day"), of one
+        `namespace` or `function` (a store name) or of all; every invocation returned so far counts."""
+        until = time.time() if until is None else until
+        if since is None:
+            since = until - (86400 if period == "hour" else 30 * 86400)
+        self.invocations.flush()
+        return self._usage.query(period=period, since=since, until=until, namespace=namespace, function=function)
 
     def not_ready(self) -> str | None:
         """Why this host cannot serve requests that need the database now, or None (`/readyz`)."""

@@ -1,27 +1,44 @@
 """Invocation records written off the hot path: appended to a list by the invoker (no thread
 wake-up per invocation), written in batches by one background thread (one transaction per batch).
-Reads flush first, so a caller always sees the record of an invocation that has returned."""
+Reads flush first, so a caller always sees the record of an invocation that has returned.
+
+The same transaction adds the batch to the usage rollups (`stores.usage`: one more round trip per
+batch), so a record and its usage are stored together or not at all; the thread also purges
+rollups past their retention every `UsageRetention.purge_interval_s`.
+"""
 
 from __future__ import annotations
 
 import builtins
 import logging
 import threading
+import time
 
 from .stores import InvocationRecord, InvocationStore, Page
+from .stores.usage import UsageRetention, UsageStore
 
 log = logging.getLogger("fnhost")
 
 
 class InvocationRecorder:
-    def __init__(self, store: InvocationStore, interval_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        store: InvocationStore,
+        usage: UsageStore | None = None,
+        *,
+        retention: UsageRetention | None = None,
+        interval_s: float = 0.1,
+    ) -> None:
         self.store = store
+        self.usage = usage
+        self.retention = retention or UsageRetention()
         self._interval = interval_s
         self._lock = threading.Lock()
         self._buffer: list[InvocationRecord] = []
         self._writing = threading.Lock()  # held while a batch is being written
         self._wake = threading.Event()
         self._stop = False
+        self._next_purge = 0.0  # monotonic; the first pass purges
         self._thread = threading.Thread(target=self._run, name="fnhost-recorder", daemon=True)
         self._thread.start()
 
@@ -77,11 +94,24 @@ class InvocationRecorder:
             if not batch:
                 return
             try:
-                self.store.record_many(batch)
+                with self.store.transaction():
+                    self.store.record_many(batch)
+                    if self.usage is not None:
+                        self.usage.record_many(batch)
             except Exception:  # a failed write must not stop later ones; the invocations did run
                 log.exception("fnhost: could not record %d invocation(s)", len(batch))
+
+    def _purge(self) -> None:
+        if self.usage is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + self.retention.purge_interval_s
+        try:
+            self.usage.purge(self.retention)
+        except Exception:  # the next pass tries again
+            log.exception("fnhost: could not purge usage rollups")
 
     def _run(self) -> None:
         while not self._stop:
             self._wake.wait(self._interval)
             self._write_batch()
+            self._purge()

@@ -35,6 +35,7 @@ from .control.bundles import BundleLimits
 from .control.deploys import Deployer, Deployment
 from .egress import EgressConfig
 from .host import Host
+from .stores.usage import UsageRetention
 from .triggers import Triggers
 from .triggers._common import Worker
 
@@ -84,6 +85,9 @@ class ServerConfig:
     access_log: bool = False
     max_followers: int = 64
     """Log-follow streams open at once (`logs --follow`); more get 503."""
+    usage_hourly_days: int = 14
+    """Days hourly usage rollups are kept (`GET /v1/usage`); daily ones `usage_daily_days`."""
+    usage_daily_days: int = 400
     egress: EgressConfig = field(default_factory=EgressConfig)
     """Outbound HTTP of functions (`--egress`, `--egress-ca-file`)."""
 
@@ -112,6 +116,7 @@ class Server:
                 max_pinned=config.max_pinned,
                 max_warm_mb=config.max_warm_mb,
                 max_log_memory_mb=config.max_log_memory_mb,
+                usage_retention=UsageRetention(config.usage_hourly_days, config.usage_daily_days),
                 egress=config.egress,
             )
         )

@@ -21,7 +21,7 @@ from ..control.bundles import BundleLimits
 from ..control.deploys import Deployer
 from ..host import Host
 from ..triggers import Triggers
-from . import admin, events, follow, functions, invoke
+from . import admin, events, follow, functions, invoke, usage
 from .context import ApiContext, Followers, InvocationPool, context_of
 from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
@@ -127,12 +127,14 @@ def create_app(
         *routes_of("/v1/functions/{name}", functions.get_function, ["GET"]),
         *routes_of("/v1/functions/{name}", functions.delete_function, ["DELETE"]),
         *routes_of("/v1/functions/{name}/versions", functions.list_versions, ["GET"]),
+        *routes_of("/v1/releases", functions.release, ["POST"]),
         *routes_of("/v1/functions/{name}/aliases/{alias}", functions.set_alias, ["PUT"]),
         *routes_of("/v1/functions/{name}/aliases/{alias}", functions.delete_alias, ["DELETE"]),
         *routes_of("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),
         *routes_of("/v1/functions/{name}/invocations", invoke.list_invocations, ["GET"]),
         *routes_of("/v1/functions/{name}/invocations/follow", follow.follow_invocations, ["GET"]),
         *routes_of("/v1/invocations/{id}", invoke.get_invocation, ["GET"]),
+        *routes_of("/v1/usage", usage.get_usage, ["GET"]),
         *routes_of("/v1/queues", events.list_queues, ["GET"]),
         *routes_of("/v1/queues/{queue}/messages", events.send_message, ["POST"]),
         *routes_of("/v1/queues/{queue}/messages", events.peek_messages, ["GET"]),

@@ -7,40 +7,50 @@ from starlette.responses import JSONResponse, Response
 
 from ..control.auth import DEPLOY, INVOKE, Principal
 from ..host import Version
+from ..names import ALIAS, FUNCTION
 from ..namespaces import namespace_of as namespace_of_function
+from ..namespaces import qualify, split
 from ..stores import LIVE, FunctionRecord
 from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of
 from .errors import InvalidRequest, request_id_of
-from .parsing import json_object
+from .parsing import INT64_MAX, json_object, query_bool
 from .serialize import jsonable
 
 
 async def deploy(request: Request) -> Response:
-    """PUT /v1/functions/{name}: body = bundle zip. 201 new version, 200 the same bundle again."""
+    """PUT /v1/functions/{name}[?live=false]: body = bundle zip. 201 new version, 200 the same bundle
+    again. `live=false` records the version without moving `live` (POST /v1/releases moves it)."""
     ctx = context_of(request)
     name = function_of(request)
     ctx.writable("deploying")
+    go_live = query_bool(request, "live", True)
     principal = await ctx.authorize(request, DEPLOY, name)  # before a byte of the body is read
-    version = await deploy_bundle(ctx, request, principal, name, await request.body())
-    live = await blocking(ctx.host.get_version, name)
+    version = await deploy_bundle(ctx, request, principal, name, await request.body(), go_live=go_live)
+    live = next((a.version for a in (await blocking(ctx.host.get_function, name)).aliases if a.alias == LIVE), None)
     body = {
         "name": version.name,
         "version": version.version,
         "sha256": version.sha256,
         "created": version.created,
         "created_at": version.created_at,
-        "live_version": live.version,  # not this version when `live` is pinned (see DELETE .../aliases/live)
+        # not this version when `live` is pinned (see DELETE .../aliases/live) or with live=false; None: no
+        # version of the function is live yet (its first deploy with live=false)
+        "live_version": live,
     }
     return JSONResponse(body, status_code=201 if version.created else 200)
 
 
-async def deploy_bundle(ctx: ApiContext, request: Request, principal: Principal, name: str, data: bytes) -> Version:
+async def deploy_bundle(
+    ctx: ApiContext, request: Request, principal: Principal, name: str, data: bytes, *, go_live: bool = True
+) -> Version:
     """Deploy bundle zip `data` as function `name` (a store name) for `principal`: what the API's deploy
     and the console's upload both run (the one pipeline, fnhost.control.deploys: bundle, signature,
-    name, grants, compile, audit)."""
+    name, grants, compile, audit). `go_live=False`: `live` does not move (POST /v1/releases moves it)."""
     ctx.writable("deploying")
     await ctx.check(request, principal, DEPLOY, name)
-    deployed = await blocking(ctx.deployer.deploy_bundle, data, principal, name=name, request_id=request_id_of(request))
+    deployed = await blocking(
+        ctx.deployer.deploy_bundle, data, principal, name=name, request_id=request_id_of(request), go_live=go_live
+    )
     return deployed.version
 
 
@@ -137,3 +147,50 @@ async def point_alias(
             raise InvalidRequest(f'"version" must be an integer version number, got {version!r}')
         await blocking(ctx.host.set_alias, name, alias, version, principal=principal)
     return version
+
+
+MAX_RELEASE_MOVES = 100
+
+
+async def release(request: Request) -> Response:
+    """POST /v1/releases: body {"aliases": [{"function": F, "alias": A, "version": N}, ...]}: every
+    alias moves, in one transaction, or none does (`Host.release`). `live` keeps following later
+    deploys; a pinned `live` refuses the release (409)."""
+    ctx = context_of(request)
+    ctx.writable("releasing")
+    principal = await ctx.authenticate(request)
+    entries = (await json_object(request)).get("aliases")
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_RELEASE_MOVES:
+        raise InvalidRequest(
+            f'"aliases" must be a list of 1..{MAX_RELEASE_MOVES} objects {{"function": F, "alias": A, "version": N}}'
+        )
+    namespace = namespace_of(request)
+    moves: list[tuple[str, str, int]] = []
+    for i, entry in enumerate(entries):
+        where = f"aliases[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"function", "alias", "version"}:
+            raise InvalidRequest(f'{where}: must be an object with exactly "function", "alias" and "version"')
+        function, alias, version = entry["function"], entry["alias"], entry["version"]
+        if not FUNCTION.matches(function):
+            raise InvalidRequest(f"{where}.function: {str(function)[:80]!r} is not a function name ({FUNCTION.rule})")
+        if not ALIAS.matches(alias):
+            raise InvalidRequest(f"{where}.alias: {str(alias)[:80]!r} is not an alias name ({ALIAS.rule})")
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= INT64_MAX:
+            raise InvalidRequest(f"{where}.version: must be a version number, got {version!r}")
+        if any(m[:2] == (qualify(namespace, function), alias) for m in moves):
+            raise InvalidRequest(f"{where}: {function}:{alias} is named twice")
+        moves.append((qualify(namespace, function), alias, version))
+    for function in sorted({m[0] for m in moves}):  # every function's deploy right, before anything moves
+        await ctx.check(request, principal, DEPLOY, function)
+    target = ", ".join(f"{split(f)[1]}:{a}" for f, a, _ in moves)
+    async with ctx.audited(request, "function.release", target, principal) as note:
+        released = await blocking(ctx.host.release, moves, principal=principal)
+        note.detail["moves"] = [[split(m.function)[1], m.alias, m.previous, m.version] for m in released]
+    return JSONResponse(
+        {
+            "released": [
+                {"function": split(m.function)[1], "alias": m.alias, "previous": m.previous, "version": m.version}
+                for m in released
+            ]
+        }
+    )

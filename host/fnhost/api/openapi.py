@@ -70,6 +70,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ok_status=201,
         ok_schema="Deployed",
         body=(ZIP, "binary"),
+        query=(("live", "boolean", "false: record the version without moving `live` (POST /v1/releases moves it)"),),
         errors=(400, 409, 413),
         mutating=True,
         extra_ok={200: "The same bundle was already deployed: no new version"},
@@ -175,6 +176,32 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "read",
         ok_schema="Invocation",
         errors=(404,),
+    ),
+    Endpoint(
+        "post",
+        "/v1/releases",
+        "release",
+        "Point several aliases of several functions at versions, all or none (fnhost up's second phase)",
+        "deploy",
+        ok_schema="Released",
+        body=(JSON, "ReleaseRequest"),
+        errors=(400, 404, 409),
+        mutating=True,
+    ),
+    Endpoint(
+        "get",
+        "/v1/usage",
+        "getUsage",
+        "Usage per function and hour or day: invocations, errors by outcome, duration p50/p99, billed GB-s, fuel",
+        "read",
+        ok_schema="Usage",
+        query=(
+            ("function", "string", "one function (default: every one the key may read)"),
+            ("period", "string", "hour (default) or day"),
+            ("since", "string", "Unix seconds or ISO 8601; default 24 hours (period=day: 30 days) before until"),
+            ("until", "string", "Unix seconds or ISO 8601; default now"),
+        ),
+        errors=(400, 404),
     ),
     Endpoint("get", "/v1/queues", "listQueues", "Queues: depth, in flight, oldest message age", "admin",
              ok_schema="Object", tag="events"),
@@ -362,7 +389,10 @@ SCHEMAS: dict[str, Any] = {
             "sha256": {"type": "string"},
             "created": {"type": "boolean", "description": "false: the same bundle was already deployed"},
             "created_at": {},
-            "live_version": {"type": "integer", "description": "what `live` serves now (pinned: not this one)"},
+            "live_version": {
+                "type": ["integer", "null"],
+                "description": "what `live` serves now (pinned or live=false: maybe not this one; null: nothing yet)",
+            },
         },
     },
     "AliasRemoved": {
@@ -434,6 +464,74 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "invocations": {"type": "array", "items": {"$ref": "#/components/schemas/Invocation"}},
             "next_before": {"type": ["string", "null"], "description": "the `before` of the next page"},
+        },
+    },
+    "ReleaseRequest": {
+        "type": "object",
+        "required": ["aliases"],
+        "properties": {
+            "aliases": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {
+                    "type": "object",
+                    "required": ["function", "alias", "version"],
+                    "properties": {
+                        "function": {"type": "string"},
+                        "alias": {"type": "string"},
+                        "version": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    },
+    "Released": {
+        "type": "object",
+        "properties": {
+            "released": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "function": {"type": "string"},
+                        "alias": {"type": "string"},
+                        "previous": {"type": ["integer", "null"], "description": "null: the alias is new"},
+                        "version": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    },
+    "UsageRow": {
+        "type": "object",
+        "properties": {
+            "function": {"type": "string"},
+            "period": {"type": "string", "enum": ["hour", "day"]},
+            "start": {"type": "integer", "description": "Unix seconds (UTC) the bucket starts at"},
+            "start_iso": {"type": "string"},
+            "invocations": {"type": "integer"},
+            "errors": {"type": "integer", "description": "outcomes other than ok and throttled"},
+            "throttles": {"type": "integer"},
+            "outcomes": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "duration_ms": {
+                "type": "object",
+                "properties": {k: {"type": ["number", "null"]} for k in ("p50", "p99", "max", "mean")},
+            },
+            "billed_ms": {"type": "integer"},
+            "gb_seconds": {"type": "number", "description": "billed ms x memory MB / 1024 / 1000 (Lambda's formula)"},
+            "fuel": {"type": "integer"},
+        },
+    },
+    "Usage": {
+        "type": "object",
+        "properties": {
+            "namespace": {"type": "string"},
+            "period": {"type": "string"},
+            "since": {"type": "number"},
+            "until": {"type": "number"},
+            "usage": {"type": "array", "items": {"$ref": "#/components/schemas/UsageRow"}},
+            "totals": {"type": "array", "items": {"$ref": "#/components/schemas/UsageRow"}},
         },
     },
     "SecretRequest": {"type": "object", "required": ["value"], "properties": {"value": {"type": "string"}}},

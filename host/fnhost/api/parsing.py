@@ -88,6 +88,18 @@ def query_int(request: Request, name: str, default: int, least: int, most: int) 
     return int(raw)
 
 
+def query_bool(request: Request, name: str, default: bool) -> bool:
+    """A boolean query parameter: `true`/`false` (also 1/0), or `InvalidRequest`."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise InvalidRequest(f"{name}: must be true or false, got {raw[:40]!r}")
+
+
 def qualifier_of(request: Request) -> str | int | None:
     """`?qualifier=`: None (live), a version number 1..2^63-1, or an alias name; else `InvalidRequest`."""
     raw = request.query_params.get("qualifier") or None

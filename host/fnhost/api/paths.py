@@ -10,7 +10,16 @@ carry a qualifier, `hello@prod` or `hello@3` (api/invoke.py). The routes
 from __future__ import annotations
 
 NAMESPACE_PREFIX = "/v1/namespaces/{namespace}"
-NAMESPACED_ROOTS = ("/v1/functions", "/v1/queues", "/v1/triggers", "/v1/schedules", "/v1/secrets", "/v1/shares")
+NAMESPACED_ROOTS = (
+    "/v1/functions",
+    "/v1/queues",
+    "/v1/triggers",
+    "/v1/schedules",
+    "/v1/secrets",
+    "/v1/shares",
+    "/v1/usage",
+    "/v1/releases",
+)
 FUNCTION_URL = "/fn/{name}"
 NAMESPACED_FUNCTION_URL = "/ns/{namespace}/fn/{name}"
 

@@ -14,7 +14,6 @@ import click
 
 from ..errors import FnhostError
 from ._common import DEFAULT_DATA_DIR, FRACTION, POSITIVE, CliError, command, progress, read_text, say
-from .build import build_bundle
 
 if TYPE_CHECKING:  # fnhost.server imports the API, and so prometheus_client: not before --processes sets it up
     from ..server import Server, ServerConfig
@@ -121,6 +120,12 @@ def serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=30.0,
             help="seconds a connection may send nothing, in headers or body, before it is closed (default 30)",
         ),
+        click.option(
+            "--usage-hourly-days", type=POSITIVE, default=14, help="days hourly usage rollups are kept (default 14)"
+        ),
+        click.option(
+            "--usage-daily-days", type=POSITIVE, default=400, help="days daily usage rollups are kept (default 400)"
+        ),
         click.option("--bundles", metavar="DIR", help="deploy every *.zip in DIR at start"),
         click.option("--read-only", is_flag=True, help="serve functions only: no control-plane API"),
         click.option(
@@ -149,18 +154,73 @@ def serve(**options: Any) -> int:
     return run_server(options)
 
 
-@command(name="dev", example="fnhost dev --guests guests/rust/hello --guests guests/python/counter")
+@command(
+    name="dev",
+    example="cd guests/apps/shop && fnhost dev\nfnhost dev --app shop/fnhost.app.toml --stage dev\n"
+    "fnhost dev --guests guests/rust/hello --guests guests/python/counter",
+)
 @serve_options
+@click.option("--app", "app_file", metavar="FILE", help="the app file (default ./fnhost.app.toml when there)")
+@click.option("--stage", help="the app's stage (default: dev, when the app declares one)")
 @click.option(
     "--guests",
     multiple=True,
     metavar="DIR",
-    help="a guest source directory to build and deploy (repeatable; default guests/rust/*)",
+    help="instead of an app file: a guest source directory (repeatable; default ./ when it holds a "
+    "fnhost.toml, else guests/rust/*)",
 )
-def dev(guests: tuple[str, ...], **options: Any) -> int:
-    """Serve with example guests built and deployed at start."""
-    sources = [(str(d), _builder_of(d)) for d in _guest_dirs(list(guests))]
-    return run_server(options, lambda server: deploy_at_start(server, sources, created_by="dev", skip_failures=True))
+def dev(app_file: str | None, stage: str | None, guests: tuple[str, ...], **options: Any) -> int:
+    """Serve an app and redeploy what you edit (docs/apps.md).
+
+    Deploys the app's functions with `fnhost up` against this server, sets the secrets of the
+    git-ignored .fnhost-secrets.toml, then rebuilds and redeploys every function whose sources
+    change; a build that fails is printed and the last good version keeps serving."""
+    if options["processes"] > 1:
+        raise CliError("fnhost dev runs one server process; drop --processes")
+    return run_server(options, lambda server: _start_dev_loop(server, app_file, stage, list(guests)))
+
+
+def _start_dev_loop(server: Server, app_file: str | None, stage: str | None, guests: list[str]) -> None:
+    """The watch loop (fnhost.dev) on its own thread: once the server answers, it deploys over the HTTP
+    API with the data dir's admin key (else $FNHOST_TOKEN), and again after every edit, until the
+    server stops."""
+    import threading
+
+    from ..appfile import APP_FILE, app_of_guests, load_app
+    from ..client import ApiError, Client
+    from ..dev import DevLoop
+
+    app_path = Path(app_file or APP_FILE)
+    load = None
+    if guests or (app_file is None and not app_path.is_file()):
+        if stage is not None:
+            raise CliError("--stage needs an app file (--app FILE, or ./fnhost.app.toml)")
+        dirs = [Path(".")] if not guests and Path("fnhost.toml").is_file() else _guest_dirs(guests)
+        load = lambda: app_of_guests(dirs)  # noqa: E731
+    elif stage is None and "dev" in load_app(app_path).stages:
+        stage = "dev"
+        say(f"fnhost dev: stage dev of {app_path} (--stage chooses another)")
+    token_file = Path(server.config.data_dir) / "admin.key"
+    token = token_file.read_text().strip() if token_file.is_file() else os.environ.get("FNHOST_TOKEN")
+    if not token:
+        raise CliError(f"fnhost dev deploys with an admin key: there is none in {token_file} and FNHOST_TOKEN is unset")
+    bind = server.config.bind
+    address = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+    client = Client(f"http://{address}:{server.config.port}", token)
+    loop = DevLoop(app_path, client, stage=stage, say=say, load=load)
+    stop = server.stopping  # set when the server begins to stop
+
+    def run() -> None:
+        while not stop.is_set():  # the server listens once this thread runs
+            try:
+                client.health()
+                break
+            except ApiError:
+                stop.wait(0.1)
+        loop.run(stop)
+        client.close()
+
+    threading.Thread(target=run, name="fnhost-dev", daemon=True).start()
 
 
 StartWork = Callable[["Server"], None]
@@ -222,6 +282,8 @@ def server_config(options: dict[str, Any]) -> ServerConfig:
         trusted_keys=tuple(_public_key_arg(k) for k in options["trusted_key"]),
         run_triggers=not options["no_triggers"],
         access_log=options["access_log"],
+        usage_hourly_days=options["usage_hourly_days"],
+        usage_daily_days=options["usage_daily_days"],
         egress=EgressConfig(mode=options["egress"], ca_file=options["egress_ca_file"]),
     )
 
@@ -330,21 +392,16 @@ def deploy_at_start(
     sources: list[tuple[str, Callable[[], bytes]]],
     *,
     created_by: str,
-    skip_failures: bool = False,
 ) -> None:
     """Deploy bundles before serving, through the server's one deploy pipeline (verified when it
     trusts signing keys, audited). `sources` are (label, a function returning the bundle zip). A bad
-    bundle stops the start, naming it, unless `skip_failures` (`fnhost dev`: a guest whose toolchain
-    is missing is skipped)."""
+    bundle stops the start, naming it."""
     for label, load in sources:
         try:
             with progress(f"deploying {label}"):
                 deployed = server.deploy_bundle(load(), created_by=created_by, detail={"source": label})
         except (FnhostError, CliError) as e:
-            if not skip_failures:
-                raise CliError(f"{label}: {e}") from None
-            say(f"  skipped {label}: {e}")
-            continue
+            raise CliError(f"{label}: {e}") from None
         signed = f" (signed by {deployed.signed_by})" if deployed.signed_by else ""
         say(f"  {deployed.version.name} version {deployed.version.version}{signed}")
 
@@ -363,10 +420,6 @@ def _guest_dirs(given: list[str]) -> list[Path]:
     from ..build import sdk_root
 
     return sorted(d for d in (sdk_root().parent / "guests" / "rust").iterdir() if (d / "fnhost.toml").is_file())
-
-
-def _builder_of(src: Path) -> Callable[[], bytes]:
-    return lambda: build_bundle(src)[1]
 
 
 def _public_key_arg(value: str) -> str:

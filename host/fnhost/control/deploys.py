@@ -63,12 +63,14 @@ class Deployer:
         created_by: str | None = None,
         request_id: str | None = None,
         detail: dict[str, Any] | None = None,
+        go_live: bool = True,
     ) -> Deployment:
         """Deploy a bundle zip as `name` (a store name, `team-a/billing`; default the manifest's name
         in the default namespace). `actor` is the API key deploying (None: the operator, who may grant
         anything; `created_by` then names the source, e.g. "serve --bundles"). `detail` is added to
-        the audit entry. The `Deployment`, or the `FnhostError` saying why not."""
-        note: dict[str, Any] = {**(detail or {}), "bytes": len(bundle)}
+        the audit entry. `go_live=False` records the version without moving `live` (`Host.deploy`).
+        The `Deployment`, or the `FnhostError` saying why not."""
+        note: dict[str, Any] = {**(detail or {}), "bytes": len(bundle), **({} if go_live else {"live": False})}
         target = name or "(unknown)"
         try:
             opened = open_bundle(bundle, limits=self.limits)
@@ -82,7 +84,9 @@ class Deployer:
                     f"the URL names function {plain!r} but the bundle's fnhost.toml says name = "
                     f"{opened.manifest.name!r}; deploy to /v1/functions/{opened.manifest.name}"
                 )
-            version = self.host.deploy(target, opened.wasm, opened.manifest, principal=actor, created_by=created_by)
+            version = self.host.deploy(
+                target, opened.wasm, opened.manifest, principal=actor, created_by=created_by, go_live=go_live
+            )
         except FnhostError as e:
             try:
                 self._audit(target, e.code, actor, request_id, {**note, "message": str(e)})

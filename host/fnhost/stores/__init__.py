@@ -5,8 +5,8 @@ behind a small typed API. One implementation per store serves both backends (`da
 embedded SQLite file, or a shared PostgreSQL through `PostgresDatabase`); what differs between them
 is one `Dialect`. The stores: kv, queues, secrets, the function registry, wasm binaries, invocation
 records, async invocations, schedule state, queue mappings, concurrency leases, API keys, the audit
-chain and shares (tested on both in tests/test_stores.py, tests/test_trigger_stores.py and
-tests/test_control.py). Times are REAL epoch seconds from the database's clock. Who may do what
+chain, shares and usage rollups (tested on both in tests/test_stores.py, tests/test_trigger_stores.py,
+tests/test_control.py and tests/test_usage.py). Times are REAL epoch seconds from the database's clock. Who may do what
 with them is `fnhost.control`. The capability-facing stores (`KVStore`, `QueueStore`,
 `SecretStore`) are `typing.Protocol`s.
 """
@@ -24,12 +24,13 @@ from .errors import (
 from .invocations import InvocationRecord, InvocationStore, Page, bounded_text
 from .kv import KVStore, SQLiteKVStore
 from .queues import QueueMessage, QueueStats, QueueStore, SQLiteQueueStore
-from .registry import LIVE, AliasRecord, FunctionRecord, Registry, VersionRecord
+from .registry import LIVE, AliasMove, AliasRecord, FunctionRecord, Registry, VersionRecord
 from .secrets import MASTER_KEY_ENV, SecretStore, SQLiteSecretStore, load_master_key
 
 __all__ = [
     "LIVE",
     "MASTER_KEY_ENV",
+    "AliasMove",
     "AliasRecord",
     "Database",
     "FunctionRecord",

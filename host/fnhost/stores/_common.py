@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -72,6 +73,11 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._db!r})"
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A write transaction on this store's database: the writes of other stores on the same
+        database inside it join it (they commit or roll back together)."""
+        return self._db.transaction()
 
 
 def sql_migration(*statements: str) -> Migration:

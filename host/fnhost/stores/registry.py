@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..names import ALIAS, SHA256
 from ..namespaces import QUALIFIED_FUNCTION_RE
 from ._common import SQLiteStore, require_pattern, sql_migration, translate_sqlite_errors
@@ -70,6 +71,16 @@ class AliasRecord:
 
 
 @dataclass(frozen=True)
+class AliasMove:
+    """One alias moved by `Registry.release`: from `previous` (None: it did not exist) to `version`."""
+
+    function: str
+    alias: str
+    previous: int | None
+    version: int
+
+
+@dataclass(frozen=True)
 class FunctionRecord:
     name: str
     created_at: float
@@ -92,18 +103,19 @@ class Registry(SQLiteStore):
     def __init__(self, db: AnyDatabase) -> None:
         super().__init__(db, "registry", MIGRATIONS)
 
-    def add_version(
-        self, name: str, sha256: str, manifest_json: str, created_by: str | None = None
-    ) -> VersionRecord:
+    def add_version(self, name: str, sha256: str, manifest_json: str, created_by: str | None = None) -> VersionRecord:
         """Record a deploy; return the new version, or the newest one if it is identical."""
         return self.record_deploy(name, sha256, manifest_json, created_by)[0]
 
     @translate_sqlite_errors
     def record_deploy(
-        self, name: str, sha256: str, manifest_json: str, created_by: str | None = None
+        self, name: str, sha256: str, manifest_json: str, created_by: str | None = None, *, go_live: bool = True
     ) -> tuple[VersionRecord, bool]:
         """`add_version`, also saying whether this call created the version (False: an identical
-        newest version already existed). Decided inside the write transaction, so exact under races."""
+        newest version already existed). Decided inside the write transaction, so exact under races.
+
+        `go_live=False` records the version without touching `live` (a new function then has no
+        `live` until `release` points it): the first phase of `fnhost up`."""
         _check_function_name(name)
         require_pattern("sha256", sha256, SHA256.pattern, SHA256.rule)
         manifest = _parse_manifest(manifest_json)
@@ -130,12 +142,13 @@ class Registry(SQLiteStore):
                 f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 [name, record.version, sha256, manifest_json, now, created_by],
             )
-            db.execute(
-                "INSERT INTO aliases (name, alias, version, pinned) VALUES (?, ?, ?, 0) "
-                "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version WHERE aliases.pinned = 0",
-                [name, LIVE, record.version],
-            )
-            self._db.notify(db, f"function:{name}")
+            if go_live:
+                db.execute(
+                    "INSERT INTO aliases (name, alias, version, pinned) VALUES (?, ?, ?, 0) "
+                    "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version WHERE aliases.pinned = 0",
+                    [name, LIVE, record.version],
+                )
+                self._db.notify(db, f"function:{name}")
             return record, True
 
     @translate_sqlite_errors
@@ -228,6 +241,45 @@ class Registry(SQLiteStore):
             )
             self._db.notify(db, f"function:{name}")
         return AliasRecord(alias, version, True)
+
+    @translate_sqlite_errors
+    def release(self, moves: Sequence[tuple[str, str, int]]) -> list[AliasMove]:
+        """Point several aliases, of several functions, at versions in one transaction: all move or none.
+
+        Each move is (function, alias, version). `live` keeps following later deploys (it is not
+        pinned by a release); a `live` that is pinned (a rollback) refuses the whole release with
+        `Conflict`, naming it and the fix. Other aliases are pinned, as by `set_alias`.
+        """
+        for _, alias, _ in moves:
+            require_pattern("alias", alias, ALIAS.pattern, f"use {ALIAS.rule}")
+        out: list[AliasMove] = []
+        with self._db.transaction() as db:
+            pinned: list[str] = []
+            for name, alias, version in moves:
+                self._existing_version(db, name, version)
+                row = db.execute(
+                    f"SELECT version, pinned FROM aliases WHERE name = ? AND alias = ?{self._db.dialect.for_update}",
+                    [name, alias],
+                ).fetchone()
+                if alias == LIVE and row is not None and row[1] and row[0] != version:
+                    pinned.append(f"{name}:live is pinned to version {row[0]}")
+                out.append(AliasMove(name, alias, None if row is None else row[0], version))
+            if pinned:
+                raise Conflict(
+                    f"nothing was released: {'; '.join(pinned)} (a rollback); unpin it (`fnhost unpin NAME`, "
+                    "DELETE .../aliases/live) to release a new version, or leave it out"
+                )
+            for move in out:
+                if move.previous == move.version:
+                    continue  # already there (a pinned live stays pinned)
+                db.execute(
+                    "INSERT INTO aliases (name, alias, version, pinned) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, pinned = excluded.pinned",
+                    [move.function, move.alias, move.version, 0 if move.alias == LIVE else 1],
+                )
+            for name in sorted({name for name, _, _ in moves}):
+                self._db.notify(db, f"function:{name}")
+        return out
 
     @translate_sqlite_errors
     def unpin_live(self, name: str) -> AliasRecord:
