@@ -7,6 +7,7 @@ command), deployed under several manifests. Compiled code is shared across tests
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 import threading
 import time
@@ -532,7 +533,7 @@ def test_openapi_is_valid_and_lists_every_route(api: Api) -> None:
     documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
     for route in api.client.app.routes:
         assert isinstance(route, Route)
-        path = route.path.replace("{path:path}", "{path}")
+        path = re.sub(r"\{(\w+):path\}", r"{\1}", route.path)
         for method in route.methods or ():
             if method != "HEAD" or path.startswith("/fn/"):
                 assert (path, method) in documented, (path, method)

@@ -102,6 +102,7 @@ def _serve_host(
         max_pinned_per_function=args.max_pinned_per_function,
         max_pinned=args.max_pinned,
         max_warm_mb=args.max_warm_mb,
+        max_blob_bytes=args.max_blob_bytes,
     )
     triggers = Triggers(host)
     stopping = _Stopping(lambda: triggers.stop(timeout_s=args.graceful_timeout))  # a no-op until started
@@ -991,6 +992,13 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--body-timeout", type=float, default=30.0, help="seconds a request body may take to arrive (default 30)"
+    )
+    s.add_argument(
+        "--max-blob-bytes",
+        type=_positive,
+        default=1 << 30,
+        help="largest blob object, from the API or a guest (default 1 GiB); an upload's body may take "
+        "--body-timeout plus 1 s per MiB",
     )
     s.add_argument(
         "--read-timeout",

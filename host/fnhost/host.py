@@ -11,14 +11,22 @@ from typing import Any
 
 import wasmtime
 
-from .capabilities import Capability, CoreResults, KvCapability, LogCapability, QueueCapability, SecretsCapability
+from .capabilities import (
+    BlobsCapability,
+    Capability,
+    CoreResults,
+    KvCapability,
+    LogCapability,
+    QueueCapability,
+    SecretsCapability,
+)
 from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import Invoker
 from .manifest import Manifest
-from .namespaces import split
+from .namespaces import resolve_manifest, split
 from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.engine import CRANELIFT, WINCH, CompileCache, EngineSettings, EpochTicker, is_component, make_engine
@@ -37,7 +45,9 @@ from .stores import (
     VersionRecord,
     load_master_key,
 )
+from .stores.blobs import BLOB_SPACE, DEFAULT_MAX_OBJECT_BYTES, BlobStore, BlobSubscription
 from .stores.concurrency import ConcurrencyStore
+from .stores.content import ContentStore, DatabaseContentStore, FileContentStore
 from .stores.database import PostgresDatabase, open_database
 from .stores.registry import no_such_function
 from .stores.wasm import DatabaseWasmStore, FileWasmStore, WasmStore
@@ -105,6 +115,7 @@ class Host:
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
         max_warm_mb: int = 1024,
+        max_blob_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -115,8 +126,14 @@ class Host:
         else:
             self.wasm = FileWasmStore(self.data_dir / "wasm")
         self.registry = Registry(self.db)
+        blob_content: ContentStore
+        if isinstance(self.db, PostgresDatabase):
+            blob_content = DatabaseContentStore(self.db, BLOB_SPACE)
+        else:
+            blob_content = FileContentStore(self.data_dir / "blobs")
         self.kv = SQLiteKVStore(self.db, max_value_bytes=max_kv_value_bytes)
         self.queues = SQLiteQueueStore(self.db, max_message_bytes=max_queue_message_bytes)
+        self.blobs = BlobStore(self.db, blob_content, self.queues, max_object_bytes=max_blob_bytes)
         self.secrets = SQLiteSecretStore(self.db, master_key or load_master_key(self.data_dir))
         self.shares = Shares(self.db)
         self.invocations = InvocationRecorder(InvocationStore(self.db))
@@ -135,6 +152,7 @@ class Host:
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
             LogCapability(),
+            BlobsCapability(self.blobs),
             CoreResults(),
         ]
         self.sandbox = Sandbox(engines, self.ticker, self.capabilities)
@@ -196,9 +214,14 @@ class Host:
         return Version.of(record, created=created)
 
     def _aliases_changed(self, name: str) -> None:
-        """After a deploy or an alias change: forget resolved aliases, drop superseded warm instances."""
+        """After a deploy or an alias change: forget resolved aliases, drop superseded warm instances,
+        and point the blob triggers at what the live version's manifest declares."""
         self.invoker.invalidate(name)
         self.invoker.drop_warm_except(name, {a.version for a in self.registry.aliases(name)})
+        live = resolve_manifest(name, _manifest_of(self.registry.resolve(name, LIVE).manifest_json))
+        self.blobs.set_subscriptions(
+            name, [BlobSubscription(name, b.queue, b.bucket, b.prefix, b.events) for b in live.blob_triggers]
+        )
 
     def _tier_up(self, prepared: Prepared, sha256: str) -> None:
         """Winch code serves now; Cranelift code replaces it when the background compile is done."""
@@ -252,9 +275,10 @@ class Host:
         qualifier: str | int | None = None,
         trigger: str = "invoke",
     ) -> InvocationResult:
-        """Run the event handler with any event: an invoke payload (bytes), an `abi.QueueBatch` or an
-        `abi.ScheduleTick`. `trigger` ("async", "queue", "schedule"...) is kept in the invocation record."""
-        payload = b"" if isinstance(event, abi.QueueBatch | abi.ScheduleTick) else bytes(event)
+        """Run the event handler with any event: an invoke payload (bytes), an `abi.QueueBatch`, an
+        `abi.ScheduleTick` or an `abi.BlobEvent`. `trigger` ("async", "queue", "schedule"...) is kept
+        in the invocation record."""
+        payload = b"" if isinstance(event, abi.QueueBatch | abi.ScheduleTick | abi.BlobEvent) else bytes(event)
         other = None if isinstance(event, bytes | bytearray | memoryview) else event
         return self.invoker.invoke(
             name, qualifier, lambda ctx: Call("event", ctx, payload=payload, event=other), trigger
@@ -332,6 +356,7 @@ class Host:
         """Delete a function, its versions and aliases; garbage-collect unreferenced code."""
         unreferenced = self.registry.delete_function(name)
         self.invoker.forget(name)
+        self.blobs.set_subscriptions(name, [])
         for sha256 in unreferenced:
             self.wasm.delete(sha256)
             self.compiler.remove(sha256)

@@ -9,7 +9,15 @@ URLs are `/fn/{name}/...` in `default` and `/ns/{namespace}/fn/{name}/...` elsew
 from __future__ import annotations
 
 NAMESPACE_PREFIX = "/v1/namespaces/{namespace}"
-NAMESPACED_ROOTS = ("/v1/functions", "/v1/queues", "/v1/triggers", "/v1/schedules", "/v1/secrets", "/v1/shares")
+NAMESPACED_ROOTS = (
+    "/v1/functions",
+    "/v1/queues",
+    "/v1/blobs",
+    "/v1/triggers",
+    "/v1/schedules",
+    "/v1/secrets",
+    "/v1/shares",
+)
 FUNCTION_URL = "/fn/{name}"
 NAMESPACED_FUNCTION_URL = "/ns/{namespace}/fn/{name}"
 

@@ -6,12 +6,19 @@ function version all derive from it.
 """
 
 from .base import CallState, Capability, CoreResults, ErrorKind, HostCallError, LogBuffer, VersionGrants
+from .blobs import BlobsCapability
 from .kv import KvCapability
 from .log import LogCapability
 from .queue import QueueCapability
 from .secrets import SecretsCapability
 
-CAPABILITIES: tuple[type[Capability], ...] = (KvCapability, SecretsCapability, QueueCapability, LogCapability)
+CAPABILITIES: tuple[type[Capability], ...] = (
+    KvCapability,
+    SecretsCapability,
+    QueueCapability,
+    LogCapability,
+    BlobsCapability,
+)
 GRANTED = tuple(c for c in CAPABILITIES if c.grant_key)
 """The capabilities a manifest grants resources of, in `[grants]` order."""
 RESOURCE_KINDS = tuple(c.kind for c in GRANTED)
@@ -30,6 +37,7 @@ __all__ = [
     "CAPABILITIES",
     "GRANTED",
     "RESOURCE_KINDS",
+    "BlobsCapability",
     "CallState",
     "Capability",
     "CoreResults",

@@ -136,8 +136,20 @@ RESULTS: dict[Any, Encode] = {
     S64: lambda v: (struct.pack("<q", v), 8),
     list[str]: lambda v: (encode_strings(v), len(encode_strings(v))),
     list[bytes | None]: lambda v: (encode_options(v), len(encode_options(v))),
+    U32: lambda v: (b"", v),
 }
-"""How each result type leaves through the core ABI: (pending result, the call's return value)."""
+"""How each result type leaves through the core ABI: (pending result, the call's return value).
+A record type is not listed: it brings its own `core_encode()` (the pending result) and
+`as_record()` (its component value), e.g. `blobs.ObjectInfo`."""
+
+
+def _encode_record(value: Any) -> tuple[bytes, int]:
+    data: bytes = value.core_encode()
+    return data, len(data)
+
+
+def _is_record_type(result: Any) -> bool:
+    return isinstance(result, type) and hasattr(result, "core_encode") and hasattr(result, "as_record")
 
 
 @dataclass(frozen=True)
@@ -167,11 +179,13 @@ class Operation:
         method = self.method
         if not self.fallible:
             return lambda _store, *args: method(capability, current_state(), *args)
+        record = _is_record_type(self.result)
 
         def func(_store: Any, *args: Any) -> Any:
             state = current_state()
             try:
-                return method(capability, state, *args)
+                value = method(capability, state, *args)
+                return value.as_record() if record else value
             except HostCallError as e:
                 return _variant(e)
             except StoreError as e:
@@ -185,7 +199,8 @@ class Operation:
     def core_func(self, capability: object) -> Callable[..., Any]:
         """The core-ABI host function: `>= 0` with the value as the pending result, or `-code` with
         the error message as the pending result (docs/abi.md, Host imports)."""
-        method, encode = self.method, RESULTS[self.result]
+        method = self.method
+        encode = _encode_record if _is_record_type(self.result) else RESULTS[self.result]
         decoders: list[tuple[int, int, Decode]] = []
         at = 0
         for p in self.params:
@@ -271,7 +286,7 @@ def operations_of(cls: type) -> tuple[Operation, ...]:
             for p in params:
                 if p not in PARAMS:
                     raise TypeError(f"{cls.__name__}.{attr}: no core-ABI encoding for parameter type {p!r}")
-            if result not in RESULTS:
+            if result not in RESULTS and not _is_record_type(result):
                 raise TypeError(f"{cls.__name__}.{attr}: no core-ABI encoding for result type {result!r}")
             since, fallible = mark
             found[attr] = Operation(attr.replace("_", "-"), since, method, params, result, fallible)

@@ -81,7 +81,9 @@ def _add_namespaces(db: Any) -> None:
 
 MIGRATIONS = [_create_api_keys, _add_namespaces]
 _KEY_COLUMNS = "id, name, scopes, functions, namespace, may_grant, created_at, revoked_at"
-_GRANT_PATTERN_RE = re.compile(r"(kv|secret|queue):([a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9*?][a-zA-Z0-9._*?-]{0,127}")
+_GRANT_PATTERN_RE = re.compile(
+    "(" + "|".join(KINDS) + r"):([a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9*?][a-zA-Z0-9._*?-]{0,127}"
+)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@
 Build with `python -m fnhost build DIR` (or `fnhost build DIR`).
 """
 
-from . import _sleep, _stdio, kv, log, queue, secrets
+from . import _sleep, _stdio, blobs, kv, log, queue, secrets
 from ._app import App
 from ._context import Context
 from ._errors import Denied, HostError, InvalidArgument, LimitExceeded, NotFound, TooLarge, Unavailable
-from ._events import Event, EventResult, Invoke, QueueBatch, QueueMessage, Schedule
+from ._events import BlobChange, Event, EventResult, Invoke, QueueBatch, QueueMessage, Schedule
 from ._http import Headers, Request, Response
 
 _sleep.install()
@@ -25,6 +25,7 @@ _stdio.install()
 
 __all__ = [
     "App",
+    "BlobChange",
     "Context",
     "Denied",
     "Event",
@@ -42,6 +43,7 @@ __all__ = [
     "Schedule",
     "TooLarge",
     "Unavailable",
+    "blobs",
     "kv",
     "log",
     "queue",
