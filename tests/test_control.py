@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from fnhost.control import audit as audit_module
 from fnhost.control.audit import AuditLog, VerifyResult
 from fnhost.control.auth import ApiKeys
 from fnhost.control.bundles import BundleLimits, bundle_digest, open_bundle, pack_bundle
@@ -31,6 +30,7 @@ from fnhost.control.signing import (
     verify_bundle,
 )
 from fnhost.errors import BundleError, BundleTooLarge, Conflict, Forbidden, NotFound, SignatureError, Unauthorized
+from fnhost.stores import audit as audit_module
 from fnhost.stores.database import Database
 
 WASM = b"\0asm\x01\0\0\0" + bytes(range(256)) * 4
@@ -518,7 +518,7 @@ def tampered(db: Database, sql: str, params: list[object] | None = None) -> tupl
     [
         ("UPDATE audit_log SET outcome = 'denied' WHERE id = 3", 3, 2, "content does not match its hash"),
         ("UPDATE audit_log SET detail = '{' WHERE id = 3", 3, 2, "the entry was edited"),
-        ("UPDATE audit_log SET time = '2000-01-01T00:00:00Z' WHERE id = 1", 1, 0, "the entry was edited"),
+        ("UPDATE audit_log SET time = 946684800.0 WHERE id = 1", 1, 0, "the entry was edited"),
         ("DELETE FROM audit_log WHERE id = 2", 3, 1, "expected entry 2 here: entries were deleted"),
         ("DELETE FROM audit_log WHERE id = 5", 5, 4, "entries were deleted from the end"),
     ],
@@ -611,3 +611,63 @@ def test_create_key_rejects_non_string_scopes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scopes: must be scope names"):
         keys.create("ci", [{}])  # type: ignore[list-item]
     assert keys.list() == []
+
+
+# --- upgrading a data dir from TEXT timestamps ------------------------------------------------
+
+
+def test_keys_and_audit_from_before_real_timestamps_keep_working(any_db: Database) -> None:
+    """A database written when keys and the audit log kept ISO-8601 text times: opening it converts them
+    to REAL epoch seconds; the tokens still authenticate, the revoked key stays revoked, and the chain
+    (hashed over the ISO text) verifies unchanged and still shows an edit."""
+    import hashlib
+
+    from fnhost.stores import api_keys as keys_module
+
+    any_db.migrate("api_keys", keys_module.MIGRATIONS[:2])
+    any_db.migrate("audit", audit_module.MIGRATIONS[:2])
+    tokens = {key_id: f"fnh_{key_id}_" + key_id[-1].upper() * 43 for key_id in ("00000000000000aa", "00000000000000bb")}
+    token_hashes = {key_id: hashlib.sha256(token.encode()).hexdigest() for key_id, token in tokens.items()}
+    with any_db.transaction() as conn:
+        for key_id, scopes, namespace, created, revoked in [
+            ("00000000000000aa", '["admin"]', None, "2026-11-26T22:34:48.504785Z", None),
+            ("00000000000000bb", '["invoke"]', "default", "2026-11-26T22:35:03.648137Z", "2026-11-27T08:00:00.000001Z"),
+        ]:
+            conn.execute(
+                "INSERT INTO api_keys (id, name, token_sha256, scopes, functions, namespace, may_grant, created_at,"
+                " revoked_at) VALUES (?, ?, ?, ?, NULL, ?, '[]', ?, ?)",
+                [key_id, f"key-{key_id}", token_hashes[key_id], scopes, namespace, created, revoked],
+            )
+        prev = "0" * 64
+        for entry_id, time_text in enumerate(["2026-11-26T22:34:52.611435Z", "2026-11-26T23:59:59.999999Z"], 1):
+            content = {"id": entry_id, "time": time_text, "actor": "00000000000000aa", "action": "key.create",
+                       "target": "-", "outcome": "ok", "request_id": None, "detail": {"n": entry_id}}  # fmt: skip
+            canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+            entry_hash = hashlib.sha256((prev + canonical).encode("ascii")).hexdigest()
+            conn.execute(
+                "INSERT INTO audit_log (id, time, actor_key_id, action, target, outcome, request_id, detail,"
+                " prev_hash, hash) VALUES (?, ?, '00000000000000aa', 'key.create', '-', 'ok', NULL, ?, ?, ?)",
+                [entry_id, time_text, json.dumps({"n": entry_id}, separators=(",", ":")), prev, entry_hash],
+            )
+            prev = entry_hash
+        conn.execute("UPDATE audit_head SET written = 2 WHERE id = 1")
+
+    keys, log = ApiKeys(any_db), AuditLog(any_db)
+    listed = {k.key_id: k for k in keys.list()}
+    assert listed["00000000000000aa"].created_at == 1795732488.504785
+    assert (listed["00000000000000bb"].created_at, listed["00000000000000bb"].revoked_at) == (
+        1795732503.648137,
+        1795766400.000001,
+    )
+    assert keys.authenticate(f"Bearer {tokens['00000000000000aa']}").key_id == "00000000000000aa"
+    with pytest.raises(Unauthorized, match="was revoked at 2026-11-27T08:00:00Z"):
+        keys.authenticate(f"Bearer {tokens['00000000000000bb']}")
+    assert keys.revoke("00000000000000bb").revoked_at == 1795766400.000001  # idempotent on a converted row
+    assert [e.time for e in log.list()] == [1795732492.611435, 1795737599.999999]
+    result = log.verify()
+    assert (result.ok, result.checked) == (True, 2)
+    appended = log.record("key.revoke", "00000000000000bb", "ok")
+    assert appended.id == 3 and appended.prev_hash == prev and log.verify().ok
+    with any_db.transaction() as conn:
+        conn.execute("UPDATE audit_log SET time = time + 0.000001 WHERE id = 2")
+    assert (log.verify().ok, log.verify().first_broken_id) == (False, 2)

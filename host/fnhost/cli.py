@@ -636,7 +636,7 @@ def cmd_schedules_list(args: argparse.Namespace) -> int:
     for s in schedules:
         when = s["cron"] or f"every {s['rate_s']}s"
         due = s["next_due_ms"]
-        next_due = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(due / 1000)) if due else "-"
+        next_due = _utc(due / 1000) if due else "-"
         rows.append((s["function"], s["name"], when, s["timezone"], next_due, s["last_outcome"] or "-",
                      str(s["fired"]), str(s["skipped"])))  # fmt: skip
     _table(rows)
@@ -784,6 +784,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _utc(epoch_s: float) -> str:
+    """A stored time (epoch seconds) as the CLI's tables show it."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch_s))
+
+
 def cmd_keys_list(args: argparse.Namespace) -> int:
     listed = _listing(args, "/v1/keys")
     if listed is None:
@@ -799,8 +804,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
                 ",".join(k["scopes"]),
                 functions,
                 ",".join(k["may_grant"]) or "-",
-                k["created_at"],
-                k["revoked_at"] or "-",
+                _utc(k["created_at"]),
+                "-" if k["revoked_at"] is None else _utc(k["revoked_at"]),
             )
         )
     _table(rows)
@@ -820,7 +825,7 @@ def cmd_shares_list(args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "KIND", "RESOURCE", "WITH", "CREATED BY", "REVOKED")]
     for s in listed["shares"]:
-        revoked = "-" if s["revoked_at"] is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s["revoked_at"]))
+        revoked = "-" if s["revoked_at"] is None else _utc(s["revoked_at"])
         rows.append((s["id"], s["kind"], f"{s['owner']}/{s['name']}", s["grantee"], s["created_by"] or "-", revoked))
     _table(rows)
     return 0

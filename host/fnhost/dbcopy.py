@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .control.audit import AuditLog
-from .control.auth import ApiKeys
-from .control.shares import Shares
 from .errors import Conflict, NotFound
 from .stores import InvocationStore, Registry, SQLiteKVStore, SQLiteQueueStore, SQLiteSecretStore, load_master_key
+from .stores.api_keys import ApiKeyStore
 from .stores.async_invocations import AsyncInvocationStore
+from .stores.audit import AuditLog
 from .stores.blobs import BLOB_SPACE
 from .stores.blobs import MIGRATIONS as BLOB_MIGRATIONS
 from .stores.concurrency import ConcurrencyStore
@@ -30,6 +29,7 @@ from .stores.content import CHUNK_BYTES, DatabaseContentStore, FileContentStore
 from .stores.database import AnyDatabase, Database, PostgresDatabase, executemany
 from .stores.queue_mappings import QueueMappingStore
 from .stores.schedules import ScheduleStateStore
+from .stores.shares import ShareStore
 from .stores.wasm import DatabaseWasmStore, FileWasmStore
 
 BATCH = 500
@@ -48,7 +48,7 @@ class CopyReport:
 def migrate_every_store(db: AnyDatabase, master_key: bytes) -> None:
     """Bring every table of fnhost to this code's schema (what a host, its triggers and its API create)."""
     queues = SQLiteQueueStore(db)
-    for make in (Registry, SQLiteKVStore, InvocationStore, Shares, ApiKeys, AuditLog, ScheduleStateStore,
+    for make in (Registry, SQLiteKVStore, InvocationStore, ShareStore, ApiKeyStore, AuditLog, ScheduleStateStore,
                  QueueMappingStore, ConcurrencyStore):  # fmt: skip
         make(db)
     SQLiteSecretStore(db, master_key)

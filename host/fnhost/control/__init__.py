@@ -1,4 +1,5 @@
-"""The control plane: bundles (validation, packing), signing (Ed25519), API keys, the audit log."""
+"""The control plane: bundles (validation, packing), signing (Ed25519), and who may do what: API keys and
+their scopes, shares, audit policy. Their tables are in `fnhost.stores`."""
 
 from .audit import AuditEntry, AuditLog, VerifyResult
 from .auth import SCOPES, ApiKeyInfo, ApiKeys, Principal

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
 from collections.abc import Iterable
@@ -32,18 +31,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
 
 from ..capabilities import RESOURCE_KINDS as KINDS
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..manifest import NAME_RE
 from ..namespaces import DEFAULT, check_namespace, namespace_of, split
-from ..stores._common import sql_migration, translate_sqlite_errors
-from ..stores.database import SQLITE, AnyDatabase
+from ..stores.api_keys import ADMIN, ApiKeyInfo, ApiKeyStore
+from ..stores.database import AnyDatabase
 from ..stores.registry import no_such_function
 from ._files import write_secret_file
 
-ADMIN, DEPLOY, INVOKE = "admin", "deploy", "invoke"
+__all__ = ["ADMIN", "DEPLOY", "INVOKE", "SCOPES", "ApiKeyInfo", "ApiKeys", "Principal"]
+
+DEPLOY, INVOKE = "deploy", "invoke"
 SCOPES = frozenset({ADMIN, DEPLOY, INVOKE})
 TOKEN_PREFIX = "fnh"
 BOOTSTRAP_FILE = "admin.key"
@@ -55,32 +55,6 @@ _HOW_TO_SEND = "send it as `Authorization: Bearer <token>`"
 _DUMMY_HASH = hashlib.sha256(b"fnhost: no such key").hexdigest()
 
 
-_create_api_keys = sql_migration(
-    """CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        token_sha256 TEXT NOT NULL,
-        scopes TEXT NOT NULL,          -- JSON list
-        functions TEXT,                -- JSON list, NULL: every function
-        created_at TEXT NOT NULL,
-        revoked_at TEXT
-    )"""
-)
-
-
-def _add_namespaces(db: Any) -> None:
-    dialect = getattr(db, "dialect", SQLITE)
-    db.execute(dialect.ddl("ALTER TABLE api_keys ADD COLUMN namespace TEXT"))  # NULL: a global admin key
-    db.execute(dialect.ddl("ALTER TABLE api_keys ADD COLUMN may_grant TEXT NOT NULL DEFAULT '[]'"))  # JSON list
-    # Keys from before namespaces reached the only namespace there was. Non-admin keys grant nothing
-    # until an admin gives them `may_grant` patterns: that they could grant anything was the hole.
-    db.execute(
-        f"UPDATE api_keys SET namespace = ? WHERE NOT {dialect.json_array_has('api_keys.scopes')}", [DEFAULT, ADMIN]
-    )
-
-
-MIGRATIONS = [_create_api_keys, _add_namespaces]
-_KEY_COLUMNS = "id, name, scopes, functions, namespace, may_grant, created_at, revoked_at"
 _GRANT_PATTERN_RE = re.compile(
     "(" + "|".join(KINDS) + r"):([a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9*?][a-zA-Z0-9._*?-]{0,127}"
 )
@@ -151,28 +125,13 @@ class Principal:
         )
 
 
-@dataclass(frozen=True)
-class ApiKeyInfo:
-    """What `ApiKeys.list` shows: never the token nor its hash."""
-
-    key_id: str
-    name: str
-    scopes: tuple[str, ...]
-    functions: tuple[str, ...] | None
-    namespace: str | None
-    may_grant: tuple[str, ...]
-    created_at: str
-    revoked_at: str | None
-
-
 class ApiKeys:
-    """API keys in the host database."""
+    """API keys in the host database: tokens, the rules of what a key may be, and authentication
+    (the rows are `fnhost.stores.api_keys`)."""
 
     def __init__(self, db: AnyDatabase) -> None:
-        self._db = db
-        db.migrate("api_keys", MIGRATIONS)
+        self._store = ApiKeyStore(db)
 
-    @translate_sqlite_errors
     def create(
         self,
         name: str,
@@ -221,24 +180,9 @@ class ApiKeys:
                 )
         key_id = secrets.token_hex(8)
         token = f"{TOKEN_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-        with self._db.transaction() as db:
-            db.execute(
-                "INSERT INTO api_keys (id, name, token_sha256, scopes, functions, namespace, may_grant, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    key_id,
-                    name,
-                    _token_hash(token),
-                    json.dumps(sorted(scope_set)),
-                    None if functions is None else json.dumps(functions),
-                    namespace,
-                    json.dumps(patterns),
-                    _now(),
-                ],
-            )
+        self._store.insert(key_id, name, _token_hash(token), sorted(scope_set), functions, namespace, patterns)
         return key_id, token
 
-    @translate_sqlite_errors
     def authenticate(self, authorization_header: str | None) -> Principal:
         """The Principal of an `Authorization: Bearer <token>` header; raises Unauthorized."""
         if not authorization_header or not authorization_header.strip():
@@ -251,15 +195,14 @@ class ApiKeys:
         if match is None:
             raise Unauthorized(f"malformed API key (expected fnh_<id>_<secret>); {_HOW_TO_SEND}")
         key_id = match.group(1)
-        row = self._db.db.execute(
-            "SELECT token_sha256, " + _KEY_COLUMNS + " FROM api_keys WHERE id = ?", [key_id]
-        ).fetchone()
-        stored_hash = row[0] if row else _DUMMY_HASH
-        if not hmac.compare_digest(stored_hash, _token_hash(token)) or row is None:
+        found = self._store.find(key_id)
+        stored_hash = found[0] if found else _DUMMY_HASH
+        if not hmac.compare_digest(stored_hash, _token_hash(token)) or found is None:
             raise Unauthorized(f"unknown API key; check the token, {_HOW_TO_SEND}")
-        info = _info(row[1:])
+        info = found[1]
         if info.revoked_at is not None:
-            raise Unauthorized(f"API key {key_id} was revoked at {info.revoked_at}; ask an admin for a new key")
+            revoked = datetime.fromtimestamp(info.revoked_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            raise Unauthorized(f"API key {key_id} was revoked at {revoked}; ask an admin for a new key")
         return Principal(
             key_id=key_id,
             name=info.name,
@@ -269,84 +212,44 @@ class ApiKeys:
             may_grant=info.may_grant,
         )
 
-    @translate_sqlite_errors
     def list(self, namespace: str | None = None) -> list[ApiKeyInfo]:
         """Every key, or (`namespace` given) the keys of that namespace."""
-        rows = self._db.db.execute(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
-        ).fetchall()
-        return [info for info in map(_info, rows) if namespace is None or info.namespace == namespace]
+        return self._store.list(namespace)
 
-    @translate_sqlite_errors
     def get(self, key_id: str, namespace: str | None = None) -> ApiKeyInfo:
         """The key `key_id`; with `namespace`, `NotFound` unless it is a key of that namespace."""
-        row = self._db.db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", [key_id]).fetchone()
-        if row is None or (namespace is not None and row[4] != namespace):
+        info = self._store.get(key_id)
+        if info is None or (namespace is not None and info.namespace != namespace):
             raise NotFound(f"no API key {key_id!r}; list keys to find its id")
-        return _info(row)
+        return info
 
-    @translate_sqlite_errors
     def revoke(self, key_id: str, namespace: str | None = None) -> ApiKeyInfo:
         """Revoke a key (idempotent); with `namespace`, only a key of that namespace. Refuses to
         revoke the last active global admin key: nobody could manage keys afterwards, and bootstrap
         only happens on an empty key table."""
-        with self._db.transaction() as db:
-            info = self.get(key_id, namespace)
-            if info.revoked_at is not None:
-                return info
-            if ADMIN in info.scopes and info.namespace is None:
-                self._db.lock_table(db, "api_keys")  # two revokes must not each leave the other admin
-                (admins,) = db.execute(
-                    f"SELECT COUNT(*) FROM api_keys WHERE {self._db.dialect.json_array_has('api_keys.scopes')}"
-                    " AND revoked_at IS NULL AND namespace IS NULL",
-                    [ADMIN],
-                ).fetchone()
-                if admins <= 1:
-                    raise Conflict(
-                        f"API key {key_id} is the last active admin key; create another admin key first"
-                    )
-            db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [_now(), key_id])
-            return self.get(key_id)
+        return self._store.revoke(key_id, namespace, keep_a_global_admin=True)
 
-    @translate_sqlite_errors
     def ensure_bootstrap_admin(self, data_dir: str | Path) -> Path | None:
         """On first start (no keys at all) create an admin key and write its token to
         `data_dir/admin.key` (mode 0600, never overwritten). Returns that path, or None if keys
         already existed. Safe to race: the check and the insert share one write transaction."""
         path = Path(data_dir) / BOOTSTRAP_FILE
-        with self._db.transaction() as db:
-            self._db.lock_table(db, "api_keys")  # nodes starting together create one bootstrap key
-            (count,) = db.execute("SELECT COUNT(*) FROM api_keys").fetchone()
-            if count:
-                return None
+        token = ""
+
+        def make() -> ApiKeyInfo:
+            nonlocal token
             if path.exists():
                 raise Conflict(
                     f"{path} exists but the key database is empty (a stale token from another "
                     "database?); delete the file and start again to create a new admin key"
                 )
-            _, token = self.create(BOOTSTRAP_NAME, {ADMIN})
-            # Written inside the transaction: if the write fails the key is rolled back, so no key
-            # exists whose token nobody has.
-            return write_secret_file(path, (token + "\n").encode("ascii"))
+            key_id, token = self.create(BOOTSTRAP_NAME, {ADMIN})
+            return self.get(key_id)
+
+        # Written inside the transaction: if the write fails the key is rolled back, so no key
+        # exists whose token nobody has.
+        return self._store.insert_first(make, lambda _: write_secret_file(path, (token + "\n").encode("ascii")))
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
-
-
-def _info(row: tuple[str, ...]) -> ApiKeyInfo:
-    key_id, name, scopes, functions, namespace, may_grant, created_at, revoked_at = row
-    return ApiKeyInfo(
-        key_id=key_id,
-        name=name,
-        scopes=tuple(json.loads(scopes)),
-        functions=None if functions is None else tuple(json.loads(functions)),
-        namespace=namespace,
-        may_grant=tuple(json.loads(may_grant)),
-        created_at=created_at,
-        revoked_at=revoked_at,
-    )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

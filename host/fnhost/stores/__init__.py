@@ -1,12 +1,14 @@
-"""Durable state of one host: key-value buckets, queues, secrets, the function registry and invocation records.
+"""Durable state of one host or cluster: every table fnhost has, each behind one store.
 
 Each store takes the shared database, applies its own migrations on construction and hides SQL
 behind a small typed API. One implementation per store serves both backends (`database`: the
 embedded SQLite file, or a shared PostgreSQL through `PostgresDatabase`); what differs between them
-is one `Dialect`. On both today: kv, queues, secrets, invocation records (tested on both in
-tests/test_stores.py). Still SQLite-only: the registry, API keys and the audit log (control/), and
-the trigger tables. The capability-facing stores (`KVStore`, `QueueStore`, `SecretStore`) are
-`typing.Protocol`s.
+is one `Dialect`. The stores: kv, queues, secrets, the function registry, wasm binaries, invocation
+records, async invocations, schedule state, queue mappings, concurrency leases, API keys, the audit
+chain and shares (tested on both in tests/test_stores.py, tests/test_trigger_stores.py and
+tests/test_control.py). Times are REAL epoch seconds from the database's clock. Who may do what
+with them is `fnhost.control`. The capability-facing stores (`KVStore`, `QueueStore`,
+`SecretStore`) are `typing.Protocol`s.
 """
 
 from ._common import new_sortable_id

@@ -9,11 +9,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from .._fs import disk_full
 from ..namespaces import QUALIFIED_RESOURCE_RE
-from .database import SQLITE, AnyDatabase, Migration, PostgresDatabase
+from .database import SQLITE, AnyDatabase, Migration, PostgresDatabase, executemany
 from .errors import InvalidArgument, StoreUnavailable, TooLarge
 
 P = ParamSpec("P")
@@ -85,6 +86,29 @@ def sql_migration(*statements: str) -> Migration:
             db.execute(dialect.ddl(statement))
 
     return apply
+
+
+def epoch_of_iso(text: str | None) -> float | None:
+    """An ISO-8601 UTC time as the control plane wrote it before REAL timestamps (`...T22:35:03.648137Z`),
+    in epoch seconds (None stays None). For the migrations that convert such columns."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text).timestamp()
+
+
+def rebuild_table(
+    db: Any, table: str, columns_ddl: str, columns: str, convert: Callable[[tuple[Any, ...]], Sequence[Any]]
+) -> None:
+    """Inside a migration: recreate `table` with `columns_ddl` (SQLite spelling), each row of `columns`
+    passed through `convert`. How a column changes type on both backends: SQLite cannot alter a column,
+    and its TEXT affinity would store a REAL written into the old column as text again."""
+    dialect = getattr(db, "dialect", SQLITE)
+    rows = [convert(tuple(row)) for row in db.execute(f"SELECT {columns} FROM {table}").fetchall()]
+    db.execute(dialect.ddl(f"CREATE TABLE {table}_rebuilt ({columns_ddl})"))
+    marks = ", ".join("?" * len(columns.split(",")))
+    executemany(db, f"INSERT INTO {table}_rebuilt ({columns}) VALUES ({marks})", rows)
+    db.execute(f"DROP TABLE {table}")
+    db.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
 
 
 def require_resource_name(kind: str, name: object) -> str:
