@@ -130,7 +130,7 @@ def round_trips(dsn: str, built: tuple[bytes, dict[str, object]], tmp: Path, cal
     wasm, manifest = built
     with Host(tmp / "rt", cache_dir=CACHE / "compiled", master_key=KEY, database=dsn) as host:
         host.deploy("hello-c", wasm, {**manifest, "http": {"public": True}})
-        db = host.db
+        db = host.open_store(lambda db: db)
         assert isinstance(db, PostgresDatabase)
         host.invoke_http("hello-c", "GET", "/hello", [], b"")  # prepared, alias cached
         time.sleep(0.3)  # the warm-up's record written

@@ -29,11 +29,11 @@ import wasmtime.component  # noqa: E402
 import wat_guests  # noqa: E402
 from wasmtime.component import Record  # noqa: E402
 
-from fnhost import FnhostError, Host, Outcome  # noqa: E402
+from fnhost import EngineSettings, FnhostError, Host, Outcome  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
 from fnhost.capabilities import CAPABILITIES  # noqa: E402
 from fnhost.capabilities.base import CONTRACT_VERSIONS, PACKAGE  # noqa: E402
-from fnhost.runtime.engine import WASMTIME_VERSION, make_engine  # noqa: E402
+from fnhost.runtime.engine import CRANELIFT, WASMTIME_VERSION, CompileCache, make_engine  # noqa: E402
 
 CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
 
@@ -70,8 +70,8 @@ def row(label: str, ta: list[float], tb: list[float], name_a: str, name_b: str) 
 class RawComponent:
     """Plain wasmtime-py: what a user would write to run the component once per request."""
 
-    def __init__(self, host: Host, path: Path) -> None:
-        self.engine = host.engine  # same settings, same compiled artifact
+    def __init__(self, engine: wasmtime.Engine, path: Path) -> None:
+        self.engine = engine  # the host's settings, so the host's compiled artifact loads into it
         self.component = wasmtime.component.Component.deserialize_file(self.engine, str(path))
         self.linker = wasmtime.component.Linker(self.engine)
         self.linker.add_wasip2()
@@ -177,9 +177,11 @@ def main() -> None:
         host.deploy("warm", wasm, {**hello.manifest.to_dict(), "name": "warm", "limits": {"instance_reuse": 1000}})
         host.deploy("core", wat_guests.ECHO, {"name": "core", "limits": {"memory_mb": 64}})
         host.deploy("corewarm", wat_guests.ECHO, {"name": "corewarm", "limits": {"memory_mb": 64}})
-        artifact = host.compile_cache.path_for(hashlib.sha256(wasm).hexdigest())
-        raw = RawComponent(host, artifact)
-        raw_core = RawCore(make_engine(host.settings), wat_guests.ECHO)
+        settings = EngineSettings()  # the Host's (it was made without engine_settings)
+        engine = make_engine(settings)
+        cache = CompileCache(CACHE / "compiled", engine, settings, CRANELIFT)
+        raw = RawComponent(engine, cache.path_for(hashlib.sha256(wasm).hexdigest()))  # what the deploy compiled
+        raw_core = RawCore(make_engine(settings), wat_guests.ECHO)
         payload = b'{"name": "bench"}'
         assert host.invoke("hello", payload).outcome is Outcome.OK
         assert raw.invoke(payload) == host.invoke("hello", payload).output

@@ -3,9 +3,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -26,6 +27,17 @@ REQUIRE_TOOLCHAINS = os.environ.get("FNHOST_REQUIRE_TOOLCHAINS") == "1" or os.en
     "true",
     "yes",
 )
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 15.0, what: str = "condition") -> Any:
+    """`predicate()`'s first true value, polled every 20 ms; an AssertionError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def missing_toolchain(what: str) -> NoReturn:

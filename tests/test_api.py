@@ -76,7 +76,7 @@ class Api:
 
 def start_api(data_dir: Path, **options: Any) -> tuple[Api, Callable[[], None]]:
     host = Host(data_dir, cache_dir=COMPILED)
-    admin_file = ApiKeys(host.db).ensure_bootstrap_admin(data_dir)
+    admin_file = host.open_store(ApiKeys).ensure_bootstrap_admin(data_dir)
     admin = admin_file.read_text().strip() if admin_file else ""
     client = TestClient(create_app(host, **options), raise_server_exceptions=False)
     client.__enter__()  # one event loop for every request, as under Hypercorn

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import COMPILED, build_or_skip
-from test_e2e import server
+from test_e2e import _env, fnhost, server
 from test_triggers import wait_for
 
 from fnhost import Host, Outcome
@@ -306,7 +306,7 @@ def test_a_blob_trigger_on_a_bucket_the_deployer_may_not_grant_is_refused(
     guest_host: Host, files_wasm: tuple[bytes, Any]
 ) -> None:
     wasm, manifest = files_wasm
-    keys = ApiKeys(guest_host.db)
+    keys = guest_host.open_store(ApiKeys)
     _, token = keys.create("limited", ["deploy"], namespace="default", may_grant=["kv:seen", "blob:uploads"])
     principal = keys.authenticate(f"Bearer {token}")
     ok = {**manifest.to_dict(), "name": "watcher2", **TRIGGERED}
@@ -439,3 +439,20 @@ def test_every_sdk_streams_an_object_through_handles(guest_host: Host, lang: str
     assert missing["error"] == "not-found"
     denied = call(guest_host, name, op="blob-copy", bucket="elsewhere", key="k", prefix="x")
     assert denied["error"] == "denied" and "blob bucket 'elsewhere'" in denied["message"]
+
+
+def test_cli_puts_gets_lists_and_removes_through_the_api(blob_server: tuple[str, str, Path], tmp_path: Path) -> None:
+    url, admin, _ = blob_server
+    env = _env(FNHOST_URL=url, FNHOST_TOKEN=admin)
+    source = tmp_path / "report.csv"
+    source.write_bytes(b"a,b\n" * 100_000)  # 400 KB, streamed in 1 MiB reads
+    out = fnhost("blobs", "put", "uploads", "cli/report.csv", str(source), env=env).stdout
+    assert f"400000 bytes, sha256 {hashlib.sha256(source.read_bytes()).hexdigest()}" in out
+    fnhost("blobs", "get", "uploads", "cli/report.csv", "-o", str(tmp_path / "back.csv"), env=env)
+    assert (tmp_path / "back.csv").read_bytes() == source.read_bytes()
+    listing = json.loads(fnhost("blobs", "ls", "uploads", "--prefix", "cli/", "--json", env=env).stdout)
+    assert [(o["key"], o["content_type"]) for o in listing["objects"]] == [("cli/report.csv", "text/csv")]
+    assert "cli/report.csv" in fnhost("blobs", "ls", "uploads", env=env).stdout
+    assert "deleted" in fnhost("blobs", "rm", "uploads", "cli/report.csv", env=env).stdout
+    missing = fnhost("blobs", "get", "uploads", "cli/report.csv", "-o", str(tmp_path / "gone"), env=env, check=False)
+    assert missing.returncode != 0 and "has no object" in missing.stderr and not (tmp_path / "gone").exists()

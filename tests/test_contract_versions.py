@@ -152,7 +152,7 @@ OLD_BINARIES = Path(__file__).resolve().parent / "data" / "contract-0.1.0"
 @pytest.mark.parametrize("lang", ["rust", "c"])
 def test_a_core_guest_built_against_0_1_0_deploys_and_runs_unchanged(host: Host, lang: str) -> None:
     wasm = (OLD_BINARIES / f"{lang}-counter.wasm").read_bytes()
-    imported = {i.module for i in wasmtime.Module(host.engine, wasm).imports}
+    imported = {i.module for i in wasmtime.Module(wasmtime.Engine(), wasm).imports}
     assert imported - {"wasi_snapshot_preview1"} == {"fnhost"}
     host.deploy("counter", wasm, {"name": "counter", "grants": {"kv": ["counters"]}})
     for n in (1, 2):

@@ -33,9 +33,9 @@ def populated(data_dir: Path, cache: Path) -> dict[str, Any]:
         [in_flight] = host.queues.receive("jobs", max_messages=1, visibility_timeout_s=3600)
         host.secrets.set("token", "s3cret")
         result = host.invoke("echo", b"hi")
-        keys = ApiKeys(host.db)
+        keys = host.open_store(ApiKeys)
         _, token = keys.create("ci", {"invoke"})
-        log = AuditLog(host.db)
+        log = host.open_store(AuditLog)
         for i in range(5):
             log.record("function.deploy", f"fn-{i}", "ok")
         accepted = Triggers(host).invoke_async("echo", b"later")
@@ -59,8 +59,8 @@ def test_copy_moves_everything_and_it_works_there(tmp_path: Path, postgres_serve
         [visible] = host.queues.receive("jobs", max_messages=10)  # the in-flight one stays hidden
         assert visible.id != before["in_flight"] and visible.receive_count == 1
         assert {m.id: m.receive_count for m in host.queues.peek("jobs")}[before["in_flight"]] == 1
-        assert ApiKeys(host.db).authenticate(f"Bearer {before['token']}").name == "ci"
-        log = AuditLog(host.db)
+        assert host.open_store(ApiKeys).authenticate(f"Bearer {before['token']}").name == "ci"
+        log = host.open_store(AuditLog)
         assert log.head() == before["head"] and log.verify().ok
         assert log.record("after.copy", "x", "ok").id == 6  # the chain goes on
         assert host.invocations.store.get(before["invocation"]) is not None

@@ -43,7 +43,7 @@ class Runner:
 
 def in_flight(host: Host, queue: str) -> list[str]:
     """Messages claimed by a consumer and not acked (hidden until their visibility timeout)."""
-    rows = host.db.db.execute(
+    rows = host.open_store(lambda db: db.db).execute(
         "SELECT id FROM queue_messages WHERE queue = ? AND visible_at > ?", [queue, time.time()]
     ).fetchall()
     return [r[0] for r in rows]

@@ -254,7 +254,10 @@ def test_versions_rollback_unpin_alias_and_delete_from_the_cli(tmp_path: Path) -
         assert missing.returncode == 1 and "has no alias 'prod'" in missing.stderr
         unknown = fnhost("rollback", "nosuch", env=env, check=False)
         assert unknown.returncode == 1 and "function 'nosuch' does not exist" in unknown.stderr
-        for command in (("logs", "nosuch"), ("versions", "nosuch"), ("unpin", "nosuch")):
+        for command in (("logs", "nosuch"), ("versions", "nosuch"), ("unpin", "nosuch"), ("delete", "nosuch"),
+                        ("alias", "list", "nosuch"), ("alias", "set", "nosuch", "prod", "1"),
+                        ("alias", "rm", "nosuch", "prod"), ("invoke", "nosuch"), ("invoke", "nosuch", "--async"),
+                        ("rollback", "nosuch", "1"), ("logs", "nosuch", "--json")):  # fmt: skip
             failed = fnhost(*command, env=env, check=False)
             assert failed.returncode == 1 and "function 'nosuch' does not exist" in failed.stderr, command
         as_json = json.loads(fnhost("versions", "hello", "--json", env=env).stdout)
@@ -265,3 +268,55 @@ def test_versions_rollback_unpin_alias_and_delete_from_the_cli(tmp_path: Path) -
         assert "deleted hello" in fnhost("delete", "hello", env=env).stdout
         assert fnhost("list", env=env).stdout.strip() == "NAME  LATEST  ALIASES"
     assert fnhost("--version").stdout.startswith("fnhost ")
+
+
+def test_logs_follow_streams_invocations_until_the_server_stops(tmp_path: Path) -> None:
+    import queue
+    import threading
+
+    import wat_guests
+
+    data_dir = tmp_path / "data"
+    bundle = tmp_path / "echo.zip"
+    bundle.write_bytes(pack_bundle('name = "echo"\n', wat_guests.ECHO))
+    with server(data_dir, "--graceful-timeout", "5") as url:
+        env = _env(FNHOST_URL=url, FNHOST_TOKEN=(data_dir / "admin.key").read_text().strip())
+        fnhost("deploy", str(bundle), env=env)
+        auth = {"Authorization": f"Bearer {env['FNHOST_TOKEN']}"}
+
+        def invoke() -> str:  # the echo guest's output is binary: not for a text pipe
+            r = httpx.post(f"{url}/v1/functions/echo/invoke", content=b"x", headers=auth)
+            assert r.status_code == 200
+            return r.headers["x-fnhost-invocation-id"]
+
+        invoke()
+        follower = subprocess.Popen([sys.executable, "-m", "fnhost", "logs", "echo", "--follow", "--limit", "1"],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout or []], daemon=True).start()
+
+        def starts(n: int) -> list[str]:
+            seen: list[str] = []
+            while len(seen) < n:
+                line = lines.get(timeout=30)
+                if line.startswith("START"):
+                    seen.append(line.split()[2])  # START RequestId: ID Version: ...
+            return seen
+
+        [old] = starts(1)  # the newest one first, as `logs --limit 1` prints it
+        ran = [invoke() for _ in range(2)]
+        assert starts(2) == ran and old not in ran
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 15  # leaving `server` stopped it: the open stream did not hold it
+    assert follower.wait(timeout=15) == 0
+    assert "is stopping; stopped following echo" in (follower.stderr.read() if follower.stderr else "")
+    with server(data_dir) as url:
+        env = _env(FNHOST_URL=url, FNHOST_TOKEN=(data_dir / "admin.key").read_text().strip())
+        unknown = fnhost("logs", "nosuch", "--follow", env=env, check=False)
+        assert unknown.returncode == 1 and "function 'nosuch' does not exist" in unknown.stderr
+        as_json = subprocess.Popen([sys.executable, "-m", "fnhost", "logs", "echo", "-f", "--json", "--limit", "1"],
+                                   env=env, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert as_json.stdout is not None
+        assert json.loads(as_json.stdout.readline())["function"] == "echo"  # one record per line
+        as_json.send_signal(signal.SIGINT)
+        assert as_json.wait(timeout=15) == 130

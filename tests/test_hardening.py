@@ -179,7 +179,7 @@ def test_past_the_server_wide_pinned_bound_only_misbehaving_functions_are_refuse
         assert host.invoke("sleeper-b", b"sleep:3").outcome.value == "timeout"  # new to it: one more
         assert host.invoke("sleeper-b", b"sleep:0").outcome.value == "throttled"
         assert host.invoke("echo", b"x").outcome.value == "ok"
-        assert sum(host.invoker.pinned().values()) == 2
+        assert sum(host.runtime_stats().pinned_by_function.values()) == 2
 
 
 def test_a_misbehaving_function_gets_its_share_and_the_others_keep_theirs(srv: Server) -> None:

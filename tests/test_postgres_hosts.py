@@ -76,7 +76,7 @@ def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> float:
 
 def test_an_alias_change_on_one_node_is_served_by_the_other_at_once(nodes: list[Host]) -> None:
     a, b = nodes
-    b.invoker.RESOLVE_TTL_S = 3600.0  # so only the change feed can tell node 1
+    b.resolve_ttl_s = 3600.0  # so only the change feed can tell node 1
     a.deploy("echo", g.ECHO, {"name": "echo"})
     assert served_version(b) == 1
     a.deploy("echo", g.ECHO, {"name": "echo", "env": {"V": "2"}})
@@ -88,7 +88,7 @@ def test_an_alias_change_on_one_node_is_served_by_the_other_at_once(nodes: list[
 
 def test_a_function_deleted_and_redeployed_elsewhere_never_runs_its_old_code(nodes: list[Host]) -> None:
     a, b = nodes
-    b.invoker.RESOLVE_TTL_S = 3600.0
+    b.resolve_ttl_s = 3600.0
     a.deploy("echo", g.ECHO, {"name": "echo"})
     assert b.invoke("echo", b"x").outcome is Outcome.OK  # node 1 prepared version 1
     a.delete_function("echo")
@@ -99,7 +99,7 @@ def test_a_function_deleted_and_redeployed_elsewhere_never_runs_its_old_code(nod
 def test_a_node_with_another_master_key_refuses_to_start(nodes: list[Host], postgres_server: Any, tmp_path: Path) -> None:
     a, _ = nodes
     a.secrets.set("token", "s3cret")
-    dsn = a.db.dsn  # type: ignore[union-attr]
+    dsn = a.open_store(lambda db: db.dsn)  # type: ignore[union-attr]
     with pytest.raises(MasterKeyError, match="must share FNHOST_MASTER_KEY"):
         Host(tmp_path / "stranger", master_key=bytes(range(1, 33)), database=dsn)
     os.environ.pop("FNHOST_MASTER_KEY", None)
@@ -119,15 +119,15 @@ def test_a_cluster_wide_concurrency_limit_holds_across_nodes(nodes: list[Host]) 
     first: list[Any] = []
     runner = threading.Thread(target=lambda: first.append(a.invoke("busy")))
     runner.start()
-    wait_until(lambda: a.invoker.cluster_slots is not None and a.invoker.cluster_slots.in_use("busy") == 1)
+    wait_until(lambda: a.cluster_slots_in_use("busy") == 1)
     refused = b.invoke("busy")  # the other node: its own process has nothing running
     assert refused.outcome is Outcome.THROTTLED
     assert "cluster-wide concurrency limit (1" in (refused.error or "")
     runner.join(timeout=10)
     assert first[0].outcome is Outcome.TIMEOUT  # the loop ran out its time, then gave the slot back
     a.deploy("echo", g.ECHO, {"name": "echo"})  # without the limit: no slot, no round trip
-    b.invoker.RESOLVE_TTL_S = 3600.0
+    b.resolve_ttl_s = 3600.0
     b.invoke("echo", b"")
-    warm = b.db.round_trips_of_this_thread  # type: ignore[union-attr]
+    warm = b.open_store(lambda db: db.round_trips_of_this_thread)  # type: ignore[union-attr]
     assert b.invoke("echo", b"").outcome is Outcome.OK
-    assert b.db.round_trips_of_this_thread == warm  # type: ignore[union-attr]  # a cached alias: none at all
+    assert b.open_store(lambda db: db.round_trips_of_this_thread) == warm  # type: ignore[union-attr]  # a cached alias: none at all

@@ -335,7 +335,7 @@ def test_a_version_number_reused_after_delete_never_runs_the_old_code(tmp_path: 
     """Two hosts on one data dir (as `--processes 2`): one deletes and redeploys, so version 1 is new code."""
     a, b = Host(tmp_path / "data", cache_dir=tmp_path / "c"), Host(tmp_path / "data", cache_dir=tmp_path / "c")
     try:
-        b.invoker.RESOLVE_TTL_S = 0.0  # no cached aliases: what every host sees once its TTL has passed
+        b.resolve_ttl_s = 0.0  # no cached aliases: what every host sees once its TTL has passed
         deploy(a, g.ECHO)
         assert b.invoke("f", b"x").outcome is Outcome.OK  # b prepared version 1
         a.delete_function("f")

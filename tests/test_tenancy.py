@@ -578,7 +578,7 @@ def test_a_queue_trigger_of_a_namespace_consumes_its_own_queue_only(tmp_path: Pa
 def _principal(tenants: Tenants, token: str) -> Any:
     from fnhost.control import ApiKeys
 
-    return ApiKeys(tenants.api.host.db).authenticate(f"Bearer {token}")
+    return tenants.api.host.open_store(ApiKeys).authenticate(f"Bearer {token}")
 
 
 def test_function_urls_of_a_namespace(tenants: Tenants) -> None:

@@ -9,14 +9,14 @@ import random
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import COMPILED, needs_componentize_py
+from conftest import COMPILED, needs_componentize_py, wait_for
 
 from fnhost import Host, Manifest, ManifestError, NotFound
 from fnhost.build import build_guest
@@ -26,16 +26,6 @@ from fnhost.triggers.cron import CronError, CronExpression
 
 GUESTS = Path(__file__).resolve().parents[1] / "guests" / "python"
 needs_guests = needs_componentize_py
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def deploy_consumer(host: Host, name: str = "consumer", **overrides: Any) -> None:
@@ -420,7 +410,7 @@ def test_missed_ticks_are_not_replayed_in_a_burst(host: Host, triggers: Triggers
     [schedule] = triggers.scheduler.current()
     triggers.scheduler.step()  # first sight: the row is created with the next tick
     now_ms = int(time.time() * 1000)
-    with host.db.transaction() as db:  # as if the host had been down for 30 s
+    with host.open_store(lambda db: db.transaction()) as db:  # as if the host had been down for 30 s
         db.execute("UPDATE schedule_state SET next_due_ms = ?", [schedule.next_tick_ms(now_ms - 31_000)])
     triggers.scheduler.start()
     triggers.scheduler.step()
@@ -464,7 +454,7 @@ def test_api_async_invoke_queues_triggers_schedules_and_metrics(host: Host, trig
         triggers={"queue": [{"queue": "in", "batch_size": 5}], "schedule": [{"name": "hourly", "cron": "@hourly"}]},
         **{"async": {"retries": 0}},
     )
-    admin_file = ApiKeys(host.db).ensure_bootstrap_admin(host.data_dir)
+    admin_file = host.open_store(ApiKeys).ensure_bootstrap_admin(host.data_dir)
     assert admin_file is not None
     auth = {"Authorization": f"Bearer {admin_file.read_text().strip()}"}
     client = TestClient(create_app(host, triggers=triggers), raise_server_exceptions=False)

@@ -4,8 +4,13 @@
     host = Host(".fnhost")
     host.deploy("hello", wasm, manifest)
     result = host.invoke("hello", b'{"name": "you"}')
+
+    from fnhost import Server, ServerConfig, Client
+    Server(ServerConfig(data_dir=".fnhost")).run()                  # the HTTP API, triggers, keys, audit
+    Client("http://127.0.0.1:8080", token).invoke("hello", b"{}")   # that API from another program
 """
 
+from .client import ApiError, Client
 from .errors import (
     BuildError,
     BundleError,
@@ -23,11 +28,14 @@ from .host import Host, Version
 from .manifest import Grants, Limits, Manifest
 from .runtime.engine import EngineSettings
 from .runtime.outcomes import HttpResponse, InvocationResult, Outcome
+from .server import Server, ServerConfig
 
 __all__ = [
+    "ApiError",
     "BuildError",
     "BundleError",
     "BundleTooLarge",
+    "Client",
     "Conflict",
     "EngineSettings",
     "FnhostError",
@@ -42,6 +50,8 @@ __all__ = [
     "ManifestError",
     "NotFound",
     "Outcome",
+    "Server",
+    "ServerConfig",
     "SignatureError",
     "Unauthorized",
     "Version",

@@ -46,6 +46,13 @@ class InvalidWasm(FnhostError):
     http_status = 400
 
 
+class InvalidRequest(FnhostError):
+    """A malformed request: bad JSON, a missing field, a path that disagrees with the body."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
 class NotFound(FnhostError):
     code = "not_found"
     http_status = 404

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import wasmtime
 
@@ -48,11 +49,12 @@ from .stores import (
 from .stores.blobs import BLOB_SPACE, DEFAULT_MAX_OBJECT_BYTES, BlobStore, BlobSubscription
 from .stores.concurrency import ConcurrencyStore
 from .stores.content import ContentStore, DatabaseContentStore, FileContentStore
-from .stores.database import PostgresDatabase, open_database
+from .stores.database import AnyDatabase, PostgresDatabase, open_database
 from .stores.registry import no_such_function
 from .stores.wasm import DatabaseWasmStore, FileWasmStore, WasmStore
 
 WASM_MAGIC = b"\x00asm"
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,16 @@ class Version:
         )
 
 
+@dataclass(frozen=True)
+class RuntimeStats:
+    pinned_by_function: dict[str, int]
+    """Threads still running a guest past its deadline (blocked where Wasmtime cannot interrupt it)."""
+    max_pinned: int
+    warm_idle_bytes: int
+    """Memory idle warm instances may hold, each counted at its limits.memory_mb."""
+    max_warm_idle_bytes: int
+
+
 @functools.lru_cache(maxsize=1024)
 def _manifest_of(manifest_json: str) -> Manifest:
     """Parsed once per distinct manifest: versions are immutable, and function URLs read it per request."""
@@ -100,6 +112,10 @@ class Host:
     namespace, `team-a/billing` in namespace `team-a`. Calls that change what a function may reach
     (`deploy`, `set_alias`, `unpin_live`) take the acting key as `principal` and check its grant
     rights (`fnhost.control.grants`); `principal=None` is the operator, who may grant anything.
+
+    Its public surface is these methods and the stores a caller may use directly (`kv`, `queues`,
+    `secrets`, `shares`, `invocations`); the database, registry, engines and invoker are its own.
+    A server's other parts reach the database through `open_store` (`fnhost.Server` does).
     """
 
     def __init__(
@@ -115,39 +131,39 @@ class Host:
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
         max_warm_mb: int = 1024,
+        resolve_ttl_s: float | None = None,
         max_blob_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db = open_database(database) if database else Database(self.data_dir / "fnhost.db")
-        self.wasm: WasmStore
-        if isinstance(self.db, PostgresDatabase):
-            self.wasm = DatabaseWasmStore(self.db)
+        self._db = open_database(database) if database else Database(self.data_dir / "fnhost.db")
+        self._wasm: WasmStore
+        if isinstance(self._db, PostgresDatabase):
+            self._wasm = DatabaseWasmStore(self._db)
         else:
-            self.wasm = FileWasmStore(self.data_dir / "wasm")
-        self.registry = Registry(self.db)
+            self._wasm = FileWasmStore(self.data_dir / "wasm")
+        self._registry = Registry(self._db)
+        self.kv = SQLiteKVStore(self._db, max_value_bytes=max_kv_value_bytes)
+        self.queues = SQLiteQueueStore(self._db, max_message_bytes=max_queue_message_bytes)
         blob_content: ContentStore
-        if isinstance(self.db, PostgresDatabase):
-            blob_content = DatabaseContentStore(self.db, BLOB_SPACE)
+        if isinstance(self._db, PostgresDatabase):
+            blob_content = DatabaseContentStore(self._db, BLOB_SPACE)
         else:
             blob_content = FileContentStore(self.data_dir / "blobs")
-        self.kv = SQLiteKVStore(self.db, max_value_bytes=max_kv_value_bytes)
-        self.queues = SQLiteQueueStore(self.db, max_message_bytes=max_queue_message_bytes)
-        self.blobs = BlobStore(self.db, blob_content, self.queues, max_object_bytes=max_blob_bytes)
-        self.secrets = SQLiteSecretStore(self.db, master_key or load_master_key(self.data_dir))
-        self.shares = Shares(self.db)
-        self.invocations = InvocationRecorder(InvocationStore(self.db))
-        self.settings = engine_settings or EngineSettings()
-        self.engine = make_engine(self.settings)  # Cranelift: what every version runs in the end
-        engines = {CRANELIFT: self.engine}
-        if self.settings.baseline_min_bytes is not None:
-            engines[WINCH] = make_engine(self.settings, WINCH)
-        self.ticker = EpochTicker(list(engines.values()), self.settings.epoch_tick_ms)
+        self.blobs = BlobStore(self._db, blob_content, self.queues, max_object_bytes=max_blob_bytes)
+        self.secrets = SQLiteSecretStore(self._db, master_key or load_master_key(self.data_dir))
+        self.shares = Shares(self._db)
+        self.invocations = InvocationRecorder(InvocationStore(self._db))
+        self._settings = engine_settings or EngineSettings()
+        self._engine = make_engine(self._settings)  # Cranelift: what every version runs in the end
+        engines = {CRANELIFT: self._engine}
+        if self._settings.baseline_min_bytes is not None:
+            engines[WINCH] = make_engine(self._settings, WINCH)
+        self._ticker = EpochTicker(list(engines.values()), self._settings.epoch_tick_ms)
         cache_root = Path(cache_dir) if cache_dir else self.data_dir / "compiled"
-        caches = {c: CompileCache(cache_root, e, self.settings, c) for c, e in engines.items()}
-        self.compile_cache = caches[CRANELIFT]
-        self.compiler = TieredCompiler(caches, self.settings.baseline_min_bytes)
-        self.capabilities: list[Capability] = [
+        caches = {c: CompileCache(cache_root, e, self._settings, c) for c, e in engines.items()}
+        self._compiler = TieredCompiler(caches, self._settings.baseline_min_bytes)
+        self._capabilities: list[Capability] = [
             KvCapability(self.kv),
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
@@ -155,21 +171,23 @@ class Host:
             BlobsCapability(self.blobs),
             CoreResults(),
         ]
-        self.sandbox = Sandbox(engines, self.ticker, self.capabilities)
-        self.invoker = Invoker(
-            self.registry,
-            self.sandbox,
+        self._sandbox = Sandbox(engines, self._ticker, self._capabilities)
+        self._invoker = Invoker(
+            self._registry,
+            self._sandbox,
             self.invocations,
             self._load,
             shared=self.shares.active,
             max_pinned_per_function=max_pinned_per_function,
             max_pinned=max_pinned,
             max_warm_bytes=max_warm_mb << 20,
-            cluster_slots=ConcurrencyStore(self.db),
+            cluster_slots=ConcurrencyStore(self._db),
         )
+        if resolve_ttl_s is not None:
+            self.resolve_ttl_s = resolve_ttl_s
         # Deploys, alias changes and deletes through other hosts of a shared database reach this one at
         # once (PostgreSQL LISTEN/NOTIFY); the resolve TTL stays the fallback.
-        self._stop_listening = self.db.listen(self._changed_elsewhere)
+        self._stop_listening = self._db.listen(self._changed_elsewhere)
 
     # deploying -----------------------------------------------------------------------------------
     def deploy(
@@ -199,16 +217,16 @@ class Host:
             raise InvalidWasm("module is not WebAssembly (no \\0asm header); build it with `fnhost build`")
         sha256 = hashlib.sha256(wasm).hexdigest()
         try:
-            compiled, compiler = self.compiler.compile(sha256, len(wasm), is_component(wasm), lambda: wasm)
+            compiled, compiler = self._compiler.compile(sha256, len(wasm), is_component(wasm), lambda: wasm)
         except wasmtime.WasmtimeError as e:
             raise InvalidWasm(f"Wasmtime rejects the module: {str(e).strip().splitlines()[0]}") from None
-        prepared = self.sandbox.prepare(name, 0, manifest, compiled, compiler)  # checks exports and imports
-        self.wasm.put(sha256, wasm)
-        record, created = self.registry.record_deploy(
+        prepared = self._sandbox.prepare(name, 0, manifest, compiled, compiler)  # checks exports and imports
+        self._wasm.put(sha256, wasm)
+        record, created = self._registry.record_deploy(
             name, sha256, json.dumps(manifest.to_dict(), sort_keys=True), created_by
         )
         prepared.version = record.version
-        self.invoker.add_prepared(prepared, sha256)
+        self._invoker.add_prepared(prepared, sha256)
         self._aliases_changed(name)
         self._tier_up(prepared, sha256)
         return Version.of(record, created=created)
@@ -216,9 +234,9 @@ class Host:
     def _aliases_changed(self, name: str) -> None:
         """After a deploy or an alias change: forget resolved aliases, drop superseded warm instances,
         and point the blob triggers at what the live version's manifest declares."""
-        self.invoker.invalidate(name)
-        self.invoker.drop_warm_except(name, {a.version for a in self.registry.aliases(name)})
-        live = resolve_manifest(name, _manifest_of(self.registry.resolve(name, LIVE).manifest_json))
+        self._invoker.invalidate(name)
+        self._invoker.drop_warm_except(name, {a.version for a in self._registry.aliases(name)})
+        live = resolve_manifest(name, _manifest_of(self._registry.resolve(name, LIVE).manifest_json))
         self.blobs.set_subscriptions(
             name, [BlobSubscription(name, b.queue, b.bucket, b.prefix, b.events) for b in live.blob_triggers]
         )
@@ -229,21 +247,21 @@ class Host:
             return
 
         def swap(compiled: Any) -> None:
-            optimized = self.sandbox.prepare(prepared.name, prepared.version, prepared.manifest, compiled, CRANELIFT)
-            self.invoker.replace_prepared(prepared, optimized, sha256)
+            optimized = self._sandbox.prepare(prepared.name, prepared.version, prepared.manifest, compiled, CRANELIFT)
+            self._invoker.replace_prepared(prepared, optimized, sha256)
 
-        self.compiler.tier_up(sha256, prepared.component, lambda: self._binary(sha256), swap)
+        self._compiler.tier_up(sha256, prepared.component, lambda: self._binary(sha256), swap)
 
     def wait_for_tier_up(self, timeout: float | None = None) -> bool:
         """Wait until every background Cranelift compile is done (False on timeout)."""
-        return self.compiler.wait_idle(timeout)
+        return self._compiler.wait_idle(timeout)
 
     def compiler_of(self, name: str, qualifier: str | int | None = None) -> str:
         """The compiler of the code a qualifier's version runs now: "winch" (tiering up) or "cranelift"."""
-        return self.invoker.prepared_for(self.invoker.resolve(name, qualifier)).compiler
+        return self._invoker.prepared_for(self._invoker.resolve(name, qualifier)).compiler
 
     def _binary(self, sha256: str) -> bytes:
-        data = self.wasm.get(sha256)
+        data = self._wasm.get(sha256)
         if data is None:
             raise NotFound(f"the deployed binary {sha256} is missing from the wasm store; deploy the function again")
         return data
@@ -251,21 +269,21 @@ class Host:
     def _load(self, record: VersionRecord) -> Prepared:
         """A version not prepared in this process (after a restart, or deployed through another node):
         its compiled artifact from the cache, else its binary from the wasm store, compiled once."""
-        header, size = self.wasm.header(record.sha256), self.wasm.size(record.sha256)
+        header, size = self._wasm.header(record.sha256), self._wasm.size(record.sha256)
         if header is None or size is None:
             raise NotFound(f"the binary of {record.name} version {record.version} is missing; deploy it again")
-        compiled, compiler = self.compiler.compile(
+        compiled, compiler = self._compiler.compile(
             record.sha256, size, is_component(header), lambda: self._binary(record.sha256)
         )
         manifest = _manifest_of(record.manifest_json)
-        prepared = self.sandbox.prepare(record.name, record.version, manifest, compiled, compiler)
+        prepared = self._sandbox.prepare(record.name, record.version, manifest, compiled, compiler)
         self._tier_up(prepared, record.sha256)
         return prepared
 
     # invoking ------------------------------------------------------------------------------------
     def invoke(self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None) -> InvocationResult:
         """Run the function's event handler with a direct-invoke payload."""
-        return self.invoker.invoke(name, qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke")
+        return self._invoker.invoke(name, qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke")
 
     def invoke_event(
         self,
@@ -280,7 +298,7 @@ class Host:
         in the invocation record."""
         payload = b"" if isinstance(event, abi.QueueBatch | abi.ScheduleTick | abi.BlobEvent) else bytes(event)
         other = None if isinstance(event, bytes | bytearray | memoryview) else event
-        return self.invoker.invoke(
+        return self._invoker.invoke(
             name, qualifier, lambda ctx: Call("event", ctx, payload=payload, event=other), trigger
         )
 
@@ -300,43 +318,43 @@ class Host:
         def build(ctx: abi.Context) -> Call:
             return Call("http", ctx, payload=bytes(body), method=method.upper(), path=path or "/", headers=hdrs)
 
-        return self.invoker.invoke(name, qualifier, build, "http")
+        return self._invoker.invoke(name, qualifier, build, "http")
 
     # registry ------------------------------------------------------------------------------------
     def list_functions(self) -> list[FunctionRecord]:
-        return self.registry.functions()
+        return self._registry.functions()
 
     def get_function(self, name: str) -> FunctionRecord:
-        record = self.registry.get_function(name)
+        record = self._registry.get_function(name)
         if record is None:
             raise NotFound(no_such_function(name))
         return record
 
     def get_version(self, name: str, qualifier: str | int | None = None) -> Version:
         """The version a qualifier names now (an alias resolved within `Invoker.RESOLVE_TTL_S`)."""
-        return Version.of(self.invoker.resolve(name, qualifier))
+        return Version.of(self._invoker.resolve(name, qualifier))
 
     def cached_version(self, name: str, qualifier: str | int | None = None) -> Version | None:
         """`get_version` when its answer is at hand without I/O (recently resolved), else None."""
-        record = self.invoker.resolve_cached(name, qualifier)
+        record = self._invoker.resolve_cached(name, qualifier)
         return Version.of(record) if record is not None else None
 
     def list_versions(self, name: str) -> list[Version]:
         self.get_function(name)
-        return [Version.of(r) for r in self.registry.versions(name)]
+        return [Version.of(r) for r in self._registry.versions(name)]
 
     def set_alias(self, name: str, alias: str, version: int, *, principal: Principal | None = None) -> None:
         """Point `alias` at `version`. The version's grants must be within what `principal` may
         grant, as for a deploy: moving an alias to a version someone else authorized (a rollback)
         never gives the function more than the mover could give it."""
-        self._authorize_version(principal, self.registry.resolve(name, version))
-        self.registry.set_alias(name, alias, version)
+        self._authorize_version(principal, self._registry.resolve(name, version))
+        self._registry.set_alias(name, alias, version)
         self._aliases_changed(name)
 
     def unpin_live(self, name: str, *, principal: Principal | None = None) -> None:
         """Make `live` follow the newest version again (checked like `set_alias` for that version)."""
-        self._authorize_version(principal, self.registry.resolve(name, self.get_function(name).latest_version))
-        self.registry.unpin_live(name)
+        self._authorize_version(principal, self._registry.resolve(name, self.get_function(name).latest_version))
+        self._registry.unpin_live(name)
         self._aliases_changed(name)
 
     def delete_alias(self, name: str, alias: str, *, principal: Principal | None = None) -> None:
@@ -345,7 +363,7 @@ class Host:
             self.unpin_live(name, principal=principal)
             return
         self.get_function(name)
-        if not self.registry.delete_alias(name, alias):
+        if not self._registry.delete_alias(name, alias):
             raise NotFound(f"function {name!r} has no alias {alias!r}; `fnhost alias list {name}` shows its aliases")
         self._aliases_changed(name)
 
@@ -354,35 +372,66 @@ class Host:
 
     def delete_function(self, name: str) -> None:
         """Delete a function, its versions and aliases; garbage-collect unreferenced code."""
-        unreferenced = self.registry.delete_function(name)
-        self.invoker.forget(name)
+        unreferenced = self._registry.delete_function(name)
+        self._invoker.forget(name)
         self.blobs.set_subscriptions(name, [])
         for sha256 in unreferenced:
-            self.wasm.delete(sha256)
-            self.compiler.remove(sha256)
+            self._wasm.delete(sha256)
+            self._compiler.remove(sha256)
+
+    @property
+    def resolve_ttl_s(self) -> float:
+        """How long a resolved alias is served without asking the database (default 1 s). Changes made
+        through another host reach this one at once on PostgreSQL (its change feed), else within this."""
+        return self._invoker.RESOLVE_TTL_S
+
+    @resolve_ttl_s.setter
+    def resolve_ttl_s(self, seconds: float) -> None:
+        self._invoker.RESOLVE_TTL_S = seconds
+
+    def open_store(self, make: Callable[[AnyDatabase], S]) -> S:
+        """A store over this host's database (its SQLite file or the shared PostgreSQL), for the
+        parts of a server that keep their own tables: `host.open_store(ApiKeys)`, `AuditLog`,
+        the triggers' stores. Closed with the host."""
+        return make(self._db)
+
+    def flush(self) -> None:
+        """Write what is buffered (invocation records) now, e.g. before a process exits."""
+        self.invocations.flush()
+
+    def runtime_stats(self) -> RuntimeStats:
+        """Threads guests pin past their deadline and memory idle warm instances hold (`/metrics`)."""
+        warm = self._invoker.warm
+        return RuntimeStats(self._invoker.pinned(), self._invoker.max_pinned, warm.used, warm.max_bytes)
+
+    def cluster_slots_in_use(self, name: str) -> int | None:
+        """Invocations of `name` running across the cluster (`limits.cluster_max_concurrency`), or
+        None on a host of its own (SQLite: no cluster)."""
+        slots = self._invoker.cluster_slots
+        return slots.in_use(name) if slots is not None else None
 
     def not_ready(self) -> str | None:
         """Why this host cannot serve requests that need the database now, or None (`/readyz`)."""
-        return self.db.not_ready()
+        return self._db.not_ready()
 
     def _changed_elsewhere(self, change: str | None) -> None:
         kind, _, name = (change or "").partition(":")
         if kind == "deleted":
-            self.invoker.forget(name)
+            self._invoker.forget(name)
         elif kind == "function":
             self._aliases_changed(name)
         else:
-            self.invoker.invalidate_all()
+            self._invoker.invalidate_all()
 
     def close(self) -> None:
         self._stop_listening()
-        self.invoker.close()
-        self.compiler.close()
-        for cap in self.capabilities:
+        self._invoker.close()
+        self._compiler.close()
+        for cap in self._capabilities:
             cap.close()
         self.invocations.close()
-        self.ticker.stop()
-        self.db.close()
+        self._ticker.stop()
+        self._db.close()
 
     def __enter__(self) -> Host:
         return self
@@ -399,4 +448,4 @@ def _manifest(manifest: Manifest | dict[str, Any] | str) -> Manifest:
     return Manifest.from_dict(manifest)
 
 
-__all__ = ["LIVE", "Host", "Version"]
+__all__ = ["LIVE", "Host", "RuntimeStats", "Version"]

@@ -47,6 +47,21 @@ class InvocationRecorder:
         self.flush()
         return self.store.page(function, limit=limit, before=before)
 
+    def clock(self) -> float:
+        """The database's clock (see `InvocationStore.recorded_since`)."""
+        return self.store.clock()
+
+    def recorded_at(self, invocation_id: str, function: str) -> float | None:
+        self.flush()
+        return self.store.recorded_at(invocation_id, function)
+
+    def recorded_since(
+        self, function: str, after: float, limit: int = 100
+    ) -> builtins.list[tuple[float, InvocationRecord]]:
+        """Records written after `after`, oldest first (no flush: a follower polls, and sees this
+        process's records within the write interval as it sees every other node's)."""
+        return self.store.recorded_since(function, after, limit)
+
     def close(self) -> None:
         self._stop = True
         self._wake.set()

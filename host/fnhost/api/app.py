@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,14 +12,16 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Lifespan
 
 from ..control.audit import AuditLog, FailedAuthentications
 from ..control.auth import ApiKeys
 from ..control.bundles import BundleLimits
+from ..control.deploys import Deployer
 from ..host import Host
 from ..triggers import Triggers
-from . import admin, blobs, events, functions, invoke
-from .context import ApiContext, InvocationPool, context_of
+from . import admin, blobs, events, follow, functions, invoke
+from .context import ApiContext, Followers, InvocationPool, context_of
 from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
 from .middleware import BodyBudget, BodyLimitMiddleware, RequestIdMiddleware
@@ -48,8 +51,14 @@ def create_app(
     trusted_keys: Sequence[str] = (),
     keys: ApiKeys | None = None,
     audit_log: AuditLog | None = None,
+    failed_auth: FailedAuthentications | None = None,
     triggers: Triggers | None = None,
     blob_min_rate: int = 1 << 20,
+    deployer: Deployer | None = None,
+    stopping: threading.Event | None = None,
+    lifespan: Lifespan[Starlette] | None = None,
+    max_followers: int = 64,
+    follow_max_s: float = 25.0,
 ) -> Starlette:
     """The fnhost HTTP API (see docs/api.md).
 
@@ -64,23 +73,31 @@ def create_app(
     `body_timeout_s` plus one second per `blob_min_rate` bytes).
     `triggers` serves async invokes, queues and schedules; without it they are accepted and stored
     but run only where some process has started `Triggers` on the same data dir (`fnhost serve` does).
+    `lifespan` starts and stops background work with the app; `stopping`, once set, ends long
+    requests (`.../invocations/follow`). At most `max_followers` follow streams are open at once, each
+    for at most `follow_max_s` (keep it below the HTTP server's read timeout). `fnhost.Server` passes
+    all of these; see there.
     """
     triggers = triggers if triggers is not None else Triggers(host)
-    audit_log = audit_log if audit_log is not None else AuditLog(host.db)
+    audit_log = audit_log if audit_log is not None else host.open_store(AuditLog)
     metrics = Metrics()
     metrics.watch_triggers(triggers)
-    metrics.watch_invoker(host.invoker)
+    metrics.watch_runtime(host)
+    deployer = deployer or Deployer(
+        host, audit_log, trusted_keys=trusted_keys, limits=BundleLimits(max_upload_bytes=max_bundle_bytes)
+    )
     ctx = ApiContext(
         host=host,
-        keys=keys if keys is not None else ApiKeys(host.db),
+        keys=keys if keys is not None else host.open_store(ApiKeys),
         audit_log=audit_log,
         metrics=metrics,
         pool=InvocationPool(workers, global_concurrency, metrics, function_share, namespace_share),
         triggers=triggers,
         read_only=read_only,
-        trusted_keys=list(trusted_keys),
-        max_bundle_bytes=max_bundle_bytes,
-        failed_auth=FailedAuthentications(audit_log),
+        failed_auth=failed_auth if failed_auth is not None else FailedAuthentications(audit_log),
+        deployer=deployer,
+        stopping=stopping if stopping is not None else threading.Event(),
+        followers=Followers(max_followers, follow_max_s),
     )
 
     if max_body_bytes_in_flight < max(max_body_bytes, max_bundle_bytes):
@@ -128,6 +145,7 @@ def create_app(
         *routes_of("/v1/functions/{name}/aliases/{alias}", functions.delete_alias, ["DELETE"]),
         *routes_of("/v1/functions/{name}/invoke", invoke.invoke, ["POST"]),
         *routes_of("/v1/functions/{name}/invocations", invoke.list_invocations, ["GET"]),
+        *routes_of("/v1/functions/{name}/invocations/follow", follow.follow_invocations, ["GET"]),
         *routes_of("/v1/invocations/{id}", invoke.get_invocation, ["GET"]),
         *routes_of("/v1/queues", events.list_queues, ["GET"]),
         *routes_of("/v1/queues/{queue}/messages", events.send_message, ["POST"]),
@@ -157,6 +175,7 @@ def create_app(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
     )
     app.state.fnhost = ctx
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from starlette.requests import Request
 
 from ..control.audit import AuditLog, FailedAuthentications
 from ..control.auth import DEPLOY, INVOKE, ApiKeys, Principal
+from ..control.deploys import Deployer
 from ..errors import FnhostError, Forbidden, NotFound, ReadOnly, Unauthorized
 from ..host import Host
 from ..namespaces import DEFAULT, check_namespace, qualify
@@ -143,6 +145,15 @@ class InvocationPool:
         return share
 
 
+class Followers:
+    """How many log-follow streams are open (api/follow.py), the most there may be, and how long each lasts."""
+
+    def __init__(self, max_followers: int, max_s: float) -> None:
+        self.max_followers = max_followers
+        self.max_s = max_s
+        self.open = 0
+
+
 @dataclass
 class AuditNote:
     target: str
@@ -157,10 +168,11 @@ class ApiContext:
     metrics: Metrics
     pool: InvocationPool
     triggers: Triggers
+    deployer: Deployer
     read_only: bool = False
-    trusted_keys: list[str] = field(default_factory=list)
-    max_bundle_bytes: int = 0
     failed_auth: FailedAuthentications | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    followers: Followers = field(default_factory=lambda: Followers(max_followers=64, max_s=25.0))
 
     async def authorize(
         self, request: Request, scope: str, function: str | None = None, *, namespace: str | None = None

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import FnhostError
+from ..errors import InvalidRequest as InvalidRequest  # the handlers' import of it
 
 log = logging.getLogger("fnhost.api")
 
@@ -26,13 +27,6 @@ class PayloadTooLarge(FnhostError):
     http_status = 413
 
 
-class InvalidRequest(FnhostError):
-    """A malformed request: bad JSON, a missing field, a path that disagrees with the body."""
-
-    code = "invalid_request"
-    http_status = 400
-
-
 class BodyTimeout(FnhostError):
     """A request body that did not arrive within the server's body timeout (`--body-timeout`)."""
 
@@ -41,7 +35,8 @@ class BodyTimeout(FnhostError):
 
 
 class ServerBusy(FnhostError):
-    """The server holds as many request-body bytes as it may (`--max-body-bytes-in-flight`)."""
+    """The server is at a limit of its own: request-body bytes in flight (`--max-body-bytes-in-flight`),
+    open log followers."""
 
     code = "server_busy"
     http_status = 503

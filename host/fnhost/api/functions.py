@@ -5,15 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..control.auth import DEPLOY, INVOKE, Principal
-from ..control.bundles import BundleLimits, open_bundle
-from ..control.signing import verify_bundle
-from ..host import Version
+from ..control.auth import DEPLOY, INVOKE
 from ..namespaces import namespace_of as namespace_of_function
-from ..namespaces import split
 from ..stores import LIVE
-from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of
-from .errors import InvalidRequest
+from .context import READ, blocking, context_of, function_of, namespace_of
+from .errors import InvalidRequest, request_id_of
 from .parsing import json_object
 from .serialize import jsonable
 
@@ -25,37 +21,19 @@ async def deploy(request: Request) -> Response:
     ctx.writable("deploying")
     principal = await ctx.authorize(request, DEPLOY, name)
     data = await request.body()
-    async with ctx.audited(request, "function.deploy", name, principal, {"bytes": len(data)}) as note:
-        version = await blocking(_deploy, ctx, name, data, principal, note.detail)
-        created = version.created
-        note.detail.update(version=version.version, sha256=version.sha256, created=created)
+    # the one pipeline (fnhost.control.deploys): bundle, signature, name, grants, compile, audit
+    deployed = await blocking(ctx.deployer.deploy_bundle, data, principal, name=name, request_id=request_id_of(request))
+    version = deployed.version
     live = await blocking(ctx.host.get_version, name)
     body = {
         "name": version.name,
         "version": version.version,
         "sha256": version.sha256,
-        "created": created,
+        "created": version.created,
         "created_at": version.created_at,
         "live_version": live.version,  # not this version when `live` is pinned (see DELETE .../aliases/live)
     }
-    return JSONResponse(body, status_code=201 if created else 200)
-
-
-def _deploy(
-    ctx: ApiContext, name: str, data: bytes, principal: Principal, detail: dict[str, object]
-) -> Version:
-    bundle = open_bundle(data, limits=BundleLimits(max_upload_bytes=ctx.max_bundle_bytes))
-    detail["bundle_sha256"] = bundle.sha256
-    if ctx.trusted_keys:
-        detail["signed_by"] = verify_bundle(bundle, ctx.trusted_keys)
-    plain = split(name)[1]
-    if bundle.manifest.name != plain:
-        raise InvalidRequest(
-            f"the URL names function {plain!r} but the bundle's fnhost.toml says name = "
-            f"{bundle.manifest.name!r}; deploy to /v1/functions/{bundle.manifest.name}"
-        )
-    # The grant check (who may give this function what) is inside Host.deploy, for every caller.
-    return ctx.host.deploy(name, bundle.wasm, bundle.manifest, principal=principal)
+    return JSONResponse(body, status_code=201 if version.created else 200)
 
 
 async def list_functions(request: Request) -> Response:

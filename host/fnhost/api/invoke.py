@@ -12,11 +12,13 @@ from starlette.responses import JSONResponse, Response
 
 from ..control.auth import INVOKE
 from ..errors import FnhostError, NotFound
+from ..host import Version
+from ..namespaces import qualify
 from ..runtime.outcomes import InvocationResult, Outcome
 from . import events
-from .context import READ, blocking, context_of, function_of, require_read
+from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of, require_read
 from .errors import InvalidRequest, error_response, request_id_of
-from .parsing import qualifier_of, query_int
+from .parsing import parse_qualifier, qualifier_of, query_int
 from .serialize import jsonable
 
 OUTCOME_STATUS: dict[Outcome, int] = {
@@ -89,25 +91,26 @@ fnhost API key (`authorization` on a private function) is never forwarded."""
 
 
 async def function_url(request: Request) -> Response:
-    """ANY /fn/{name}/{path} (/ns/{namespace}/fn/...): the function's HTTP handler; public functions need
-    no key.
+    """ANY /fn/{name}[@{alias|version}]/{path} (/ns/{namespace}/fn/...): the HTTP handler of the version
+    `live` (or the alias or version named) serves; public functions need no key.
 
-    The caller is authenticated (private functions) before a byte of the body is read, and a
-    guest's error text reaches only callers holding a key that may read the function.
+    A URL with a qualifier is public only when both the version it serves and the live version
+    are: making a function private closes every URL of it at once, and no alias or old version
+    reopens it. The caller is authenticated (private functions) before a byte of the body is read,
+    and a guest's error text reaches only callers holding a key that may read the function.
     """
     ctx = context_of(request)
-    name = function_of(request)
+    name, qualifier = _function_url_target(request)
     path = "/" + request.path_params.get("path", "")
     if request.url.query:
         path += "?" + request.url.query
     try:
-        version = ctx.host.cached_version(name)
-        if version is None:
-            version = await blocking(ctx.host.get_version, name)
+        version = await _version_of(ctx, name, qualifier)
+        live = version if qualifier is None else await _version_of(ctx, name, None)
     except NotFound:
-        await ctx.authorize(request, INVOKE, name)  # no key, no answer on whether a function exists
+        await ctx.authorize(request, INVOKE, name)  # no key, no answer on whether a function (or alias) exists
         raise
-    public = version.manifest.public
+    public = version.manifest.public and live.manifest.public
     if not public:
         await ctx.authorize(request, INVOKE, name)
     if not version.manifest.forward_credentials:
@@ -136,6 +139,23 @@ async def function_url(request: Request) -> Response:
     for k, v in invocation_headers(result).items():
         response.headers[k] = v
     return response
+
+
+def _function_url_target(request: Request) -> tuple[str, str | int | None]:
+    """The store name and qualifier a function URL names: `hello`, `hello@prod`, `hello@3`."""
+    raw = request.path_params["name"]
+    plain, at, qualifier = raw.partition("@")
+    name = qualify(namespace_of(request), plain)
+    if not at:
+        return name, None
+    if not qualifier:
+        raise InvalidRequest(f"function URL /fn/{raw[:80]}: name an alias or a version after '@' (/fn/{plain}@prod/)")
+    return name, parse_qualifier(qualifier, f"function URL /fn/{raw[:80]}")
+
+
+async def _version_of(ctx: ApiContext, name: str, qualifier: str | int | None) -> Version:
+    version = ctx.host.cached_version(name, qualifier)
+    return version if version is not None else await blocking(ctx.host.get_version, name, qualifier)
 
 
 async def _may_read(request: Request, name: str) -> bool:

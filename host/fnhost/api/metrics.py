@@ -34,7 +34,7 @@ from ..runtime.outcomes import InvocationResult, Outcome
 from ..triggers import Triggers
 
 if TYPE_CHECKING:
-    from ..invoker import Invoker
+    from ..host import Host
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -86,10 +86,10 @@ class Metrics:
             for name, (label, text) in TRIGGER_COUNTERS.items()
         }
 
-    def watch_invoker(self, invoker: Invoker) -> None:
+    def watch_runtime(self, host: Host) -> None:
         """Export the threads guests pin past their deadline and the memory idle warm instances hold
-        (read from `invoker` at each scrape)."""
-        collector = _InvokerCollector(invoker)
+        (read from `host` at each scrape)."""
+        collector = _RuntimeCollector(host)
         self.registry.register(collector)
         self._scraped.append(collector)
 
@@ -185,12 +185,13 @@ class _Filtered(Collector):
             yield metric
 
 
-class _InvokerCollector(Collector):
-    def __init__(self, invoker: Invoker) -> None:
-        self.invoker = invoker
+class _RuntimeCollector(Collector):
+    def __init__(self, host: Host) -> None:
+        self.host = host
 
     def collect(self) -> Iterator[Metric]:
-        by_function = self.invoker.pinned()
+        stats = self.host.runtime_stats()
+        by_function = stats.pinned_by_function
         total = GaugeMetricFamily(
             "fnhost_pinned_threads",
             "Threads still running a guest past its deadline (blocked where Wasmtime cannot interrupt it).",
@@ -202,13 +203,13 @@ class _InvokerCollector(Collector):
         for function, n in sorted(by_function.items()):
             per_function.add_metric([function], n)
         limit = GaugeMetricFamily("fnhost_pinned_threads_limit", "The most threads all functions may pin.")
-        limit.add_metric([], self.invoker.max_pinned)
+        limit.add_metric([], stats.max_pinned)
         warm = GaugeMetricFamily(
             "fnhost_warm_idle_bytes", "Memory idle warm instances may hold, each counted at its limits.memory_mb."
         )
-        warm.add_metric([], self.invoker.warm.used)
+        warm.add_metric([], stats.warm_idle_bytes)
         warm_limit = GaugeMetricFamily("fnhost_warm_idle_bytes_limit", "The most idle warm instances may hold.")
-        warm_limit.add_metric([], self.invoker.warm.max_bytes)
+        warm_limit.add_metric([], stats.max_warm_idle_bytes)
         yield from (total, per_function, limit, warm, warm_limit)
 
 

@@ -153,6 +153,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "get",
+        "/v1/functions/{name}/invocations/follow",
+        "followInvocations",
+        "New invocation records as they are written, as NDJSON; the last line is "
+        '{"end": {"reason": "max_s" | "stopping" | "revoked", "after": CURSOR}}',
+        "read",
+        ok_media="application/x-ndjson",
+        query=(
+            ("since", "string", "an invocation id of the function: start after it"),
+            ("after", "number", "the `after` cursor of a previous stream's end line"),
+            ("max_s", "number", "seconds this stream may last, at most the server's cap (25)"),
+        ),
+        errors=(400, 404, 503),
+    ),
+    Endpoint(
+        "get",
         "/v1/invocations/{id}",
         "getInvocation",
         "One invocation: outcome, REPORT line, logs; for an async invoke's id, its status and attempts",
@@ -572,7 +587,9 @@ def _function_url_operation(method: str, base: str, suffix: str) -> dict[str, An
         + ("InNamespace" if base != FUNCTION_URL else ""),
         "summary": "The function's HTTP handler (its function URL)",
         "description": "Public functions (`[http] public = true`) need no key; others need scope `invoke` "
-        "for the function. The path after the function name and the query reach the function.",
+        "for the function. The path after the function name and the query reach the function. "
+        "`{name}` may carry a qualifier, `hello@prod` or `hello@3`: public only if that version and the "
+        "live one both are.",
         "tags": ["function-urls"],
         "parameters": _params(base + suffix),
         "responses": responses,

@@ -90,12 +90,15 @@ def query_int(request: Request, name: str, default: int, least: int, most: int) 
 def qualifier_of(request: Request) -> str | int | None:
     """`?qualifier=`: None (live), a version number 1..2^63-1, or an alias name; else `InvalidRequest`."""
     raw = request.query_params.get("qualifier") or None
-    if raw is None:
-        return None
+    return None if raw is None else parse_qualifier(raw, "qualifier")
+
+
+def parse_qualifier(raw: str, where: str) -> str | int:
+    """A version number 1..2^63-1 or an alias name (`where` names the input in the message)."""
     if raw.isascii() and raw.isdigit():
         if len(raw) > _MAX_INT_DIGITS or not 1 <= int(raw) <= INT64_MAX:
-            raise InvalidRequest(f"qualifier: version numbers are 1..{INT64_MAX}, got {raw[:40]!r}")
+            raise InvalidRequest(f"{where}: version numbers are 1..{INT64_MAX}, got {raw[:40]!r}")
         return int(raw)
     if not ALIAS.matches(raw):
-        raise InvalidRequest(f"qualifier: must be a version number or an alias ({ALIAS.rule}), got {raw[:40]!r}")
+        raise InvalidRequest(f"{where}: must be a version number or an alias ({ALIAS.rule}), got {raw[:40]!r}")
     return raw

@@ -2,7 +2,8 @@
 
 `/v1/functions/...`, `/v1/secrets/...` and the other namespaced routes address the `default`
 namespace; the same route under `/v1/namespaces/{namespace}` addresses that namespace. Function
-URLs are `/fn/{name}/...` in `default` and `/ns/{namespace}/fn/{name}/...` elsewhere. The routes
+URLs are `/fn/{name}/...` in `default` and `/ns/{namespace}/fn/{name}/...` elsewhere; `{name}` may
+carry a qualifier, `hello@prod` or `hello@3` (api/invoke.py). The routes
 (api/app.py) and the OpenAPI document (api/openapi.py) are both derived from this.
 """
 

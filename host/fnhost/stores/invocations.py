@@ -60,6 +60,12 @@ MIGRATIONS = [
         "ALTER TABLE invocations ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
         f"UPDATE invocations SET size = {_SIZE}",
     ),
+    # when each record was written, on the database's clock: what `recorded_since` (logs --follow) reads
+    sql_migration(
+        "ALTER TABLE invocations ADD COLUMN recorded_at REAL NOT NULL DEFAULT 0",
+        "UPDATE invocations SET recorded_at = started_at + duration_ms / 1000.0",
+        "CREATE INDEX invocations_by_recording ON invocations (function, recorded_at)",
+    ),
 ]
 
 
@@ -87,9 +93,10 @@ class InvocationRecord:
 
 
 _COLUMNS = ", ".join(f.name for f in fields(InvocationRecord))
-_UPSERT = (
-    f"INSERT INTO invocations ({_COLUMNS}, size) VALUES ({', '.join('?' * (len(fields(InvocationRecord)) + 1))}) "
-    "ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
+_UPSERT = (  # {now}: the database's clock (`Dialect.now`), so records of every node share one order
+    f"INSERT INTO invocations ({_COLUMNS}, size, recorded_at) "
+    f"VALUES ({', '.join('?' * (len(fields(InvocationRecord)) + 1))}, {{now}}) "
+    "ON CONFLICT (id) DO UPDATE SET size = excluded.size, recorded_at = excluded.recorded_at, "
     + ", ".join(f"{f.name} = excluded.{f.name}" for f in fields(InvocationRecord) if f.name != "id")
 )
 
@@ -146,6 +153,7 @@ class InvocationStore(SQLiteStore):
         self.max_bytes = int_in_range("max_bytes", max_bytes, self.max_bytes_per_function, 1 << 42)
         self.max_page_bytes = int_in_range("max_page_bytes", max_page_bytes, 1, 1 << 40)
         self._total: int | None = None  # bytes stored, as of the last count, plus what was added since
+        self._upsert = _UPSERT.format(now=self._db.dialect.now)
 
     def record(self, rec: InvocationRecord) -> None:
         """Store `rec` (replacing a record with the same id) and apply retention to its function."""
@@ -164,7 +172,7 @@ class InvocationStore(SQLiteStore):
         recs = [self._bounded(rec) for rec in recs]
         sizes = [_size(rec) for rec in recs]
         with self._db.transaction() as db:
-            executemany(db, _UPSERT, [(*astuple(rec), size) for rec, size in zip(recs, sizes, strict=True)])
+            executemany(db, self._upsert, [(*astuple(rec), size) for rec, size in zip(recs, sizes, strict=True)])
             for function in {rec.function for rec in recs}:
                 db.execute(
                     "DELETE FROM invocations WHERE function = ? AND (started_at, id) < ("
@@ -247,3 +255,31 @@ class InvocationStore(SQLiteStore):
                 return Page(records, records[-1].id)
             records.append(_record(row[1:]))
         return Page(records, None)
+
+    @translate_sqlite_errors
+    def clock(self) -> float:
+        """The database's clock now (seconds since the epoch): where a follower starts."""
+        return float(self._db.db.execute(f"SELECT {self._db.dialect.now}").fetchone()[0])
+
+    @translate_sqlite_errors
+    def recorded_at(self, id: str, function: str) -> float | None:
+        """When `function`'s record `id` was written (database clock), or None if it has none such."""
+        row = self._db.db.execute(
+            "SELECT recorded_at FROM invocations WHERE id = ? AND function = ?", [id, function]
+        ).fetchone()
+        return float(row[0]) if row else None
+
+    @translate_sqlite_errors
+    def recorded_since(
+        self, function: str, after: float, limit: int = 100
+    ) -> builtins.list[tuple[float, InvocationRecord]]:
+        """Records of `function` written after `after` (database clock), oldest first, each with its
+        time of writing. A record's transaction may commit a moment after that time, so a follower
+        reads again from a little before the newest time it has seen and skips the ids it has."""
+        int_in_range("limit", limit, 1, MAX_LIST_LIMIT)
+        rows = self._db.db.execute(
+            f"SELECT recorded_at, {_COLUMNS} FROM invocations WHERE function = ? AND recorded_at > ? "
+            "ORDER BY recorded_at, id LIMIT ?",
+            [function, after, limit],
+        )
+        return [(float(row[0]), _record(row[1:])) for row in rows]

@@ -55,7 +55,7 @@ class Triggers:
     ) -> None:
         self.host = host
         self.counters = Counters()
-        self.manifests = LiveManifests(host.registry, host.shares.active)
+        self.manifests = LiveManifests(host, host.shares.active)
         self.async_invocations = AsyncInvocations(
             host,
             self.counters,

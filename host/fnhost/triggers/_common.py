@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..capabilities.blobs import BLOB
 from ..capabilities.queue import QUEUE
+from ..errors import NotFound
 from ..manifest import Manifest, QueueTrigger
 from ..namespaces import is_foreign, namespace_of, resolve_manifest
-from ..stores import LIVE, Registry, StoreUnavailable
+from ..stores import LIVE, StoreUnavailable
+
+if TYPE_CHECKING:
+    from ..host import Host
 
 log = logging.getLogger("fnhost.triggers")
 
@@ -25,24 +29,25 @@ class LiveManifests:
     function's store name, its trigger queues those of its namespace), and a queue trigger on
     another namespace's queue is left out while that namespace does not share it (`shared`)."""
 
-    def __init__(self, registry: Registry, shared: Callable[[str, str, str], bool] | None = None) -> None:
-        self._registry = registry
+    def __init__(self, host: Host, shared: Callable[[str, str, str], bool] | None = None) -> None:
+        self._host = host
         self._shared = shared
         self._parsed: dict[tuple[str, int], Manifest] = {}
         self._lock = threading.Lock()
 
     def current(self) -> list[Manifest]:
         out: list[Manifest] = []
-        for fn in self._registry.functions():
+        for fn in self._host.list_functions():
             live = next((a.version for a in fn.aliases if a.alias == LIVE), fn.latest_version)
             key = (fn.name, live)
             with self._lock:
                 manifest = self._parsed.get(key)
             if manifest is None:
-                record = self._registry.get_version(fn.name, live)
-                if record is None:
+                try:
+                    version = self._host.get_version(fn.name, live)
+                except NotFound:
                     continue  # deleted meanwhile
-                manifest = resolve_manifest(fn.name, Manifest.from_dict(json.loads(record.manifest_json)))
+                manifest = resolve_manifest(fn.name, version.manifest)
                 with self._lock:
                     self._parsed[key] = manifest
             out.append(self._shared_only(manifest))

@@ -75,7 +75,7 @@ class AsyncInvocations:
     ) -> None:
         if idempotency_window_s > retention_s:
             raise ValueError("idempotency_window_s must not exceed retention_s (finished records are deleted)")
-        self.store = AsyncInvocationStore(host.db, host.queues)
+        self.store = host.open_store(lambda db: AsyncInvocationStore(db, host.queues))
         self.host = host
         self.counters = counters
         self.retry_base_s = retry_base_s

@@ -193,7 +193,7 @@ class QueueTriggers:
         on_ack: AckHook | None = None,
         idle_max_s: float = 0.2,
     ) -> None:
-        self.store = QueueMappingStore(host.db)
+        self.store = host.open_store(QueueMappingStore)
         self.host = host
         self.manifests = manifests
         self.counters = counters

@@ -112,7 +112,7 @@ class Scheduler:
         workers: int = 4,
         max_pending: int = 64,
     ) -> None:
-        self.store = ScheduleStateStore(host.db)
+        self.store = host.open_store(ScheduleStateStore)
         self.host = host
         self.manifests = manifests
         self.counters = counters
