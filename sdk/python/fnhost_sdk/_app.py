@@ -130,7 +130,7 @@ def _event(event: types.Event) -> Event:
         return QueueBatch([QueueMessage(m.id, m.queue, bytes(m.body), m.receive_count) for m in event.value])
     if isinstance(event, types.Event_Schedule):
         return Schedule(event.value.schedule, event.value.scheduled_unix_ms)
-    if isinstance(event, types.Event_Blob):
+    if isinstance(event, getattr(types, "Event_Blob", ())):  # since 0.2.0
         b = event.value
         return BlobChange(b.bucket, b.key, b.event, b.size, b.sha256, b.receive_count)
     raise Err(f"unknown event kind {type(event).__name__}: this SDK is older than the host")

@@ -23,7 +23,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from componentize_py_types import Err
-from wit_world.imports import blobs as _blobs
+
+try:
+    from wit_world.imports import blobs as _blobs
+except ImportError:  # built against fnhost:function@0.1.0, which has no blobs: fail at the first use
+    _blobs = None  # type: ignore[assignment]
 
 from ._errors import NotFound, host_error
 
@@ -52,12 +56,18 @@ def _call(fn, *args):  # type: ignore[no-untyped-def]
         raise host_error(e) from None
 
 
+def _require() -> None:
+    if _blobs is None:
+        raise RuntimeError("fnhost_sdk.blobs needs fnhost:function@0.2.0 or later; build against sdk/wit")
+
+
 class Writer(io.RawIOBase):
     """A write handle as a file object: `write` chunks, then `close` (or leave the `with` block) to
     make the object visible; an exception inside the `with` block aborts it instead."""
 
     def __init__(self, bucket: str, key: str, content_type: str | None = None) -> None:
         super().__init__()
+        _require()
         self._handle: int | None = _call(_blobs.open_write, bucket, key, content_type or "")
         self.info: ObjectInfo | None = None
 
@@ -117,6 +127,7 @@ class Reader(io.RawIOBase):
 
     def __init__(self, bucket: str, key: str) -> None:
         super().__init__()
+        _require()
         self._handle: int | None = _call(_blobs.open_read, bucket, key)
 
     def readable(self) -> bool:
@@ -186,6 +197,7 @@ def get(bucket: str, key: str) -> bytes | None:
 
 def stat(bucket: str, key: str) -> ObjectInfo | None:
     """The object's metadata, or None if there is none."""
+    _require()
     try:
         return _info(_blobs.stat(bucket, key))
     except Err as e:
@@ -197,6 +209,7 @@ def stat(bucket: str, key: str) -> ObjectInfo | None:
 
 def list(bucket: str, prefix: str = "", limit: int | None = None) -> list[str]:
     """Keys starting with `prefix`, in byte order (all of them, or the first `limit`)."""
+    _require()
     keys: list[str] = []
     after = ""
     while limit is None or len(keys) < limit:
@@ -211,4 +224,5 @@ def list(bucket: str, prefix: str = "", limit: int | None = None) -> list[str]:
 
 def delete(bucket: str, key: str) -> None:
     """Remove the object; deleting a missing key succeeds."""
+    _require()
     _call(_blobs.delete, bucket, key)
