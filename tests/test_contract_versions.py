@@ -45,7 +45,7 @@ def test_every_served_version_has_its_wit_and_a_core_module() -> None:
 @pytest.mark.parametrize("version", CONTRACT_VERSIONS)
 def test_the_host_links_exactly_the_functions_of_each_versions_wit(version: str) -> None:
     declared = {c.interface: sorted(op.name for op in c.operations_in(version)) for c in CAPABILITIES}
-    declared = {iface: ops for iface, ops in declared.items() if ops}  # an interface newer than `version`
+    declared = {iface: ops for iface, ops in declared.items() if ops}  # a capability may be newer than `version`
     written = {iface: sorted(funcs) for iface, funcs in wit_functions(WIT[version]).items() if funcs}
     assert declared == written
 
@@ -102,7 +102,8 @@ def on_event(event, ctx):
     n = int(kv.get("counters", "n") or b"0") + 1
     kv.set("counters", "n", str(n))
     log.info(f"n={n}")
-    return {"n": n, "keys": kv.list_keys("counters"), "message": queue.publish("jobs", b"x") != ""}
+    size = len(getattr(event, "payload", b""))
+    return {"n": n, "keys": kv.list_keys("counters"), "message": queue.publish("jobs", b"x") != "", "size": size}
 
 
 WitWorld = app.world()
@@ -137,10 +138,10 @@ def test_a_python_component_built_against_0_1_0_deploys_and_runs_unchanged(host:
     wasm = build_against("0.1.0", tmp_path)
     assert b"fnhost:function/kv@0.1.0" in wasm and b"fnhost:function/kv@0.2.0" not in wasm
     host.deploy("old", wasm, {"name": "old", "grants": {"kv": ["counters"], "queues": ["jobs"]}})
-    for n in (1, 2):
-        r = host.invoke("old")
+    for n, payload in ((1, b""), (2, b"x" * 100_000)):  # a large payload stays in the record for 0.1.0
+        r = host.invoke("old", payload)
         assert r.outcome is Outcome.OK, r.error
-        assert json.loads(r.output) == {"n": n, "keys": ["n"], "message": True}
+        assert json.loads(r.output) == {"n": n, "keys": ["n"], "message": True, "size": len(payload)}
         assert f"[info] n={n}" in r.logs
     r = host.invoke_http("old", "GET", "/")
     assert r.outcome is Outcome.GUEST_ERROR  # it exports no HTTP handler: the same answer as on 0.1.0 hosts

@@ -97,7 +97,7 @@ def test_chaos_outcomes(host: Host, command: str, outcome: Outcome) -> None:
     r = host.invoke("chaos", command.encode())
     assert r.outcome is outcome, r.error
     if outcome is Outcome.GUEST_ERROR:
-        assert r.error == "RuntimeError: chaos: raised on purpose (at app.py:69)"
+        assert r.error == "RuntimeError: chaos: raised on purpose (at app.py:81)"
 
 
 def test_chaos_sandbox(host: Host) -> None:
@@ -105,7 +105,7 @@ def test_chaos_sandbox(host: Host) -> None:
     env = json.loads(host.invoke("chaos", b"env").output)
     assert env == {"CHAOS_MODE": "on", "GREETING": "hello from the manifest"}
     fs = json.loads(host.invoke("chaos", b"fs").output)
-    assert not fs["listdir"]["ok"] and not fs["passwd"]["ok"]
+    assert not fs["listdir"]["ok"] and not fs["passwd"]["ok"] and not fs["write"]["ok"]
 
 
 def test_chaos_stdout_is_captured(host: Host) -> None:

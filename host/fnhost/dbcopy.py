@@ -34,7 +34,9 @@ from .stores.wasm import DatabaseWasmStore, FileWasmStore
 
 BATCH = 500
 # Written by the stores themselves on the target: the migration bookkeeping and the master-key check.
-_NOT_COPIED = {"schema_versions", "master_key_check", "content_objects", "content_chunks", "content_uploads"}
+# Console sessions stay behind: a browser signs in again on the new database.
+_NOT_COPIED = {"schema_versions", "master_key_check", "content_objects", "content_chunks", "content_uploads",
+               "console_sessions"}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ import wasmtime
 
 from .capabilities import (
     BlobsCapability,
+    BodyCapability,
     Capability,
     CoreResults,
+    HttpCapability,
     KvCapability,
     LogCapability,
     QueueCapability,
@@ -24,6 +26,7 @@ from .capabilities import (
 from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
+from .egress import Egress, EgressConfig
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import Invoker
 from .manifest import Manifest
@@ -116,6 +119,9 @@ class Host:
     Its public surface is these methods and the stores a caller may use directly (`kv`, `queues`,
     `secrets`, `shares`, `invocations`); the database, registry, engines and invoker are its own.
     A server's other parts reach the database through `open_store` (`fnhost.Server` does).
+
+    ``egress`` sets outbound HTTP (`fnhost.egress.EgressConfig`: the mode — ``allowlist`` by
+    default, ``public`` or ``off`` — body caps, the per-invocation request cap, extra CAs).
     """
 
     def __init__(
@@ -133,6 +139,7 @@ class Host:
         max_warm_mb: int = 1024,
         resolve_ttl_s: float | None = None,
         max_blob_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
+        egress: EgressConfig | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +176,8 @@ class Host:
             SecretsCapability(self.secrets),
             LogCapability(),
             BlobsCapability(self.blobs),
+            HttpCapability(Egress(egress)),
+            BodyCapability(),
             CoreResults(),
         ]
         self._sandbox = Sandbox(engines, self._ticker, self._capabilities)

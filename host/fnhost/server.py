@@ -33,6 +33,7 @@ from .control.audit import AuditLog, FailedAuthentications
 from .control.auth import ApiKeys, Principal
 from .control.bundles import BundleLimits
 from .control.deploys import Deployer, Deployment
+from .egress import EgressConfig
 from .host import Host
 from .stores.blobs import DEFAULT_MAX_OBJECT_BYTES
 from .triggers import Triggers
@@ -84,6 +85,8 @@ class ServerConfig:
     access_log: bool = False
     max_followers: int = 64
     """Log-follow streams open at once (`logs --follow`); more get 503."""
+    egress: EgressConfig = field(default_factory=EgressConfig)
+    """Outbound HTTP of functions (`--egress`, `--egress-ca-file`)."""
 
 
 class Server:
@@ -110,6 +113,7 @@ class Server:
                 max_pinned=config.max_pinned,
                 max_warm_mb=config.max_warm_mb,
                 max_blob_bytes=config.max_blob_bytes,
+                egress=config.egress,
             )
         )
         try:

@@ -5,6 +5,7 @@
 //
 // The module's top level runs at build time (componentize-js snapshots it), so a handler that is
 // not a function, is async or takes too many parameters fails the build, not the first request.
+import { putOutput, takeInput } from './body.js';
 import { Context } from './context.js';
 import { fromWit, toWitResult } from './events.js';
 import { Request, toResponse } from './http.js';
@@ -33,14 +34,19 @@ export class App {
     return {
       handleHttp: (ctx, request) => {
         if (this._http === null) throw 'this function has no HTTP handler (register one with app.http)';
-        const req = new Request(request.method, request.pathWithQuery, request.headers, request.body);
-        const resp = guarded(() => toResponse(this._http(req, Context.fromWit(ctx))));
-        return { status: resp.status, headers: resp.headers.items(), body: resp.body };
+        return guarded(() => {
+          const req = new Request(request.method, request.pathWithQuery, request.headers, takeInput(request.body));
+          const resp = toResponse(this._http(req, Context.fromWit(ctx)));
+          return { status: resp.status, headers: resp.headers.items(), body: putOutput(resp.body) };
+        });
       },
       handleEvent: (ctx, event) => {
         if (this._event === null) throw 'this function has no event handler (register one with app.event)';
         const ev = fromWit(event);
-        return guarded(() => toWitResult(this._event(ev, Context.fromWit(ctx))));
+        return guarded(() => {
+          const result = toWitResult(this._event(ev, Context.fromWit(ctx)));
+          return { ...result, output: putOutput(result.output) };
+        });
       },
     };
   }

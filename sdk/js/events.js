@@ -1,5 +1,6 @@
 // What starts the event handler (`Invoke`, `QueueBatch`, `Schedule`) and what it returns.
 import { decodeUtf8, describe, isBytes, toBytes } from './bytes.js';
+import { takeInput } from './body.js';
 import { stringify } from './json.js';
 
 /** A direct invoke: the caller's payload, as sent. */
@@ -78,7 +79,7 @@ export class EventResult {
 export function fromWit(event) {
   switch (event.tag) {
     case 'invoke':
-      return new Invoke(event.val);
+      return new Invoke(takeInput(event.val));
     case 'queue-batch':
       return new QueueBatch(event.val.map((m) => new QueueMessage(m.id, m.queue, m.body, m.receiveCount)));
     case 'schedule':

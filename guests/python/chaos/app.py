@@ -10,11 +10,13 @@ The invoke payload is one command (text):
     recurse      unbounded Python recursion with the recursion limit lifted: the wasm call stack
                  overflows ("call stack exhausted" trap)
     stdout:N     write N bytes to stdout
+    big:N        return N bytes (the SDK hands an output this large to the host outside the record)
+    announce:N:M announce an N-byte output on stdout (fnhost:function/body) and write M bytes there
     trap         os.abort(): a wasm `unreachable` trap
     exit:N       os._exit(N): the instance exits with status N
     raise        raise an exception: the function's error (outcome GuestError)
     env          the environment as JSON: only the manifest's [env]
-    fs           try to list '/' and read /etc/passwd; says what happened
+    fs           try to list '/', read /etc/passwd and write into /fnhost; says what happened
 """
 
 import os
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from fnhost_sdk import App, Context, Event, Invoke
+from wit_world.imports import body
 
 app = App()
 
@@ -61,6 +64,15 @@ def on_event(event: Event, ctx: Context) -> str | dict[str, object]:
         sys.stdout.write("x" * int(arg))
         sys.stdout.flush()
         return {"printed": int(arg)}
+    if command == "big":
+        return b"x" * int(arg)
+    if command == "announce":
+        announced, written = (int(n) for n in arg.split(":"))
+        body.set_output_stdout(announced)
+        data, done = memoryview(b"y" * written), 0
+        while done < written:  # past the announced length, as a hostile guest would
+            done += os.write(1, data[done:])
+        return b""
     if command == "trap":
         os.abort()
     if command == "exit":
@@ -70,7 +82,11 @@ def on_event(event: Event, ctx: Context) -> str | dict[str, object]:
     if command == "env":
         return dict(os.environ)
     if command == "fs":
-        return {"listdir": _attempt(lambda: os.listdir("/")), "passwd": _attempt(lambda: open("/etc/passwd").read())}
+        return {
+            "listdir": _attempt(lambda: os.listdir("/")),
+            "passwd": _attempt(lambda: open("/etc/passwd").read()),
+            "write": _attempt(lambda: open("/fnhost/x", "wb").write(b"x")),  # the input directory is read-only
+        }
     raise ValueError(f"unknown chaos command {command!r} (see the docstring of guests/python/chaos/app.py)")
 
 

@@ -148,6 +148,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=(
             ("limit", "integer", "1..1000, default 50"),
             ("before", "string", "`next_before` of the previous page"),
+            ("outcome", "string", "only invocations with this outcome (`ok`, `timeout`...)"),
         ),
         errors=(400, 404),
     ),
@@ -195,6 +196,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              ok_media=BINARY, errors=(400, 404), tag="blobs"),
     Endpoint("delete", "/v1/blobs/{bucket}/{key}", "deleteBlob", "Delete an object", "admin",
              ok_schema="Object", errors=(400,), mutating=True, tag="blobs"),
+    Endpoint("post", "/v1/queues/{queue}/redrive", "redriveQueue",
+             "Move a dead-letter queue's messages back to the queue they came from (or `to`)", "admin",
+             ok_schema="Object", body=(JSON, "Object"), errors=(400, 404, 409), mutating=True, tag="events"),
     Endpoint("get", "/v1/triggers", "listTriggers", "Queue triggers (event-source mappings)", "read",
              ok_schema="Object", tag="events"),
     Endpoint("get", "/v1/schedules", "listSchedules", "Schedules with their next and last tick", "read",

@@ -7,6 +7,8 @@ function version all derive from it.
 
 from .base import CallState, Capability, CoreResults, ErrorKind, HostCallError, LogBuffer, VersionGrants
 from .blobs import BlobsCapability
+from .body import BodyCapability
+from .http import HttpCapability
 from .kv import KvCapability
 from .log import LogCapability
 from .queue import QueueCapability
@@ -17,6 +19,8 @@ CAPABILITIES: tuple[type[Capability], ...] = (
     SecretsCapability,
     QueueCapability,
     LogCapability,
+    HttpCapability,
+    BodyCapability,
     BlobsCapability,
 )
 GRANTED = tuple(c for c in CAPABILITIES if c.grant_key)
@@ -38,11 +42,13 @@ __all__ = [
     "GRANTED",
     "RESOURCE_KINDS",
     "BlobsCapability",
+    "BodyCapability",
     "CallState",
     "Capability",
     "CoreResults",
     "ErrorKind",
     "HostCallError",
+    "HttpCapability",
     "KvCapability",
     "LogBuffer",
     "LogCapability",

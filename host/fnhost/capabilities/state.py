@@ -15,6 +15,7 @@ import wasmtime
 from .errors import ErrorKind, HostCallError
 
 if TYPE_CHECKING:
+    from ..egress import Exchange
     from .base import VersionGrants
 
 
@@ -64,6 +65,26 @@ class LogBuffer:
         self._partial = {"stdout": b"", "stderr": b""}
 
 
+class OutputSink:
+    """An output the guest writes to stdout: the next `length` bytes written there, no more (what
+    follows goes to the log). Fed from Wasmtime's I/O threads, under the store's `Stdio` lock."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.data = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        """Keep what the output still lacks of `data`; return the rest."""
+        room = self.length - len(self.data)
+        self.data += data[:room]
+        return data[room:] if room < len(data) else b""
+
+    def complete(self) -> bytes:
+        if len(self.data) != self.length:
+            raise ValueError(f"wrote {len(self.data)} of the {self.length} output bytes announced to stdout")
+        return bytes(self.data)
+
+
 @dataclass
 class CallState:
     """The state host functions see during one invocation."""
@@ -87,6 +108,13 @@ class CallState:
         callbacks, self.on_end = self.on_end, []
         for callback in callbacks:
             callback()
+    outbound: list[Exchange] = field(default_factory=list)  # outbound HTTP requests made (capabilities.http)
+    # large bodies (capabilities/body.py): the input left out of the call's record, until the guest
+    # takes it, and the store's directory for it; the output the guest set in place of the record's
+    input: bytes | None = None
+    input_dir: str | None = None
+    output: bytes | OutputSink | None = None
+    max_output_bytes: int = 0
 
     def charge(self, nbytes: int) -> None:
         """Count one host call moving `nbytes`; over budget is `limit-exceeded`."""

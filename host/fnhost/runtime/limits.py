@@ -8,14 +8,20 @@ manifest's env and captured stdio); fuel and the epoch deadline are set per call
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from ..capabilities.base import CallState, LogBuffer
+from ..capabilities.base import CallState
+from ..capabilities.body import GUEST_DIR
+from ..capabilities.state import OutputSink
 from .outcomes import Outcome, RunResult
 from .wasi_poll import DEADLINE_TRAP_PREFIX
 
@@ -29,26 +35,33 @@ OOM_MARKERS = ("memory allocation of ", "fatal error: out of memory", "runtime: 
 
 class Stdio:
     """Where a store's stdout/stderr go. Wasmtime calls the callbacks from its own I/O threads, so
-    the target is held here (per store, swapped per invocation) rather than in a thread-local."""
+    the target is held here (per store, swapped per invocation) rather than in a thread-local.
+    stdout feeds the invocation's `OutputSink` first, when the guest announced one
+    (capabilities/body.py); what is left of a write is a log line, bounded like any other."""
 
     def __init__(self) -> None:
-        self.logs: LogBuffer | None = None
+        self.state: CallState | None = None
         self._lock = threading.Lock()
 
-    def _write(self, stream: str, data: bytes) -> None:
-        with self._lock:
-            if self.logs is not None:
-                self.logs.stream(stream, data)
-
     def stdout(self, data: bytes) -> None:
-        self._write("stdout", data)
+        with self._lock:
+            state = self.state
+            if state is None:
+                return
+            if isinstance(state.output, OutputSink):
+                data = state.output.feed(data)
+                if not data:
+                    return
+            state.logs.stream("stdout", data)
 
     def stderr(self, data: bytes) -> None:
-        self._write("stderr", data)
-
-    def attach(self, logs: LogBuffer | None) -> None:
         with self._lock:
-            self.logs = logs
+            if self.state is not None:
+                self.state.logs.stream("stderr", data)
+
+    def attach(self, state: CallState | None) -> None:
+        with self._lock:
+            self.state = state
 
 
 @dataclass
@@ -61,9 +74,11 @@ class Instance:
     exports: Any = None  # core modules: the instance's exports, looked up once
     wasi_clock_origin_ns: int = 0  # Wasmtime counts the guest's monotonic clock from the WASI context
     uses: int = 0
+    input_dir: str | None = None  # preopened read-only at capabilities.body.GUEST_DIR; removed with the store
 
 
-def new_store(engine: wasmtime.Engine, prepared: Prepared) -> Instance:
+def new_store(engine: wasmtime.Engine, prepared: Prepared, input_dir: bool = False) -> Instance:
+    """A store with the version's limits; `input_dir`: with a directory for large inputs."""
     store = wasmtime.Store(engine)
     stdio = Stdio()
     origin = time.monotonic_ns()
@@ -79,8 +94,19 @@ def new_store(engine: wasmtime.Engine, prepared: Prepared) -> Instance:
     wasi.env = prepared.env
     wasi.stdout_custom = stdio.stdout
     wasi.stderr_custom = stdio.stderr
+    directory = None
+    if input_dir:
+        directory = tempfile.mkdtemp(prefix="fnhost-input-", dir=INPUT_ROOT)
+        wasi.preopen_dir(directory, GUEST_DIR, fs_mutable=False)
     store.set_wasi(wasi)
-    return Instance(store, stdio, wasi_clock_origin_ns=origin)
+    instance = Instance(store, stdio, wasi_clock_origin_ns=origin, input_dir=directory)
+    if directory is not None:
+        weakref.finalize(instance, shutil.rmtree, directory, ignore_errors=True)
+    return instance
+
+
+# Large inputs are written where reading them back costs no disk I/O, when the machine has such a place.
+INPUT_ROOT = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 
 def first_line(e: BaseException) -> str:

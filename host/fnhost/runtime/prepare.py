@@ -14,6 +14,7 @@ from typing import Any
 import wasmtime
 import wasmtime.component
 
+from ..capabilities.body import INTERFACE as BODY_INTERFACE
 from ..errors import InvalidWasm
 from ..manifest import Manifest
 from . import abi
@@ -59,7 +60,9 @@ class Prepared:
         # (this version's import types), both filled on first use
         self.signatures: dict[str, Signature] = {}
         self.host_signatures: dict[int, Signature] = {}
+        self.takes_bodies = False  # imports fnhost:function/body: large bodies travel outside the record
         if self.component:
+            self.takes_bodies = BODY_INTERFACE in compiled.type.imports(core_linker.engine)
             for kind, export in COMPONENT_HANDLERS.items():
                 idx = compiled.get_export_index(export)
                 if idx is not None:

@@ -9,6 +9,8 @@ limits (limits.py) and a fresh instance — or, with `instance_reuse`, a warm on
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +19,7 @@ import wasmtime
 import wasmtime.component
 
 from ..capabilities.base import CallState, Capability, current_state, set_current_state
+from ..capabilities.body import INLINE_MAX, INPUT_FILE
 from ..errors import InvalidWasm
 from ..manifest import Manifest
 from . import convert
@@ -91,9 +94,11 @@ class Sandbox:
         fuel_set = 0
         try:
             if warm is None:
-                warm = new_store(tier.engine, prepared)
+                takes_input = prepared.takes_bodies and (limits.instance_reuse or len(call.payload) > INLINE_MAX)
+                warm = new_store(tier.engine, prepared, input_dir=bool(takes_input))
             store = warm.store
-            warm.stdio.attach(state.logs)
+            state.input_dir = warm.input_dir
+            warm.stdio.attach(state)
             store.set_fuel(limits.fuel)
             fuel_set = limits.fuel
             store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_ms))
@@ -104,7 +109,7 @@ class Sandbox:
             if call.kind not in prepared.exports:
                 raise GuestFailure(f"function does not export a {call.kind} handler")
             if prepared.component:
-                result = call_component(prepared, store, warm.instance, call)
+                result = call_component(prepared, store, warm.instance, call, state)
             else:
                 result = call_core(prepared, store, warm.exports, call)
         except GuestFailure as e:
@@ -119,6 +124,9 @@ class Sandbox:
             convert.signatures.cache = None
             if warm is not None:
                 warm.stdio.attach(None)
+                if warm.input_dir is not None:  # the next call never sees this one's input
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(warm.input_dir, INPUT_FILE))
             state.logs.flush()
         if store is not None and fuel_set:
             try:

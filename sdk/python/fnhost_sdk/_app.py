@@ -14,6 +14,7 @@ import wit_world
 from componentize_py_types import Err
 from wit_world.imports import types
 
+from ._body import put_output, take_input
 from ._context import Context
 from ._events import BlobChange, Event, EventResult, Invoke, Output, QueueBatch, QueueMessage, Schedule, encode_result
 from ._http import Request, to_response
@@ -54,12 +55,13 @@ class App:
         handler = self._http
         if handler is None:
             raise Err("this function has no HTTP handler (register one with @app.http)")
-        req = Request(request.method, request.path_with_query, request.headers, request.body)
         try:
+            req = Request(request.method, request.path_with_query, request.headers, take_input(request.body))
             resp = to_response(handler(req, _context(ctx)))
+            body = put_output(resp.body)
         except Exception as e:
             raise _failure(e) from None
-        return types.HttpResponse(resp.status, resp.headers.items(), resp.body)
+        return types.HttpResponse(resp.status, resp.headers.items(), body)
 
     def handle_event(self, ctx: types.Context, event: types.Event) -> types.EventResult:
         handler = self._event
@@ -67,10 +69,11 @@ class App:
             raise Err("this function has no event handler (register one with @app.event)")
         ev = _event(event)
         try:
-            result = encode_result(handler(ev, _context(ctx)))
+            output, failed = encode_result(handler(ev, _context(ctx)))
+            output = put_output(output)
         except Exception as e:
             raise _failure(e) from None
-        return types.EventResult(*result)
+        return types.EventResult(output, failed)
 
     def world(self) -> type[wit_world.WitWorld]:
         """The class to bind to the name `WitWorld` in the app module."""
@@ -125,7 +128,7 @@ def _context(ctx: types.Context) -> Context:
 
 def _event(event: types.Event) -> Event:
     if isinstance(event, types.Event_Invoke):
-        return Invoke(bytes(event.value))
+        return Invoke(take_input(event.value))
     if isinstance(event, types.Event_QueueBatch):
         return QueueBatch([QueueMessage(m.id, m.queue, bytes(m.body), m.receive_count) for m in event.value])
     if isinstance(event, types.Event_Schedule):

@@ -1,0 +1,63 @@
+"""Large bodies outside `list<u8>` (WIT `fnhost:function/body`): the handler never sees the difference.
+
+Wasmtime moves a `list<u8>` one value per byte, so the host leaves a request body or invoke payload
+over 32 KiB out of the record, and this SDK returns an output over 32 KiB outside it too, through
+the channels CPython handles without decoding anything: the input is a file to read (in a directory
+the host preopens read-only), the output the next bytes written to stdout (announced first, so they
+are not log lines). A WASI write may take fewer bytes than given (8,192 at most): the loop goes on
+until every byte is written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from types import ModuleType
+
+from componentize_py_types import Err
+
+from ._errors import NotFound, host_error
+
+_body: ModuleType | None
+try:
+    from wit_world.imports import body as _body
+except ImportError:  # built against 0.1.0: every body is in the record
+    _body = None
+
+INLINE_MAX = 32 * 1024
+"""Outputs up to this many bytes stay in the record (the host's threshold for inputs is the same)."""
+
+
+def take_input(inline: bytes) -> bytes:
+    """The input: the record's, or (when the record's is empty) the one the host left outside it."""
+    if inline or _body is None:
+        return bytes(inline)
+    try:
+        path = _body.take_input_file()
+    except Err as e:
+        error = host_error(e)
+        if isinstance(error, NotFound):  # the record held it: the input is empty
+            return b""
+        raise error from None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def put_output(data: bytes) -> bytes:
+    """What goes in the record: `data`, or nothing once a large `data` is written to stdout."""
+    if len(data) <= INLINE_MAX or _body is None:
+        return data
+    sys.stdout.flush()  # what the handler printed stays a log line, before the announced bytes
+    try:
+        _body.set_output_stdout(len(data))
+    except Err as e:
+        raise host_error(e) from None
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        n = os.write(1, view[done:])
+        if n <= 0:
+            raise OSError(f"stdout took no bytes after {done} of {len(view)}")
+        done += n
+    return b""

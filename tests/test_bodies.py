@@ -1,0 +1,94 @@
+"""Large bodies outside `list<u8>` (WIT `fnhost:function/body`): real Python and JS components, both
+directions, fresh and warm instances, and guests that write past, short of or over what they may."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import build_or_skip, needs_componentize_py
+
+from fnhost import Host, Outcome
+from fnhost.capabilities.body import INLINE_MAX
+from fnhost.runtime.limits import INPUT_ROOT
+
+GUESTS = Path(__file__).resolve().parents[1] / "guests"
+pytestmark = pytest.mark.slow
+
+# Over what a Python component could return as list<u8> (~2.7 MiB: Wasmtime's hostcall fuel ran out)
+BIG = 5 * 1024 * 1024
+
+
+def deploy(host: Host, lang: str, guest: str, name: str, **limits: int) -> None:
+    built = build_or_skip(GUESTS / lang / guest)
+    manifest = {**built.manifest.to_dict(), "name": name}
+    manifest["limits"] = {**manifest.get("limits", {}), **limits}
+    host.deploy(name, built.wasm_path.read_bytes(), manifest)
+
+
+def echo(host: Host, name: str, body: bytes) -> bytes:
+    r = host.invoke_http(name, "POST", "/echo", [("content-type", "application/octet-stream")], body)
+    assert r.outcome is Outcome.OK and r.response is not None, r.error
+    return r.response.body
+
+
+@pytest.mark.parametrize("lang", [pytest.param("python", marks=needs_componentize_py), "js"])
+def test_bodies_of_every_size_round_trip_fresh_and_warm(host: Host, lang: str) -> None:
+    deploy(host, lang, "hello", "fresh")
+    deploy(host, lang, "hello", "warm", instance_reuse=100)
+    sizes = [0, 1, INLINE_MAX, INLINE_MAX + 1, 300_000, BIG]
+    for name in ("fresh", "warm", "warm"):  # the warm instance twice: a later call never sees an earlier input
+        for size in sizes:
+            body = os.urandom(size)
+            assert echo(host, name, body) == body, (name, size)
+        # what the handler sees is the body itself, whichever way it came
+        r = host.invoke_http(name, "PUT", "/x", [], b"a" * 100_000)
+        assert r.response is not None and json.loads(r.response.body)["body_length"] == 100_000
+        payload = bytes(range(256)) * 1000  # not JSON: echoed
+        r = host.invoke(name, payload)
+        assert r.outcome is Outcome.OK and r.output == payload, r.error
+
+
+@needs_componentize_py
+def test_a_response_over_max_response_bytes_is_refused(host: Host) -> None:
+    deploy(host, "python", "chaos", "chaos", max_response_bytes=100_000)
+    assert host.invoke("chaos", b"big:100000").output == b"x" * 100_000
+    r = host.invoke("chaos", b"big:100001")
+    assert r.outcome is Outcome.GUEST_ERROR and "max_response_bytes (100000)" in (r.error or "")
+    r = host.invoke("chaos", b"announce:100001:0")  # announcing more than the cap: refused at once
+    assert r.outcome is Outcome.GUEST_ERROR and "too-large" in (r.error or "").lower().replace("_", "-")
+
+
+@needs_componentize_py
+def test_a_guest_writing_past_its_announced_output_cannot_grow_it(host: Host) -> None:
+    deploy(host, "python", "chaos", "chaos", max_response_bytes=1_000_000, max_log_bytes=10_000)
+    # 40 MB written after announcing 1,000 bytes: the output is those 1,000, the rest a bounded log
+    r = host.invoke("chaos", b"announce:1000:40000000")
+    assert r.outcome is Outcome.OK, r.error
+    assert r.output == b"y" * 1000
+    assert sum(len(line) for line in r.logs) < 11_000 and "log truncated" in r.logs[-1]
+
+
+@needs_componentize_py
+def test_an_output_shorter_than_announced_is_the_functions_error(host: Host) -> None:
+    deploy(host, "python", "chaos", "chaos")
+    r = host.invoke("chaos", b"announce:50000:20000")
+    assert r.outcome is Outcome.GUEST_ERROR
+    assert r.error == "wrote 20000 of the 50000 output bytes announced to stdout"
+    assert host.invoke("chaos", b"ok").output == b"ok"  # the next invocation is unaffected
+
+
+@needs_componentize_py
+def test_the_input_directory_is_read_only_and_removed_with_its_instance(host: Host) -> None:
+    deploy(host, "python", "chaos", "chaos", instance_reuse=10)  # warm instances always have one
+    fs = json.loads(host.invoke("chaos", b"fs").output)
+    assert not fs["write"]["ok"], fs
+    root = Path(tempfile.gettempdir() if INPUT_ROOT is None else INPUT_ROOT)
+    assert any(p.name.startswith("fnhost-input-") for p in root.iterdir())
+    deploy(host, "python", "hello", "hello")
+    before = {p.name for p in root.iterdir()}
+    assert echo(host, "hello", b"z" * 100_000) == b"z" * 100_000  # a fresh instance's directory
+    assert not {p.name for p in root.iterdir()} - before
