@@ -7,6 +7,7 @@ command), deployed under several manifests. Compiled code is shared across tests
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 import threading
 import time
@@ -534,7 +535,7 @@ def test_openapi_is_valid_and_lists_every_route(api: Api) -> None:
         if route.path in ("/console", "/"):  # the web console (docs/console.md), not the JSON API
             continue
         assert isinstance(route, Route)
-        path = route.path.replace("{path:path}", "{path}")
+        path = re.sub(r"\{(\w+):path\}", r"{\1}", route.path)
         for method in route.methods or ():
             if method != "HEAD" or path.startswith("/fn/"):
                 assert (path, method) in documented, (path, method)

@@ -50,6 +50,6 @@ def test_damage_at_rest_is_refused_not_run(tmp_path: Path, any_db: Any) -> None:
     rows = DatabaseWasmStore(any_db)
     rows.put(SHA, WASM)
     with any_db.transaction() as tx:
-        tx.execute("UPDATE wasm_blobs SET data = ?", [WASM[:-1] + b"\x00"])
-    with pytest.raises(CorruptBlob, match="database row"):
+        tx.execute("UPDATE content_chunks SET data = ?", [WASM[:-1] + b"\x00"])
+    with pytest.raises(CorruptBlob, match="database rows"):
         rows.get(SHA)

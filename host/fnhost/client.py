@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -313,6 +313,41 @@ class Client:
         except httpx.TransportError as e:
             raise self._unreachable(e) from None
 
+    # blobs -----------------------------------------------------------------------------------------
+    def put_blob(
+        self, bucket: str, key: str, data: bytes | Iterable[bytes], content_type: str | None = None
+    ) -> dict[str, Any]:
+        """Store an object (bytes, or chunks streamed as they come); its metadata."""
+        headers = {"content-type": content_type} if content_type else {}
+        timeout = httpx.Timeout(30.0, write=None, read=None)  # the server bounds a streamed upload itself
+        info = self.json("PUT", _blob(bucket, key), content=data, headers=headers, timeout=timeout)
+        return cast(dict[str, Any], info)
+
+    def get_blob(self, bucket: str, key: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+        """The object's content, streamed (`ApiError` 404 if there is none)."""
+        try:
+            with self._http.stream("GET", self.path(_blob(bucket, key)), timeout=httpx.Timeout(30.0)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_of(response)
+                yield from response.iter_bytes(chunk_bytes)
+        except httpx.TransportError as e:
+            raise self._unreachable(e) from None
+
+    def blobs(self, bucket: str, *, prefix: str = "") -> Iterator[dict[str, Any]]:
+        """Every object of a bucket with `prefix`, in key order (page after page)."""
+        params: dict[str, Any] = {"prefix": prefix}
+        while True:
+            page = self.json("GET", f"/v1/blobs/{quote(bucket, safe='')}", params=params)
+            yield from page["objects"]
+            if page["next"] is None:
+                return
+            params["after"] = page["next"]
+
+    def delete_blob(self, bucket: str, key: str) -> bool:
+        """Remove an object; whether there was one."""
+        return bool(self.json("DELETE", _blob(bucket, key))["deleted"])
+
     # queues, triggers, schedules -------------------------------------------------------------------
     def queues(self) -> list[dict[str, Any]]:
         """Queues holding messages: depth, in flight, age of the oldest."""
@@ -412,6 +447,11 @@ class Client:
 
     def health(self) -> dict[str, Any]:
         return cast(dict[str, Any], self.json("GET", "/healthz"))
+
+
+def _blob(bucket: str, key: str) -> str:
+    """An object's path: the bucket quoted whole, the key's '/' kept (keys look like paths)."""
+    return f"/v1/blobs/{quote(bucket, safe='')}/{quote(key, safe='/')}"
 
 
 def _fn(name: str, *rest: str) -> str:

@@ -22,7 +22,10 @@ from .stores import InvocationStore, Registry, SQLiteKVStore, SQLiteQueueStore, 
 from .stores.api_keys import ApiKeyStore
 from .stores.async_invocations import AsyncInvocationStore
 from .stores.audit import AuditLog
+from .stores.blobs import BLOB_SPACE
+from .stores.blobs import MIGRATIONS as BLOB_MIGRATIONS
 from .stores.concurrency import ConcurrencyStore
+from .stores.content import CHUNK_BYTES, DatabaseContentStore, FileContentStore
 from .stores.database import AnyDatabase, Database, PostgresDatabase, executemany
 from .stores.queue_mappings import QueueMappingStore
 from .stores.schedules import ScheduleStateStore
@@ -33,7 +36,8 @@ from .stores.wasm import DatabaseWasmStore, FileWasmStore
 BATCH = 500
 # Written by the stores themselves on the target: the migration bookkeeping and the master-key check.
 # Console sessions stay behind: a browser signs in again on the new database.
-_NOT_COPIED = {"schema_versions", "master_key_check", "wasm_blobs", "console_sessions"}
+_NOT_COPIED = {"schema_versions", "master_key_check", "content_objects", "content_chunks", "content_uploads",
+               "console_sessions"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ def migrate_every_store(db: AnyDatabase, master_key: bytes) -> None:
         make(db)
     SQLiteSecretStore(db, master_key)
     AsyncInvocationStore(db, queues)
+    db.migrate("blobs", BLOB_MIGRATIONS)
     if isinstance(db, PostgresDatabase):
         DatabaseWasmStore(db)
 
@@ -79,6 +84,7 @@ def copy_data_dir(data_dir: str | Path, target_url: str, *, master_key: bytes | 
             tx.execute("DELETE FROM audit_head")  # seeded by its migration; the source's row says what was written
             rows = {table: _copy_table(source, tx, table) for table in tables}
             binaries = _copy_binaries(data_dir / "wasm", source, target)
+            _copy_blob_contents(data_dir / "blobs", source, target)
             for table, count in rows.items():
                 (copied,) = tx.execute(f"SELECT count(*) FROM {table}").fetchone()
                 if int(copied) != count:
@@ -116,6 +122,27 @@ def _copy_table(source: Database, tx: Any, table: str) -> int:
         executemany(tx, insert, [[bytes(v) if isinstance(v, memoryview) else v for v in row] for row in batch])
         count += len(batch)
     return count
+
+
+def _copy_blob_contents(blob_dir: Path, source: Database, target: PostgresDatabase) -> int:
+    """The content of every blob object, streamed from its file into chunk rows (digest checked)."""
+    files, rows = FileContentStore(blob_dir), DatabaseContentStore(target, BLOB_SPACE)
+    needed = sorted({row[0] for row in source.db.execute("SELECT DISTINCT sha256 FROM blob_objects").fetchall()})
+    for sha256 in needed:
+        reader = files.open(sha256)
+        if reader is None:
+            raise NotFound(f"{blob_dir}/{sha256} is missing: a blob object refers to it; the data dir is incomplete")
+        upload = rows.begin()
+        try:
+            for offset in range(0, reader.size, CHUNK_BYTES):
+                upload.write(reader.read_at(offset, CHUNK_BYTES))
+            if upload.sha256 != sha256:
+                raise RuntimeError(f"copy check failed: blob content {sha256} was damaged at rest (its sha256 differs)")
+            rows.commit(upload)
+        finally:
+            upload.abort()
+            reader.close()
+    return len(needed)
 
 
 def _copy_binaries(wasm_dir: Path, source: Database, target: PostgresDatabase) -> int:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import wasmtime
 
 from .capabilities import (
+    BlobsCapability,
     BodyCapability,
     Capability,
     CoreResults,
@@ -30,7 +31,7 @@ from .egress import Egress, EgressConfig
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import DEFAULT_MAX_LOG_MEMORY_BYTES, Invoker
 from .manifest import Manifest
-from .namespaces import split
+from .namespaces import resolve_manifest, split
 from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.engine import CRANELIFT, WINCH, CompileCache, EngineSettings, EpochTicker, is_component, make_engine
@@ -50,7 +51,9 @@ from .stores import (
     VersionRecord,
     load_master_key,
 )
+from .stores.blobs import BLOB_SPACE, DEFAULT_MAX_OBJECT_BYTES, BlobStore, BlobSubscription
 from .stores.concurrency import ConcurrencyStore
+from .stores.content import ContentStore, DatabaseContentStore, FileContentStore
 from .stores.database import AnyDatabase, PostgresDatabase, open_database
 from .stores.registry import no_such_function
 from .stores.usage import Rollup, UsageRetention, UsageStore
@@ -143,6 +146,7 @@ class Host:
         max_log_memory_mb: int = DEFAULT_MAX_LOG_MEMORY_BYTES >> 20,
         usage_retention: UsageRetention | None = None,
         resolve_ttl_s: float | None = None,
+        max_blob_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
         egress: EgressConfig | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -156,6 +160,12 @@ class Host:
         self._registry = Registry(self._db)
         self.kv = SQLiteKVStore(self._db, max_value_bytes=max_kv_value_bytes)
         self.queues = SQLiteQueueStore(self._db, max_message_bytes=max_queue_message_bytes)
+        blob_content: ContentStore
+        if isinstance(self._db, PostgresDatabase):
+            blob_content = DatabaseContentStore(self._db, BLOB_SPACE)
+        else:
+            blob_content = FileContentStore(self.data_dir / "blobs")
+        self.blobs = BlobStore(self._db, blob_content, self.queues, max_object_bytes=max_blob_bytes)
         self.secrets = SQLiteSecretStore(self._db, master_key or load_master_key(self.data_dir))
         self.shares = Shares(self._db)
         self._usage = UsageStore(self._db)
@@ -174,6 +184,7 @@ class Host:
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
             LogCapability(),
+            BlobsCapability(self.blobs),
             HttpCapability(Egress(egress)),
             BodyCapability(),
             CoreResults(),
@@ -244,9 +255,14 @@ class Host:
         return Version.of(record, created=created)
 
     def _aliases_changed(self, name: str) -> None:
-        """After a deploy or an alias change: forget resolved aliases, drop superseded warm instances."""
+        """After a deploy or an alias change: forget resolved aliases, drop superseded warm instances,
+        and point the blob triggers at what the live version's manifest declares."""
         self._invoker.invalidate(name)
         self._invoker.drop_warm_except(name, {a.version for a in self._registry.aliases(name)})
+        live = resolve_manifest(name, _manifest_of(self._registry.resolve(name, LIVE).manifest_json))
+        self.blobs.set_subscriptions(
+            name, [BlobSubscription(name, b.queue, b.bucket, b.prefix, b.events) for b in live.blob_triggers]
+        )
 
     def _tier_up(self, prepared: Prepared, sha256: str) -> None:
         """Winch code serves now; Cranelift code replaces it when the background compile is done."""
@@ -300,9 +316,10 @@ class Host:
         qualifier: str | int | None = None,
         trigger: str = "invoke",
     ) -> InvocationResult:
-        """Run the event handler with any event: an invoke payload (bytes), an `abi.QueueBatch` or an
-        `abi.ScheduleTick`. `trigger` ("async", "queue", "schedule"...) is kept in the invocation record."""
-        payload = b"" if isinstance(event, abi.QueueBatch | abi.ScheduleTick) else bytes(event)
+        """Run the event handler with any event: an invoke payload (bytes), an `abi.QueueBatch`, an
+        `abi.ScheduleTick` or an `abi.BlobEvent`. `trigger` ("async", "queue", "schedule"...) is kept
+        in the invocation record."""
+        payload = b"" if isinstance(event, abi.QueueBatch | abi.ScheduleTick | abi.BlobEvent) else bytes(event)
         other = None if isinstance(event, bytes | bytearray | memoryview) else event
         return self._invoker.invoke(
             name, qualifier, lambda ctx: Call("event", ctx, payload=payload, event=other), trigger
@@ -393,6 +410,7 @@ class Host:
         """Delete a function, its versions and aliases; garbage-collect unreferenced code."""
         unreferenced = self._registry.delete_function(name)
         self._invoker.forget(name)
+        self.blobs.set_subscriptions(name, [])
         for sha256 in unreferenced:
             self._wasm.delete(sha256)
             self._compiler.remove(sha256)

@@ -6,6 +6,7 @@ reason, e.g. ``limits.memory_mb: must be 1..4096, got 0``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -84,6 +85,33 @@ class QueueTrigger:
     pollers: int = 1  # batches in flight at once on each node; at most limits.max_concurrency
 
 
+BLOB_EVENTS = ("put", "delete")
+
+
+@dataclass(frozen=True)
+class BlobTrigger:
+    """`[[triggers.blob]]`: object changes in a bucket, delivered to the event handler one at a time
+    through a durable queue of the function's own (`queue`), with the queue triggers' retries and
+    dead-letter queue (docs/events.md, Blob triggers)."""
+
+    bucket: str
+    prefix: str = ""
+    events: tuple[str, ...] = BLOB_EVENTS
+    visibility_timeout_s: int = 30
+    max_receive_count: int = 5
+    dead_letter_queue: str = ""  # default: "<queue>-dlq"
+    queue: str = ""  # derived: `blob_events_queue(function, bucket, prefix)`
+
+
+MAX_BLOB_PREFIX_BYTES = 1024
+
+
+def blob_events_queue(function: str, bucket: str, prefix: str) -> str:
+    """The queue a blob trigger's events wait in: named after the function and what it watches."""
+    digest = hashlib.sha256(f"{bucket}\0{prefix}".encode()).hexdigest()[:12]
+    return f"blob-events.{function}.{digest}"
+
+
 @dataclass(frozen=True)
 class ScheduleTrigger:
     """`[[triggers.schedule]]`: a cron expression or a fixed rate, in a time zone."""
@@ -117,6 +145,7 @@ class Manifest:
     async_config: AsyncConfig = field(default_factory=AsyncConfig)
     queue_triggers: tuple[QueueTrigger, ...] = ()
     schedules: tuple[ScheduleTrigger, ...] = ()
+    blob_triggers: tuple[BlobTrigger, ...] = ()
 
     @classmethod
     def from_toml(cls, text: str | bytes) -> Manifest:
@@ -150,6 +179,7 @@ class Manifest:
         limits = _limits(data.get("limits", {}))
         async_config = _async(data.get("async", {}))
         queue_triggers, schedules = _triggers(data.get("triggers", {}), limits, async_config)
+        blob_triggers = _blob_triggers(name, data.get("triggers", {}), limits)
         return cls(
             name=name,
             module=module,
@@ -160,6 +190,7 @@ class Manifest:
             async_config=async_config,
             queue_triggers=queue_triggers,
             schedules=schedules,
+            blob_triggers=blob_triggers,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,6 +210,11 @@ class Manifest:
             "queue": list(d.pop("queue_triggers")),
             "schedule": [{k: v for k, v in s.items() if v is not None} for s in d.pop("schedules")],
         }
+        blob = [
+            {k: (list(v) if k == "events" else v) for k, v in b.items() if k != "queue"} for b in d.pop("blob_triggers")
+        ]
+        if blob:  # written only when set: older manifests' JSON stays the same
+            d["triggers"]["blob"] = blob
         return d
 
 
@@ -277,7 +313,7 @@ def _triggers(
     value: Any, limits: Limits, async_config: AsyncConfig
 ) -> tuple[tuple[QueueTrigger, ...], tuple[ScheduleTrigger, ...]]:
     table = _table(value, "triggers")
-    _known(table, "triggers", ("queue", "schedule"))
+    _known(table, "triggers", ("queue", "schedule", "blob"))
     queues: list[QueueTrigger] = []
     for i, raw in enumerate(_array(table.get("queue", []), "triggers.queue")):
         where = f"triggers.queue[{i}]"
@@ -331,6 +367,56 @@ def _triggers(
             raise ManifestError(f"{where}.{'timezone' if 'time zone' in str(e) else 'cron'}: {e}") from None
         schedules.append(ScheduleTrigger(name=name, cron=cron, rate_s=rate, timezone=tz))
     return tuple(queues), tuple(schedules)
+
+
+BLOB_TRIGGER_RANGES: dict[str, tuple[int, int]] = {
+    "visibility_timeout_s": QUEUE_TRIGGER_RANGES["visibility_timeout_s"],
+    "max_receive_count": QUEUE_TRIGGER_RANGES["max_receive_count"],
+}
+
+
+def _blob_triggers(function: str, value: Any, limits: Limits) -> tuple[BlobTrigger, ...]:
+    table = _table(value, "triggers")
+    out: list[BlobTrigger] = []
+    for i, raw in enumerate(_array(table.get("blob", []), "triggers.blob")):
+        where = f"triggers.blob[{i}]"
+        entry = _table(raw, where)
+        _known(entry, where, ("bucket", "prefix", "events", *BLOB_TRIGGER_RANGES, "dead_letter_queue"))
+        bucket = entry.get("bucket")
+        if not isinstance(bucket, str) or not REFERENCE_RE.fullmatch(bucket):
+            raise ManifestError(
+                f"{where}.bucket: {bucket!r} is not a valid bucket name (letters, digits, '.', '_', '-'; 1..128; "
+                "'namespace/bucket' for a bucket another namespace shares)"
+            )
+        prefix = entry.get("prefix", "")
+        if (
+            not isinstance(prefix, str)
+            or len(prefix.encode("utf-8", "replace")) > MAX_BLOB_PREFIX_BYTES
+            or "\0" in prefix
+        ):
+            raise ManifestError(f"{where}.prefix: must be a string of at most {MAX_BLOB_PREFIX_BYTES} bytes, no NUL")
+        events = entry.get("events", list(BLOB_EVENTS))
+        if not isinstance(events, list) or not events or any(e not in BLOB_EVENTS for e in events):
+            raise ManifestError(
+                f"{where}.events: must be a non-empty list of {', '.join(map(repr, BLOB_EVENTS))}, got {events!r}"
+            )
+        if any(b.bucket == bucket and b.prefix == prefix for b in out):
+            raise ManifestError(
+                f"{where}: bucket '{bucket}' with prefix {prefix!r} is already watched by an earlier trigger"
+            )
+        ints: dict[str, Any] = {
+            k: _int_field(entry, k, where, BLOB_TRIGGER_RANGES) for k in BLOB_TRIGGER_RANGES if k in entry
+        }
+        queue = blob_events_queue(function, bucket.replace("/", "."), prefix)
+        dlq = _queue_name(entry.get("dead_letter_queue") or f"{queue}-dlq", f"{where}.dead_letter_queue")
+        trigger = BlobTrigger(bucket, prefix, tuple(dict.fromkeys(events)), queue=queue, dead_letter_queue=dlq, **ints)
+        if trigger.visibility_timeout_s * 1000 < limits.timeout_ms:
+            raise ManifestError(
+                f"{where}.visibility_timeout_s: {trigger.visibility_timeout_s} s is shorter than the function's "
+                f"limits.timeout_ms ({limits.timeout_ms} ms): an event still running would be redelivered; raise it"
+            )
+        out.append(trigger)
+    return tuple(out)
 
 
 def _array(value: Any, where: str) -> list[Any]:

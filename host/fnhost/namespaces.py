@@ -91,13 +91,26 @@ def resolve_manifest(function: str, manifest: Manifest) -> Manifest:
     async_config = dataclasses.replace(
         manifest.async_config, dead_letter_queue=None if dlq is None else resolve(namespace, dlq)
     )
-    return dataclasses.replace(manifest, name=function, queue_triggers=triggers, async_config=async_config)
+    blob_triggers = tuple(
+        dataclasses.replace(
+            b,
+            bucket=resolve(namespace, b.bucket),
+            queue=resolve(namespace, b.queue),
+            dead_letter_queue=resolve(namespace, b.dead_letter_queue),
+        )
+        for b in manifest.blob_triggers
+    )
+    return dataclasses.replace(
+        manifest, name=function, queue_triggers=triggers, async_config=async_config, blob_triggers=blob_triggers
+    )
 
 
 def _references(manifest: Manifest) -> str:
     names = [manifest.async_config.dead_letter_queue or ""]
     for t in manifest.queue_triggers:
         names += [t.queue, t.dead_letter_queue]
+    for b in manifest.blob_triggers:
+        names += [b.bucket, b.dead_letter_queue]
     return " ".join(names)
 
 

@@ -35,6 +35,7 @@ from .control.bundles import BundleLimits
 from .control.deploys import Deployer, Deployment
 from .egress import EgressConfig
 from .host import Host
+from .stores.blobs import DEFAULT_MAX_OBJECT_BYTES
 from .stores.usage import UsageRetention
 from .triggers import Triggers
 from .triggers._common import Worker
@@ -70,6 +71,8 @@ class ServerConfig:
     max_warm_mb: int = 1024
     max_log_memory_mb: int = 256
     """Log lines all running invocations hold together (see docs/security.md)."""
+    max_blob_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+    """The largest blob object, from the API or a guest (default 1 GiB)."""
     max_body_bytes: int | None = None
     """None: the API's default (6 MiB)."""
     max_body_bytes_in_flight: int | None = None
@@ -117,6 +120,7 @@ class Server:
                 max_warm_mb=config.max_warm_mb,
                 max_log_memory_mb=config.max_log_memory_mb,
                 usage_retention=UsageRetention(config.usage_hourly_days, config.usage_daily_days),
+                max_blob_bytes=config.max_blob_bytes,
                 egress=config.egress,
             )
         )

@@ -20,6 +20,16 @@ FNHOST_IMPORT(kv_set_many) int64_t fnhost_sys_kv_set_many(const char *, uint32_t
 FNHOST_IMPORT(queue_publish) int64_t fnhost_sys_queue_publish(const char *, uint32_t, const void *, uint32_t);
 FNHOST_IMPORT(secrets_get) int64_t fnhost_sys_secrets_get(const char *, uint32_t);
 FNHOST_IMPORT(log_write) void fnhost_sys_log_write(int32_t, const char *, uint32_t);
+FNHOST_IMPORT(blobs_open_write) int64_t fnhost_sys_blobs_open_write(const char *, uint32_t, const char *, uint32_t, const char *, uint32_t);
+FNHOST_IMPORT(blobs_write) int64_t fnhost_sys_blobs_write(uint32_t, const void *, uint32_t);
+FNHOST_IMPORT(blobs_finish) int64_t fnhost_sys_blobs_finish(uint32_t);
+FNHOST_IMPORT(blobs_abort) int64_t fnhost_sys_blobs_abort(uint32_t);
+FNHOST_IMPORT(blobs_open_read) int64_t fnhost_sys_blobs_open_read(const char *, uint32_t, const char *, uint32_t);
+FNHOST_IMPORT(blobs_read) int64_t fnhost_sys_blobs_read(uint32_t, uint32_t);
+FNHOST_IMPORT(blobs_close_read) int64_t fnhost_sys_blobs_close_read(uint32_t);
+FNHOST_IMPORT(blobs_stat) int64_t fnhost_sys_blobs_stat(const char *, uint32_t, const char *, uint32_t);
+FNHOST_IMPORT(blobs_list_keys) int64_t fnhost_sys_blobs_list_keys(const char *, uint32_t, const char *, uint32_t, const char *, uint32_t, uint32_t);
+FNHOST_IMPORT(blobs_delete) int64_t fnhost_sys_blobs_delete(const char *, uint32_t, const char *, uint32_t);
 FNHOST_IMPORT(outbound_http_request) int64_t fnhost_sys_outbound_http_request(const char *, uint32_t, const char *, uint32_t, const void *, uint32_t, const void *, uint32_t, int32_t, uint32_t);
 FNHOST_IMPORT(result_len) int32_t fnhost_sys_result_len(void);
 FNHOST_IMPORT(result_read) int32_t fnhost_sys_result_read(void *);
@@ -184,6 +194,13 @@ int64_t fnhost_run_event_(int32_t ptr, int32_t len, fnhost_event_handler handler
     } else if (ev.kind == FNHOST_SCHEDULE) {
         ev.schedule = get_str(&r);
         ev.scheduled_unix_ms = get_u64(&r);
+    } else if (ev.kind == FNHOST_BLOB) {
+        ev.bucket = get_str(&r);
+        ev.key = get_str(&r);
+        ev.change = get_str(&r);
+        ev.size = get_u64(&r);
+        ev.sha256 = get_str(&r);
+        ev.receive_count = get_u32(&r);
     } else {
         r.bad = 1;
     }
@@ -330,6 +347,122 @@ static int check(int64_t rc) {
     return code;
 }
 
+/* ---- blobs ---- */
+void fnhost_object_info_free(fnhost_object_info *info) {
+    fnhost_buf_free(&info->key);
+    fnhost_buf_free(&info->sha256);
+    fnhost_buf_free(&info->content_type);
+}
+
+static void append_nul(fnhost_buf *b) {
+    fnhost_buf_append(b, "", 1);
+    b->len--;
+}
+
+static int take_object_info(fnhost_object_info *info) {
+    fnhost_buf raw = {0};
+    take_pending(&raw);
+    if (!info) {
+        fnhost_buf_free(&raw);
+        return FNHOST_OK;
+    }
+    memset(info, 0, sizeof *info);
+    reader r = {raw.data, (uint32_t)raw.len, 0, 0};
+    fnhost_str key = get_str(&r);
+    info->size = get_u64(&r);
+    fnhost_str sha = get_str(&r), type = get_str(&r);
+    info->created_unix_ms = get_u64(&r);
+    info->updated_unix_ms = get_u64(&r);
+    int bad = r.bad || r.pos != r.len;
+    if (!bad) {
+        fnhost_buf_append(&info->key, key.ptr, key.len);
+        fnhost_buf_append(&info->sha256, sha.ptr, sha.len);
+        fnhost_buf_append(&info->content_type, type.ptr, type.len);
+        append_nul(&info->key);
+        append_nul(&info->sha256);
+        append_nul(&info->content_type);
+    }
+    fnhost_buf_free(&raw);
+    return bad ? FNHOST_ERR_INVALID : FNHOST_OK;
+}
+
+static int take_handle(int64_t rc, uint32_t *handle) {
+    int code = check(rc);
+    *handle = code == FNHOST_OK ? (uint32_t)rc : 0;
+    return code;
+}
+
+int fnhost_blobs_open_write(fnhost_str bucket, fnhost_str key, fnhost_str content_type, uint32_t *handle) {
+    return take_handle(fnhost_sys_blobs_open_write(bucket.ptr, bucket.len, key.ptr, key.len, content_type.ptr,
+                                                   content_type.len), handle);
+}
+
+int fnhost_blobs_write(uint32_t handle, const void *data, size_t len) {
+    const uint8_t *p = data;
+    do {
+        size_t n = len > (1u << 20) ? (1u << 20) : len;
+        int rc = check(fnhost_sys_blobs_write(handle, p, (uint32_t)n));
+        if (rc != FNHOST_OK) return rc;
+        p += n;
+        len -= n;
+    } while (len);
+    return FNHOST_OK;
+}
+
+int fnhost_blobs_finish(uint32_t handle, fnhost_object_info *info) {
+    int rc = check(fnhost_sys_blobs_finish(handle));
+    return rc == FNHOST_OK ? take_object_info(info) : rc;
+}
+
+int fnhost_blobs_abort(uint32_t handle) { return check(fnhost_sys_blobs_abort(handle)); }
+
+int fnhost_blobs_open_read(fnhost_str bucket, fnhost_str key, uint32_t *handle) {
+    return take_handle(fnhost_sys_blobs_open_read(bucket.ptr, bucket.len, key.ptr, key.len), handle);
+}
+
+int fnhost_blobs_read(uint32_t handle, uint32_t max, fnhost_buf *chunk, uint32_t *n) {
+    size_t before = chunk->len;
+    int rc = check(fnhost_sys_blobs_read(handle, max));
+    if (rc == FNHOST_OK) take_pending(chunk);
+    *n = (uint32_t)(chunk->len - before);
+    return rc;
+}
+
+int fnhost_blobs_close_read(uint32_t handle) { return check(fnhost_sys_blobs_close_read(handle)); }
+
+int fnhost_blobs_stat(fnhost_str bucket, fnhost_str key, fnhost_object_info *info) {
+    int rc = check(fnhost_sys_blobs_stat(bucket.ptr, bucket.len, key.ptr, key.len));
+    return rc == FNHOST_OK ? take_object_info(info) : rc;
+}
+
+static int take_strings(fnhost_buf *keys, uint32_t *count) {
+    fnhost_buf encoded = {0};
+    take_pending(&encoded);
+    reader r = {encoded.data, (uint32_t)encoded.len, 0, 0};
+    uint32_t n = get_count(&r);
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        fnhost_str k = get_str(&r);
+        fnhost_buf_append(keys, k.ptr, k.len);
+        fnhost_buf_append(keys, "", 1);
+        (*count)++;
+    }
+    int bad = r.bad || r.pos != r.len;
+    fnhost_buf_free(&encoded);
+    return bad ? FNHOST_ERR_INVALID : FNHOST_OK;
+}
+
+int fnhost_blobs_list(fnhost_str bucket, fnhost_str prefix, fnhost_str after, uint32_t limit, fnhost_buf *keys,
+                      uint32_t *count) {
+    *count = 0;
+    int rc = check(fnhost_sys_blobs_list_keys(bucket.ptr, bucket.len, prefix.ptr, prefix.len, after.ptr, after.len,
+                                              limit));
+    return rc == FNHOST_OK ? take_strings(keys, count) : rc;
+}
+
+int fnhost_blobs_delete(fnhost_str bucket, fnhost_str key) {
+    return check(fnhost_sys_blobs_delete(bucket.ptr, bucket.len, key.ptr, key.len));
+}
+
 int fnhost_kv_get(fnhost_str bucket, fnhost_str key, fnhost_buf *value) {
     int rc = check(fnhost_sys_kv_get(bucket.ptr, bucket.len, key.ptr, key.len));
     if (rc == FNHOST_OK) take_pending(value);
@@ -345,21 +478,9 @@ int fnhost_kv_delete(fnhost_str bucket, fnhost_str key) {
 }
 
 int fnhost_kv_list_keys(fnhost_str bucket, fnhost_str prefix, uint32_t limit, fnhost_buf *keys, uint32_t *count) {
-    int rc = check(fnhost_sys_kv_list_keys(bucket.ptr, bucket.len, prefix.ptr, prefix.len, limit));
     *count = 0;
-    if (rc != FNHOST_OK) return rc;
-    fnhost_buf encoded = {0};
-    take_pending(&encoded);
-    reader r = {encoded.data, (uint32_t)encoded.len, 0, 0};
-    uint32_t n = get_count(&r);
-    for (uint32_t i = 0; i < n && !r.bad; i++) {
-        fnhost_str k = get_str(&r);
-        fnhost_buf_append(keys, k.ptr, k.len);
-        fnhost_buf_append(keys, "", 1);
-    }
-    if (!r.bad) *count = n;
-    fnhost_buf_free(&encoded);
-    return r.bad ? FNHOST_ERR_INVALID : FNHOST_OK;
+    int rc = check(fnhost_sys_kv_list_keys(bucket.ptr, bucket.len, prefix.ptr, prefix.len, limit));
+    return rc == FNHOST_OK ? take_strings(keys, count) : rc;
 }
 
 int fnhost_kv_increment(fnhost_str bucket, fnhost_str key, int64_t delta, int64_t *value) {

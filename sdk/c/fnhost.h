@@ -80,7 +80,7 @@ typedef struct {
 void fnhost_response_header(fnhost_response *resp, const char *name, const char *value);
 void fnhost_response_header_str(fnhost_response *resp, fnhost_str name, fnhost_str value);
 
-typedef enum { FNHOST_INVOKE = 0, FNHOST_QUEUE_BATCH = 1, FNHOST_SCHEDULE = 2 } fnhost_event_kind;
+typedef enum { FNHOST_INVOKE = 0, FNHOST_QUEUE_BATCH = 1, FNHOST_SCHEDULE = 2, FNHOST_BLOB = 3 } fnhost_event_kind;
 typedef struct {
     fnhost_str id, queue;
     fnhost_bytes body;
@@ -93,6 +93,10 @@ typedef struct {
     uint32_t message_count;
     fnhost_str schedule;             /* FNHOST_SCHEDULE */
     uint64_t scheduled_unix_ms;
+    fnhost_str bucket, key, change;  /* FNHOST_BLOB: change is "put" or "delete" */
+    uint64_t size;
+    fnhost_str sha256;
+    uint32_t receive_count;
 } fnhost_event;
 
 typedef struct {
@@ -160,6 +164,29 @@ int fnhost_queue_publish(fnhost_str queue, const void *body, size_t len, fnhost_
 /* The secret's value is appended to *value. */
 int fnhost_secrets_get(fnhost_str name, fnhost_buf *value);
 
+/* Blob objects ([grants] blobs), streamed through handles that live as long as the invocation
+ * (one left open is closed, and an unfinished write dropped, when it ends). */
+typedef struct {
+    fnhost_buf key, sha256, content_type; /* owned: free with fnhost_object_info_free */
+    uint64_t size, created_unix_ms, updated_unix_ms;
+} fnhost_object_info;
+void fnhost_object_info_free(fnhost_object_info *info);
+/* *handle is a write handle for key (content_type "" is application/octet-stream). */
+int fnhost_blobs_open_write(fnhost_str bucket, fnhost_str key, fnhost_str content_type, uint32_t *handle);
+/* Appends data, sent in chunks of at most 1 MiB. */
+int fnhost_blobs_write(uint32_t handle, const void *data, size_t len);
+/* Makes the object visible, atomically; *info (may be NULL) gets its metadata. Ends the handle. */
+int fnhost_blobs_finish(uint32_t handle, fnhost_object_info *info);
+int fnhost_blobs_abort(uint32_t handle);
+int fnhost_blobs_open_read(fnhost_str bucket, fnhost_str key, uint32_t *handle);
+/* Appends up to max bytes (at most 4 MiB) to *chunk; *n is how many (0 at the end). */
+int fnhost_blobs_read(uint32_t handle, uint32_t max, fnhost_buf *chunk, uint32_t *n);
+int fnhost_blobs_close_read(uint32_t handle);
+int fnhost_blobs_stat(fnhost_str bucket, fnhost_str key, fnhost_object_info *info);
+/* Keys with prefix after `after`, NUL-separated in *keys (as fnhost_kv_list_keys). */
+int fnhost_blobs_list(fnhost_str bucket, fnhost_str prefix, fnhost_str after, uint32_t limit, fnhost_buf *keys,
+                      uint32_t *count);
+int fnhost_blobs_delete(fnhost_str bucket, fnhost_str key);
 /* Outbound HTTP to the origins granted in the manifest ([grants] http = ["https://api.example.com"]).
  * An HTTP error status (404, 500...) is a response; an error code means there is none:
  * FNHOST_ERR_DENIED (origin not granted, or an address the host refuses), FNHOST_ERR_TIMEOUT,

@@ -256,6 +256,8 @@ func (r *reader) event() *Event {
 	case EventSchedule:
 		ev.Schedule = r.str()
 		ev.ScheduledUnixMs = r.u64()
+	case EventBlob:
+		ev.Blob = &BlobChange{Bucket: r.str(), Key: r.str(), Event: r.str(), Size: r.u64(), SHA256: r.str(), ReceiveCount: r.u32()}
 	default:
 		if r.err == nil {
 			r.err = fmt.Errorf("unknown event kind %d", ev.Kind)

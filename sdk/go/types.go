@@ -212,6 +212,8 @@ const (
 	EventQueueBatch EventKind = 1
 	// EventSchedule is one tick of a schedule (Schedule, ScheduledUnixMs).
 	EventSchedule EventKind = 2
+	// EventBlob is an object change from a blob trigger (Blob).
+	EventBlob EventKind = 3
 )
 
 func (k EventKind) String() string {
@@ -222,6 +224,8 @@ func (k EventKind) String() string {
 		return "QueueBatch"
 	case EventSchedule:
 		return "Schedule"
+	case EventBlob:
+		return "BlobChange"
 	}
 	return "Unknown"
 }
@@ -242,6 +246,15 @@ type Event struct {
 	Messages        []Message
 	Schedule        string
 	ScheduledUnixMs uint64
+	Blob            *BlobChange
+}
+
+// BlobChange is an object change delivered by a blob trigger (Event "put" or "delete").
+type BlobChange struct {
+	Bucket, Key, Event string
+	Size               uint64
+	SHA256             string
+	ReceiveCount       uint32
 }
 
 // JSON decodes an invoke payload into v (an error if it is not UTF-8 JSON).

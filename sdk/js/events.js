@@ -58,6 +58,15 @@ export class Schedule {
   }
 }
 
+/** An object change delivered by a blob trigger (`event` is "put" or "delete"). */
+export class BlobChange {
+  kind = 'blob';
+
+  constructor(bucket, key, event, size, sha256, receiveCount) {
+    Object.assign(this, { bucket, key, event, size, sha256, receiveCount });
+  }
+}
+
 /** The event handler's result. A handler may instead return the output alone. */
 export class EventResult {
   constructor(output = new Uint8Array(), failedMessageIds = []) {
@@ -75,6 +84,10 @@ export function fromWit(event) {
       return new QueueBatch(event.val.map((m) => new QueueMessage(m.id, m.queue, m.body, m.receiveCount)));
     case 'schedule':
       return new Schedule(event.val.schedule, Number(event.val.scheduledUnixMs));
+    case 'blob': {
+      const b = event.val;
+      return new BlobChange(b.bucket, b.key, b.event, Number(b.size), b.sha256, b.receiveCount);
+    }
     default:
       throw new Error(`unknown event kind ${event.tag}: this SDK is older than the host`);
   }

@@ -98,7 +98,19 @@ export class Schedule {
   readonly scheduledUnixMs: number;
 }
 
-export type Event = Invoke | QueueBatch | Schedule;
+/** An object change delivered by a blob trigger. */
+export class BlobChange {
+  readonly kind: 'blob';
+  readonly bucket: string;
+  readonly key: string;
+  /** "put" or "delete". */
+  readonly event: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly receiveCount: number;
+}
+
+export type Event = Invoke | QueueBatch | Schedule | BlobChange;
 
 /** What an event handler's output may be: bytes as is, a string as UTF-8, JSON for the rest, null as empty. */
 export type Output = Bytes | ArrayBuffer | string | object | null | undefined;
@@ -186,6 +198,33 @@ export namespace kv {
     bucket: string,
     entries: Record<string, Bytes | ArrayBuffer | string> | Map<string, Bytes | ArrayBuffer | string> | [string, Bytes | ArrayBuffer | string][]
   ): void;
+}
+
+/** Blob objects in buckets granted in the manifest (`[grants] blobs = [...]`), streamed in chunks. */
+export namespace blobs {
+  interface ObjectInfo {
+    key: string; size: number; sha256: string; contentType: string; createdUnixMs: number; updatedUnixMs: number;
+  }
+  /** A write handle: `write` chunks, then `finish` (visible at once) or `abort`. */
+  class Writer {
+    constructor(bucket: string, key: string, contentType?: string);
+    write(data: Bytes | ArrayBuffer | string): void;
+    finish(): ObjectInfo;
+    abort(): void;
+  }
+  /** A read handle: `read` returns the next chunk, empty at the end. */
+  class Reader {
+    constructor(bucket: string, key: string);
+    read(max?: number): Bytes;
+    chunks(size?: number): IterableIterator<Bytes>;
+    close(): void;
+  }
+  export function put(bucket: string, key: string, data: Bytes | ArrayBuffer | string | Iterable<Bytes>, contentType?: string): ObjectInfo;
+  export function get(bucket: string, key: string): Bytes | null;
+  export function stat(bucket: string, key: string): ObjectInfo | null;
+  export function list(bucket: string, prefix?: string, limit?: number): string[];
+  export function del(bucket: string, key: string): void;
+  export { del as delete };
 }
 
 /** Outbound HTTP to the origins granted in the manifest (`[grants] http = [...]`). An HTTP error

@@ -7,6 +7,7 @@
 //     export const { handleHttp, handleEvent } = app.world();
 //
 // Build with `fnhost build DIR` (app.js, or package.json's "main", is the entry module).
+import * as blobs from './blobs.js';
 import * as kv from './kv.js';
 import * as http from './outbound.js';
 import * as log from './log.js';
@@ -16,7 +17,7 @@ import * as secrets from './secrets.js';
 export { App } from './app.js';
 export { Context } from './context.js';
 export { Denied, HostError, InvalidArgument, LimitExceeded, NotFound, Timeout, TooLarge, Unavailable } from './errors.js';
-export { EventResult, Invoke, QueueBatch, QueueMessage, Schedule } from './events.js';
+export { BlobChange, EventResult, Invoke, QueueBatch, QueueMessage, Schedule } from './events.js';
 export { Headers, Request, Response } from './http.js';
 export { stringify as jsonStringify } from './json.js';
-export { http, kv, log, queue, secrets };
+export { blobs, http, kv, log, queue, secrets };

@@ -35,6 +35,54 @@ static void key_value(fnhost_buf *out, fnhost_str key, long long value) {
     fnhost_buf_str(out, number);
 }
 
+/* blob-copy: key -> prefix through read and write handles; answers size, sha256, type, keys and
+ * whether stat agrees with what finish returned. */
+static int blob_copy(fnhost_str bucket, fnhost_str src, fnhost_str dst, fnhost_buf *out) {
+    uint32_t in, wr, n;
+    fnhost_str type = {"application/x-copy", 18};
+    int rc = fnhost_blobs_open_read(bucket, src, &in);
+    if (rc == FNHOST_OK) rc = fnhost_blobs_open_write(bucket, dst, type, &wr);
+    if (rc != FNHOST_OK) return rc;
+    fnhost_buf chunk = {0};
+    do {
+        chunk.len = 0;
+        rc = fnhost_blobs_read(in, 65536, &chunk, &n);
+        if (rc == FNHOST_OK && n) rc = fnhost_blobs_write(wr, chunk.data, chunk.len);
+    } while (rc == FNHOST_OK && n);
+    fnhost_buf_free(&chunk);
+    if (rc == FNHOST_OK) rc = fnhost_blobs_close_read(in);
+    fnhost_object_info info = {0}, stat = {0};
+    if (rc == FNHOST_OK) rc = fnhost_blobs_finish(wr, &info);
+    if (rc == FNHOST_OK) rc = fnhost_blobs_stat(bucket, dst, &stat);
+    if (rc == FNHOST_OK) rc = fnhost_blobs_delete(bucket, src);
+    fnhost_buf keys = {0};
+    uint32_t count = 0;
+    fnhost_str none = {"", 0};
+    if (rc == FNHOST_OK) rc = fnhost_blobs_list(bucket, none, none, 1000, &keys, &count);
+    if (rc == FNHOST_OK) {
+        char number[32];
+        snprintf(number, sizeof number, "{\"size\":%llu", (unsigned long long)info.size);
+        fnhost_buf_str(out, number);
+        fnhost_buf_str(out, ",\"sha256\":");
+        fnhost_json_string(out, (const char *)info.sha256.data, info.sha256.len);
+        fnhost_buf_str(out, ",\"content_type\":");
+        fnhost_json_string(out, (const char *)info.content_type.data, info.content_type.len);
+        fnhost_buf_str(out, ",\"keys\":[");
+        const char *k = (const char *)keys.data;
+        for (uint32_t i = 0; i < count; i++, k += strlen(k) + 1) {
+            if (i) fnhost_buf_str(out, ",");
+            fnhost_json_string(out, k, strlen(k));
+        }
+        int agrees = stat.size == info.size && stat.updated_unix_ms == info.updated_unix_ms &&
+                     stat.sha256.len == info.sha256.len && !memcmp(stat.sha256.data, info.sha256.data, info.sha256.len);
+        fnhost_buf_str(out, agrees ? "],\"stat_agrees\":true}" : "],\"stat_agrees\":false}");
+    }
+    fnhost_buf_free(&keys);
+    fnhost_object_info_free(&info);
+    fnhost_object_info_free(&stat);
+    return rc;
+}
+
 /* Runs op, writing the result (or the host error) to *out. Returns FNHOST_OK, a host error code,
  * or -1 for an unknown op. */
 static int run(const char *op, fnhost_str bucket, fnhost_str key, fnhost_str prefix, fnhost_buf *out) {
@@ -77,6 +125,8 @@ static int run(const char *op, fnhost_str bucket, fnhost_str key, fnhost_str pre
             fnhost_json_string(out, key.ptr, key.len);
             fnhost_buf_str(out, ",\"leased\":true}");
         }
+    } else if (!strcmp(op, "blob-copy")) { /* streams object key to prefix in 64 KiB reads, then deletes key */
+        rc = blob_copy(bucket, key, prefix, out);
     } else if (!strcmp(op, "pair")) { /* set-many key, prefix; get-many key, prefix, key-absent */
         fnhost_buf absent = {0};
         fnhost_buf_append(&absent, key.ptr, key.len);

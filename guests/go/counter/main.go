@@ -132,6 +132,8 @@ func run(op, bucket, key, prefix string) (any, error) {
 			}
 		}
 		return pair{out}, nil
+	case "blob-copy": // streams object key to prefix in 64 KiB reads, then deletes key
+		return blobCopy(bucket, key, prefix)
 	}
 	return nil, fmt.Errorf("unknown op %q (incr, get, delete, list, claim, lease, pair)", op)
 }
@@ -212,3 +214,57 @@ func init() {
 }
 
 func main() {}
+
+type blobCopied struct {
+	Size        uint64   `json:"size"`
+	SHA256      string   `json:"sha256"`
+	ContentType string   `json:"content_type"`
+	Keys        []string `json:"keys"`
+	StatAgrees  bool     `json:"stat_agrees"`
+}
+
+func blobCopy(bucket, src, dst string) (any, error) {
+	r, err := fnhost.Blobs.Open(bucket, src)
+	if err != nil {
+		return nil, err
+	}
+	w, err := fnhost.Blobs.Create(bucket, dst, "application/x-copy")
+	if err != nil {
+		return nil, err
+	}
+	for {
+		chunk, err := r.Read(65536)
+		if err != nil {
+			return nil, err
+		}
+		if len(chunk) == 0 {
+			break
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.Close(); err != nil {
+		return nil, err
+	}
+	info, err := w.Finish()
+	if err != nil {
+		return nil, err
+	}
+	stat, err := fnhost.Blobs.Stat(bucket, dst)
+	if err != nil {
+		return nil, err
+	}
+	if err := fnhost.Blobs.Delete(bucket, src); err != nil {
+		return nil, err
+	}
+	keys, err := fnhost.Blobs.List(bucket, "", "", 1000)
+	if err != nil {
+		return nil, err
+	}
+	data, err := fnhost.Blobs.Get(bucket, dst)
+	if err != nil {
+		return nil, err
+	}
+	return blobCopied{info.Size, info.SHA256, info.ContentType, keys, *stat == *info && uint64(len(data)) == info.Size}, nil
+}

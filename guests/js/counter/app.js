@@ -8,7 +8,7 @@
 //        {"op": "lease", "key": k} → {"key": k, "leased": true} (set for 200 ms)
 //        {"op": "pair", "key": k, "prefix": p} → {"values": ["1", "2", null]} (set-many k, p; get-many k, p, k-absent)
 // A host error is answered as {"error": code, "message": ...} (HTTP status by kind), not as a failure.
-import { App, HostError, Invoke, Response, kv } from 'fnhost';
+import { App, HostError, Invoke, Response, blobs, kv } from 'fnhost';
 
 const BUCKET = 'counters';
 const LEASE_S = 0.2; // how long `lease` keeps its key (the TTL tests wait past it)
@@ -37,9 +37,24 @@ function run(op, { bucket = BUCKET, key = '', prefix = '' } = {}) {
       return { key, deleted: true };
     case 'list':
       return { keys: kv.listKeys(bucket, prefix) };
+    case 'blob-copy': // streams object key to prefix in 64 KiB reads, then deletes key
+      return blobCopy(bucket, key, prefix);
     default:
       throw new Error(`unknown op ${JSON.stringify(op)} (incr, get, delete, list, claim, lease, pair)`);
   }
+}
+
+function blobCopy(bucket, src, dst) {
+  const reader = new blobs.Reader(bucket, src);
+  const writer = new blobs.Writer(bucket, dst, 'application/x-copy');
+  for (const chunk of reader.chunks(65536)) writer.write(chunk);
+  reader.close();
+  const info = writer.finish();
+  const stat = blobs.stat(bucket, dst);
+  blobs.delete(bucket, src);
+  const keys = blobs.list(bucket);
+  const agrees = JSON.stringify(stat) === JSON.stringify(info) && blobs.get(bucket, dst).length === info.size;
+  return { size: info.size, sha256: info.sha256, content_type: info.contentType, keys, stat_agrees: agrees };
 }
 
 const failure = (e) => ({ error: e.code, message: e.message });

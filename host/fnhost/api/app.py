@@ -21,7 +21,7 @@ from ..control.bundles import BundleLimits
 from ..control.deploys import Deployer
 from ..host import Host
 from ..triggers import Triggers
-from . import admin, events, follow, functions, invoke, usage
+from . import admin, blobs, events, follow, functions, invoke, usage
 from .context import ApiContext, Followers, InvocationPool, context_of
 from .errors import EXCEPTION_HANDLERS
 from .metrics import Metrics
@@ -34,6 +34,7 @@ DEFAULT_MAX_BUNDLE_BYTES = BundleLimits().max_upload_bytes
 DEFAULT_MAX_BODY_BYTES_IN_FLIGHT = 2 * DEFAULT_MAX_BUNDLE_BYTES  # every request body the server holds at once
 DEFAULT_BODY_TIMEOUT_S = 30.0  # a body must have arrived this long after its request started
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+BLOB = "/v1/blobs/{bucket}/{key:path}"
 
 
 def create_app(
@@ -53,6 +54,7 @@ def create_app(
     audit_log: AuditLog | None = None,
     failed_auth: FailedAuthentications | None = None,
     triggers: Triggers | None = None,
+    blob_min_rate: int = 1 << 20,
     deployer: Deployer | None = None,
     stopping: threading.Event | None = None,
     lifespan: Lifespan[Starlette] | None = None,
@@ -68,6 +70,8 @@ def create_app(
     given, must have signed every deployed bundle.
     Request bodies: at most `max_body_bytes` each (`max_bundle_bytes` for deploys), all of them
     together at most `max_body_bytes_in_flight` (then 503), each arrived within `body_timeout_s`.
+    Blob uploads stream instead (each at most `host.blobs.max_object_bytes`, no share of the budget,
+    `body_timeout_s` plus one second per `blob_min_rate` bytes).
     `triggers` serves async invokes, queues and schedules; without it they are accepted and stored
     but run only where some process has started `Triggers` on the same data dir (`fnhost serve` does).
     `lifespan` starts and stops background work with the app; `stopping`, once set, ends long
@@ -105,17 +109,28 @@ def create_app(
     budget = BodyBudget(max_body_bytes_in_flight)
 
     def route(
-        path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes
+        path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes, streamed: bool = False
     ) -> Route:
-        body_limit = Middleware(BodyLimitMiddleware, max_bytes=limit, budget=budget, timeout_s=body_timeout_s)
+        body_limit = Middleware(
+            BodyLimitMiddleware,
+            max_bytes=limit,
+            budget=budget,
+            timeout_s=body_timeout_s,
+            streamed=streamed,
+            min_rate=blob_min_rate,
+        )
         return Route(path, endpoint, methods=methods, middleware=[body_limit])
 
     def routes_of(
-        path: str, endpoint: Callable[..., Any], methods: list[str], limit: int = max_body_bytes
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: list[str],
+        limit: int = max_body_bytes,
+        streamed: bool = False,
     ) -> list[Route]:
         """The route, and its twin under /v1/namespaces/{namespace} when it is namespaced (api/paths.py)."""
         twins = [in_namespace(path)] if is_namespaced(path) else []
-        return [route(p, endpoint, methods, limit) for p in (path, *twins)]
+        return [route(p, endpoint, methods, limit, streamed) for p in (path, *twins)]
 
     routes = [
         *routes_of("/healthz", healthz, ["GET"]),
@@ -139,6 +154,10 @@ def create_app(
         *routes_of("/v1/queues/{queue}/messages", events.send_message, ["POST"]),
         *routes_of("/v1/queues/{queue}/messages", events.peek_messages, ["GET"]),
         *routes_of("/v1/queues/{queue}/messages", events.purge_queue, ["DELETE"]),
+        *routes_of("/v1/blobs/{bucket}", blobs.list_blobs, ["GET"]),
+        *routes_of(BLOB, blobs.put_blob, ["PUT"], host.blobs.max_object_bytes, streamed=True),
+        *routes_of(BLOB, blobs.get_blob, ["GET", "HEAD"]),
+        *routes_of(BLOB, blobs.delete_blob, ["DELETE"]),
         *routes_of("/v1/queues/{queue}/redrive", events.redrive_queue, ["POST"]),
         *routes_of("/v1/triggers", events.list_triggers, ["GET"]),
         *routes_of("/v1/schedules", events.list_schedules, ["GET"]),
@@ -171,9 +190,7 @@ def create_app(
 async def healthz(request: Request) -> Response:
     """GET /healthz: liveness; no key needed."""
     ctx = context_of(request)
-    return JSONResponse(
-        {"status": "ok", "read_only": ctx.read_only, "invocations_in_flight": ctx.pool.in_flight}
-    )
+    return JSONResponse({"status": "ok", "read_only": ctx.read_only, "invocations_in_flight": ctx.pool.in_flight})
 
 
 async def readyz(request: Request) -> Response:

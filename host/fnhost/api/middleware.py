@@ -101,13 +101,28 @@ class BodyLimitMiddleware:
     the JSON error by the exception handlers.
     Bodies are only read by handlers after they authenticate the caller, so a caller without a
     key costs no body bytes.
+
+    A `streamed` route (blob uploads: its handler writes each chunk on as it comes and holds none)
+    takes no share of the budget, and its body's deadline moves with its progress: `timeout_s` plus
+    one second per `min_rate` bytes received, so a large upload at a fair rate completes and a slow
+    or stalled one is cut off.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, budget: BodyBudget, timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        budget: BodyBudget,
+        timeout_s: float,
+        streamed: bool = False,
+        min_rate: int = 1 << 20,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.budget = budget
         self.timeout_s = timeout_s
+        self.streamed = streamed
+        self.min_rate = min_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,12 +139,15 @@ class BodyLimitMiddleware:
                 scope, receive, send
             )
             return
-        deadline = time.monotonic() + self.timeout_s
+        started = time.monotonic()
+        deadline = started + self.timeout_s
         received = reserved = 0
+        if self.streamed:
+            expected = 0
         body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal received, reserved, body_done
+            nonlocal received, reserved, body_done, deadline
             if body_done:
                 return await receive()
             if reserved < expected:  # the first read: the declared size is counted before any byte
@@ -143,14 +161,17 @@ class BodyLimitMiddleware:
                     body_done = not message.get("more_body", False)
                     if received > self.max_bytes:
                         raise PayloadTooLarge(self._message(received, at_least=True))
-                    if received > reserved:  # chunked, or more than declared (h11 refuses that)
+                    if self.streamed:
+                        deadline = started + self.timeout_s + received / self.min_rate
+                    elif received > reserved:  # chunked, or more than declared (h11 refuses that)
                         if not self.budget.reserve(received - reserved):
                             raise ServerBusy(self.budget.busy_message())
                         reserved = received
                 return message
+            rate = f" plus 1 s per {self.min_rate} bytes" if self.streamed else ""
             raise BodyTimeout(
-                f"the request body did not arrive within {self.timeout_s:g} s ({received} bytes came); send it "
-                "faster, or raise --body-timeout"
+                f"the request body did not arrive within {self.timeout_s:g} s{rate} ({received} bytes came); "
+                "send it faster, or raise --body-timeout"
             )
 
         try:

@@ -13,6 +13,7 @@ NAMESPACE_PREFIX = "/v1/namespaces/{namespace}"
 NAMESPACED_ROOTS = (
     "/v1/functions",
     "/v1/queues",
+    "/v1/blobs",
     "/v1/triggers",
     "/v1/schedules",
     "/v1/secrets",

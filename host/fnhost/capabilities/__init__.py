@@ -6,6 +6,7 @@ function version all derive from it.
 """
 
 from .base import CallState, Capability, CoreResults, ErrorKind, HostCallError, LogBuffer, VersionGrants
+from .blobs import BlobsCapability
 from .body import BodyCapability
 from .http import HttpCapability
 from .kv import KvCapability
@@ -20,6 +21,7 @@ CAPABILITIES: tuple[type[Capability], ...] = (
     LogCapability,
     HttpCapability,
     BodyCapability,
+    BlobsCapability,
 )
 GRANTED = tuple(c for c in CAPABILITIES if c.grant_key)
 """The capabilities a manifest grants resources of, in `[grants]` order."""
@@ -39,6 +41,7 @@ __all__ = [
     "CAPABILITIES",
     "GRANTED",
     "RESOURCE_KINDS",
+    "BlobsCapability",
     "BodyCapability",
     "CallState",
     "Capability",

@@ -193,12 +193,27 @@ RESULTS: dict[Any, Encode] = {
     S64: lambda v: (struct.pack("<q", v), 8),
     list[str]: lambda v: (encode_strings(v), len(encode_strings(v))),
     list[bytes | None]: lambda v: (encode_options(v), len(encode_options(v))),
+    U32: lambda v: (b"", v),
 }
-"""How each result type leaves through the core ABI: (pending result, the call's return value)."""
+"""How each result type leaves through the core ABI: (pending result, the call's return value).
+A record type is not listed: it brings its own `core_encode()` (the pending result) and
+`as_record()` (its component value), e.g. `blobs.ObjectInfo`."""
+
+
+def _encode_record(value: Any) -> tuple[bytes, int]:
+    data: bytes = value.core_encode()
+    return data, len(data)
+
+
+def _is_record_type(result: Any) -> bool:
+    return isinstance(result, type) and hasattr(result, "core_encode") and hasattr(result, "as_record")
 
 
 def result_encoder(result: Any) -> Encode | None:
-    """The core-ABI encoding of a result type: `RESULTS`, or a record's (`record_encoder`)."""
+    """The core-ABI encoding of a result type: `RESULTS`, a record's own (`core_encode`), or a
+    dataclass record's (`record_encoder`)."""
+    if _is_record_type(result):
+        return _encode_record
     if result in RESULTS:
         return RESULTS[result]
     if isinstance(result, type) and dataclasses.is_dataclass(result):
@@ -233,11 +248,13 @@ class Operation:
         method = self.method
         if not self.fallible:
             return lambda _store, *args: method(capability, current_state(), *args)
+        record = _is_record_type(self.result)
 
         def func(_store: Any, *args: Any) -> Any:
             state = current_state()
             try:
-                return method(capability, state, *args)
+                value = method(capability, state, *args)
+                return value.as_record() if record else value
             except HostCallError as e:
                 return _variant(e)
             except StoreError as e:

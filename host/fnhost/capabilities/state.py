@@ -6,8 +6,9 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
@@ -168,6 +169,14 @@ class CallState:
     pending: bytes = b""  # core ABI: the result of the last host call, read with result_read
     deadline: float = math.inf  # time.monotonic() at which the invocation times out
     wasi_clock_origin_ns: int = 0  # time.monotonic_ns() when the store's WASI context was made
+    resources: dict[str, Any] = field(default_factory=dict)  # per capability kind: what it opened (blob handles)
+    on_end: list[Callable[[], None]] = field(default_factory=list)  # run once when the invocation ends
+
+    def end(self) -> None:
+        """The invocation is over: release what its host calls left open (unfinished writes are aborted)."""
+        callbacks, self.on_end = self.on_end, []
+        for callback in callbacks:
+            callback()
     outbound: list[Exchange] = field(default_factory=list)  # outbound HTTP requests made (capabilities.http)
     # large bodies (capabilities/body.py): the input left out of the call's record, until the guest
     # takes it, and the store's directory for it; the output the guest set in place of the record's

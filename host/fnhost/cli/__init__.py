@@ -17,11 +17,11 @@ import click
 
 from ..client import ApiError
 from ..errors import FnhostError
-from . import apps, audit, build, completion, db, events, functions, invoke, keys, secrets, serve, shares, usage
+from . import apps, audit, blobs, build, completion, db, events, functions, invoke, keys, secrets, serve, shares, usage
 from ._common import CliError, epilog, say
 from .completion import COMPLETE_VAR
 
-MODULES = [serve, build, apps, functions, invoke, usage, events, secrets, keys, shares, audit, db, completion]
+MODULES = [serve, build, apps, functions, invoke, usage, events, blobs, secrets, keys, shares, audit, db, completion]
 
 
 def _version() -> str:

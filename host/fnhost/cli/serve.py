@@ -115,6 +115,13 @@ def serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--body-timeout", type=float, default=30.0, help="seconds a request body may take to arrive (default 30)"
         ),
         click.option(
+            "--max-blob-bytes",
+            type=POSITIVE,
+            default=1 << 30,
+            help="largest blob object, from the API or a guest (default 1 GiB); an upload may take "
+            "--body-timeout plus 1 s per MiB",
+        ),
+        click.option(
             "--read-timeout",
             type=float,
             default=30.0,
@@ -273,6 +280,7 @@ def server_config(options: dict[str, Any]) -> ServerConfig:
         max_pinned_per_function=options["max_pinned_per_function"],
         max_warm_mb=options["max_warm_mb"],
         max_log_memory_mb=options["max_log_memory_mb"],
+        max_blob_bytes=options["max_blob_bytes"],
         max_body_bytes=options["max_body_bytes"],
         max_body_bytes_in_flight=options["max_body_bytes_in_flight"],
         body_timeout_s=options["body_timeout"],

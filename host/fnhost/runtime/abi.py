@@ -14,6 +14,7 @@ _U64 = struct.Struct("<Q")
 EVENT_INVOKE = 0
 EVENT_QUEUE_BATCH = 1
 EVENT_SCHEDULE = 2
+EVENT_BLOB = 3
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,19 @@ class ScheduleTick:
     scheduled_unix_ms: int
 
 
-Event = bytes | QueueBatch | ScheduleTick
+@dataclass(frozen=True)
+class BlobEvent:
+    """The `blob` event: one object change delivered by a blob trigger (WIT `blob-event`)."""
+
+    bucket: str
+    key: str
+    event: str  # "put" | "delete"
+    size: int
+    sha256: str
+    receive_count: int
+
+
+Event = bytes | QueueBatch | ScheduleTick | BlobEvent
 """What the event handler is called with: an invoke payload, a queue batch or a schedule tick."""
 
 
@@ -109,6 +122,13 @@ def encode_event_input(ctx: Context, event: Event) -> bytes:
         out.append(bytes([EVENT_SCHEDULE]))
         _bytes(out, event.schedule.encode())
         out.append(_U64.pack(event.scheduled_unix_ms))
+    elif isinstance(event, BlobEvent):
+        out.append(bytes([EVENT_BLOB]))
+        for text in (event.bucket, event.key, event.event):
+            _bytes(out, text.encode())
+        out.append(_U64.pack(event.size))
+        _bytes(out, event.sha256.encode())
+        out.append(_U32.pack(event.receive_count))
     else:
         out.append(bytes([EVENT_INVOKE]))
         _bytes(out, event)

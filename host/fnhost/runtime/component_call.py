@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import wasmtime
-from wasmtime.component import Record
+from wasmtime.component import Record, Variant
 
 from ..capabilities.body import INLINE_MAX
 from ..capabilities.state import CallState, OutputSink
@@ -69,14 +69,19 @@ def _output(inline: bytes, state: CallState) -> bytes:
 
 
 def _component_event(call: Call, payload: bytes) -> Any:
-    """The WIT `event` variant as wasmtime-py lowers it here: untagged, its cases differ by Python
-    type — bytes for `invoke`, a list of records for `queue-batch`, a record for `schedule`."""
+    """The WIT `event` variant, tagged: a guest built before the `blob` case has an untagged event
+    type (its cases differ by Python type), one built after a tagged one; `convert` lowers a
+    `Variant` into either."""
     event = call.event
     if isinstance(event, abi.QueueBatch):
-        return [_record(id=m.id, queue=m.queue, body=m.body, receive_count=m.receive_count) for m in event.messages]
+        batch = [_record(id=m.id, queue=m.queue, body=m.body, receive_count=m.receive_count) for m in event.messages]
+        return Variant("queue-batch", batch)
     if isinstance(event, abi.ScheduleTick):
-        return _record(schedule=event.schedule, scheduled_unix_ms=event.scheduled_unix_ms)
-    return payload
+        return Variant("schedule", _record(schedule=event.schedule, scheduled_unix_ms=event.scheduled_unix_ms))
+    if isinstance(event, abi.BlobEvent):
+        fields = {k: getattr(event, k) for k in ("bucket", "key", "event", "size", "sha256", "receive_count")}
+        return Variant("blob", _record(**fields))
+    return Variant("invoke", payload)
 
 
 def _record(**fields: Any) -> Record:

@@ -240,6 +240,8 @@ def _variant_like(ty: t.VariantType | t.OptionType | t.ResultType) -> Codec:
             if val.tag not in by_name:
                 raise ValueError("value not valid for this variant")
             return val.tag, by_name[val.tag], val.payload
+        if isinstance(val, t.Variant) and val.tag in by_name:  # fnhost's own values name their case
+            return val.tag, by_name[val.tag], val.payload
         for name, case in cases:
             if case is None:
                 if val is None:

@@ -33,7 +33,7 @@ class Call:
     kind: str  # "http" | "event"
     ctx: abi.Context
     payload: bytes = b""
-    event: abi.QueueBatch | abi.ScheduleTick | None = None
+    event: abi.QueueBatch | abi.ScheduleTick | abi.BlobEvent | None = None
     method: str = "GET"
     path: str = "/"
     headers: list[tuple[str, str]] = field(default_factory=list)

@@ -120,6 +120,7 @@ class Sandbox:
             result = classify(prepared, store, warm, e)
         finally:
             set_current_state(None)
+            state.end()
             convert.signatures.cache = None
             if warm is not None:
                 warm.stdio.attach(None)

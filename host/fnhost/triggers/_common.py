@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..capabilities.blobs import BLOB
 from ..capabilities.queue import QUEUE
 from ..errors import NotFound
 from ..manifest import Manifest, QueueTrigger
@@ -53,9 +54,17 @@ class LiveManifests:
         return out
 
     def _shared_only(self, manifest: Manifest) -> Manifest:
-        triggers = manifest.queue_triggers
+        triggers, watching = manifest.queue_triggers, manifest.blob_triggers
         kept = tuple(t for t in triggers if self.reachable(manifest.name, t))
-        return manifest if len(kept) == len(triggers) else dataclasses.replace(manifest, queue_triggers=kept)
+        namespace, shared = namespace_of(manifest.name), self._shared
+        watched = tuple(
+            b
+            for b in watching
+            if shared is None or not is_foreign(namespace, b.bucket) or shared(BLOB, b.bucket, namespace)
+        )
+        if len(kept) == len(triggers) and len(watched) == len(watching):
+            return manifest
+        return dataclasses.replace(manifest, queue_triggers=kept, blob_triggers=watched)
 
     def reachable(self, function: str, trigger: QueueTrigger) -> bool:
         """Whether a (resolved) trigger's queues are `function`'s namespace's, or shared with it now."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..control.grants import authorize_deploy
 from ..errors import Conflict, ManifestError, NotFound
-from ..manifest import Manifest, QueueTrigger
+from ..manifest import BlobTrigger, Manifest, QueueTrigger
 from ..namespaces import namespace_of, reference, resolve_manifest
 from ..runtime import abi
 from ..runtime.outcomes import Outcome
@@ -49,18 +50,37 @@ AckHook = Callable[[str, list[str]], None]
 
 @dataclass(frozen=True)
 class QueueMapping:
-    """A queue mapped to a function's event handler (the manifest's `QueueTrigger` plus where it is from)."""
+    """A queue mapped to a function's event handler (the manifest's `QueueTrigger` plus where it is from).
+
+    A blob trigger is one too (`blob` set): its queue is the function's own, filled by the blob
+    store in the transaction of each matching change, and each message is delivered alone as a
+    `blob` event — with the same claims, retries and dead-letter queue as any queue message."""
 
     function: str
     trigger: QueueTrigger
     source: str  # "manifest" | "api"
+    blob: BlobTrigger | None = None
 
     @property
     def id(self) -> str:
         return f"{self.function}:{self.trigger.queue}"
 
+    @classmethod
+    def of_blob(cls, function: str, b: BlobTrigger) -> QueueMapping:
+        trigger = QueueTrigger(
+            queue=b.queue,
+            batch_size=1,
+            visibility_timeout_s=b.visibility_timeout_s,
+            max_receive_count=b.max_receive_count,
+            dead_letter_queue=b.dead_letter_queue,
+        )
+        return cls(function, trigger, "manifest", b)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "function": self.function, "source": self.source, **asdict(self.trigger)}
+        out = {"id": self.id, "function": self.function, "source": self.source, **asdict(self.trigger)}
+        if self.blob is not None:
+            out["blob"] = {"bucket": self.blob.bucket, "prefix": self.blob.prefix, "events": list(self.blob.events)}
+        return out
 
 
 class QueuePoller:
@@ -109,10 +129,20 @@ class QueuePoller:
             self._deliver(batch)
         return len(batch)
 
+    def _event(self, batch: list[QueueMessage]) -> abi.Event:
+        namespace = namespace_of(self.mapping.function)
+        if self.mapping.blob is not None:  # batch_size 1: one change
+            (m,) = batch
+            change = json.loads(m.body)
+            bucket = reference(namespace, change["bucket"])
+            return abi.BlobEvent(bucket, change["key"], change["event"], change["size"], change["sha256"],
+                                 m.receive_count)  # fmt: skip
+        queue = reference(namespace, self.mapping.trigger.queue)  # as the function's manifest names it
+        return abi.QueueBatch(tuple(abi.BatchMessage(m.id, queue, m.body, m.receive_count) for m in batch))
+
     def _deliver(self, batch: list[QueueMessage]) -> None:
         t = self.mapping.trigger
-        queue = reference(namespace_of(self.mapping.function), t.queue)  # as the function's manifest names it
-        event = abi.QueueBatch(tuple(abi.BatchMessage(m.id, queue, m.body, m.receive_count) for m in batch))
+        event = self._event(batch)
         self.counters.inc("queue_delivered", t.queue, len(batch))
         try:
             result = self.host.invoke_event(self.mapping.function, event, trigger="queue")
@@ -208,7 +238,9 @@ class QueueTriggers:
     # mappings --------------------------------------------------------------------------------
     def list(self) -> builtins.list[QueueMapping]:
         """Manifest mappings (of live versions) and API mappings, sorted by function and queue."""
-        out = [QueueMapping(m.name, t, "manifest") for m in self.manifests.current() for t in m.queue_triggers]
+        current = self.manifests.current()
+        out = [QueueMapping(m.name, t, "manifest") for m in current for t in m.queue_triggers]
+        out += [QueueMapping.of_blob(m.name, b) for m in current for b in m.blob_triggers]
         declared = {(m.function, m.trigger.queue) for m in out}
         for function, config in self.store.list():
             trigger = QueueTrigger(**config)  # validated against the function when it was created

@@ -13,11 +13,11 @@
 Build with `python -m fnhost build DIR` (or `fnhost build DIR`).
 """
 
-from . import _sleep, _sockets, _stdio, http, kv, log, queue, secrets
+from . import _sleep, _sockets, _stdio, blobs, http, kv, log, queue, secrets
 from ._app import App
 from ._context import Context
 from ._errors import Denied, HostError, InvalidArgument, LimitExceeded, NotFound, Timeout, TooLarge, Unavailable
-from ._events import Event, EventResult, Invoke, QueueBatch, QueueMessage, Schedule
+from ._events import BlobChange, Event, EventResult, Invoke, QueueBatch, QueueMessage, Schedule
 from ._http import Headers, Request, Response
 
 _sleep.install()
@@ -26,6 +26,7 @@ _stdio.install()
 
 __all__ = [
     "App",
+    "BlobChange",
     "Context",
     "Denied",
     "Event",
@@ -44,6 +45,7 @@ __all__ = [
     "Timeout",
     "TooLarge",
     "Unavailable",
+    "blobs",
     "http",
     "kv",
     "log",

@@ -16,7 +16,7 @@ from wit_world.imports import types
 
 from ._body import put_output, take_input
 from ._context import Context
-from ._events import Event, EventResult, Invoke, Output, QueueBatch, QueueMessage, Schedule, encode_result
+from ._events import BlobChange, Event, EventResult, Invoke, Output, QueueBatch, QueueMessage, Schedule, encode_result
 from ._http import Request, to_response
 
 HttpHandler = Callable[[Request, Context], object]
@@ -46,7 +46,7 @@ class App:
         return fn
 
     def event(self, fn: E) -> E:
-        """Register the event handler: `fn(event, ctx)` with an `Invoke`, `QueueBatch` or `Schedule`;
+        """Register the event handler: `fn(event, ctx)` with an `Invoke`, `QueueBatch`, `Schedule` or `BlobChange`;
         it returns an `EventResult`, or the output alone (bytes, str, dict/list as JSON, None)."""
         self._event = _checked(fn, "app.event", "(event, ctx)")
         return fn
@@ -133,4 +133,7 @@ def _event(event: types.Event) -> Event:
         return QueueBatch([QueueMessage(m.id, m.queue, bytes(m.body), m.receive_count) for m in event.value])
     if isinstance(event, types.Event_Schedule):
         return Schedule(event.value.schedule, event.value.scheduled_unix_ms)
+    if isinstance(event, getattr(types, "Event_Blob", ())):  # since 0.2.0
+        b = event.value
+        return BlobChange(b.bucket, b.key, b.event, b.size, b.sha256, b.receive_count)
     raise Err(f"unknown event kind {type(event).__name__}: this SDK is older than the host")

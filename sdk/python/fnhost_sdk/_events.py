@@ -1,4 +1,4 @@
-"""What starts the event handler (`Invoke`, `QueueBatch`, `Schedule`) and what it returns."""
+"""What starts the event handler (`Invoke`, `QueueBatch`, `Schedule`, `BlobChange`) and what it returns."""
 
 from __future__ import annotations
 
@@ -52,7 +52,21 @@ class Schedule:
     scheduled_unix_ms: int
 
 
-Event = Invoke | QueueBatch | Schedule
+@dataclass(frozen=True)
+class BlobChange:
+    """An object change delivered by a blob trigger (`[[triggers.blob]]`): `event` is "put" or
+    "delete"; size and sha256 are the object's (for "delete", the deleted object's). Delivered at
+    least once: a handler that fails or times out gets it again (`receive_count` counts)."""
+
+    bucket: str
+    key: str
+    event: str
+    size: int
+    sha256: str
+    receive_count: int
+
+
+Event = Invoke | QueueBatch | Schedule | BlobChange
 
 
 @dataclass

@@ -154,7 +154,7 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
@@ -216,6 +216,14 @@ impl<'a> Reader<'a> {
                 Ok(Message { id: r.string()?, queue: r.string()?, body: r.bytes()?, receive_count: r.u32()? })
             })?)),
             2 => Ok(Event::Schedule { schedule: self.string()?, scheduled_unix_ms: self.u64()? }),
+            3 => Ok(Event::Blob {
+                bucket: self.string()?,
+                key: self.string()?,
+                event: self.string()?,
+                size: self.u64()?,
+                sha256: self.string()?,
+                receive_count: self.u32()?,
+            }),
             kind => Err(format!("unknown event kind {}", kind)),
         }
     }

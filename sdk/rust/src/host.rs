@@ -45,6 +45,17 @@ mod sys {
         pub fn queue_publish(queue_ptr: *const u8, queue_len: usize, body_ptr: *const u8, body_len: usize) -> i64;
         pub fn secrets_get(name_ptr: *const u8, name_len: usize) -> i64;
         pub fn log_write(level: i32, msg_ptr: *const u8, msg_len: usize);
+        pub fn blobs_open_write(b: *const u8, bl: usize, k: *const u8, kl: usize, t: *const u8, tl: usize) -> i64;
+        pub fn blobs_write(handle: u32, data_ptr: *const u8, data_len: usize) -> i64;
+        pub fn blobs_finish(handle: u32) -> i64;
+        pub fn blobs_abort(handle: u32) -> i64;
+        pub fn blobs_open_read(bucket_ptr: *const u8, bucket_len: usize, key_ptr: *const u8, key_len: usize) -> i64;
+        pub fn blobs_read(handle: u32, max: u32) -> i64;
+        pub fn blobs_close_read(handle: u32) -> i64;
+        pub fn blobs_stat(bucket_ptr: *const u8, bucket_len: usize, key_ptr: *const u8, key_len: usize) -> i64;
+        pub fn blobs_list_keys(b: *const u8, bl: usize, p: *const u8, pl: usize, a: *const u8, al: usize, limit: u32)
+            -> i64;
+        pub fn blobs_delete(bucket_ptr: *const u8, bucket_len: usize, key_ptr: *const u8, key_len: usize) -> i64;
         pub fn outbound_http_request(
             method_ptr: *const u8,
             method_len: usize,
@@ -332,6 +343,149 @@ pub mod log {
 
     pub fn error(message: &str) {
         write(Level::Error, message)
+    }
+}
+
+/// Blob objects in buckets granted in the manifest (`[grants] blobs = ["name"]`), moved in chunks
+/// through handles that live as long as the invocation (an unfinished [`blobs::Writer`] is dropped).
+pub mod blobs {
+    use super::{check, sys, take_pending, Error};
+
+    /// The most one host call moves.
+    pub const CHUNK: usize = 1 << 20;
+
+    /// An object's metadata (times in milliseconds since the Unix epoch).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ObjectInfo {
+        pub key: String,
+        pub size: u64,
+        pub sha256: String,
+        pub content_type: String,
+        pub created_unix_ms: u64,
+        pub updated_unix_ms: u64,
+    }
+
+    fn info() -> Result<ObjectInfo, Error> {
+        let raw = take_pending();
+        let mut r = crate::abi::Reader::new(&raw);
+        let parsed = (|| {
+            let key = r.string()?;
+            let size = r.u64()?;
+            Ok::<_, String>(ObjectInfo {
+                key,
+                size,
+                sha256: r.string()?,
+                content_type: r.string()?,
+                created_unix_ms: r.u64()?,
+                updated_unix_ms: r.u64()?,
+            })
+        })();
+        parsed.map_err(|e| Error::Invalid(format!("the host returned a malformed object-info: {}", e)))
+    }
+
+    /// A write handle: [`Writer::write`] chunks, then [`Writer::finish`]; dropped unfinished, nothing is stored.
+    pub struct Writer {
+        handle: u32,
+    }
+
+    impl Writer {
+        pub fn create(bucket: &str, key: &str, content_type: &str) -> Result<Writer, Error> {
+            let rc = check(unsafe {
+                sys::blobs_open_write(
+                    bucket.as_ptr(), bucket.len(), key.as_ptr(), key.len(), content_type.as_ptr(), content_type.len(),
+                )
+            })?;
+            Ok(Writer { handle: rc as u32 })
+        }
+
+        pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+            for chunk in data.chunks(CHUNK) {
+                check(unsafe { sys::blobs_write(self.handle, chunk.as_ptr(), chunk.len()) })?;
+            }
+            Ok(())
+        }
+
+        /// Makes the object visible, atomically.
+        pub fn finish(self) -> Result<ObjectInfo, Error> {
+            let handle = self.handle;
+            std::mem::forget(self);
+            check(unsafe { sys::blobs_finish(handle) })?;
+            info()
+        }
+    }
+
+    impl Drop for Writer {
+        fn drop(&mut self) {
+            unsafe { sys::blobs_abort(self.handle) };
+        }
+    }
+
+    /// A read handle: [`Reader::read`] returns the next chunk, empty at the end.
+    pub struct Reader {
+        handle: u32,
+    }
+
+    impl Reader {
+        pub fn open(bucket: &str, key: &str) -> Result<Reader, Error> {
+            let rc = check(unsafe { sys::blobs_open_read(bucket.as_ptr(), bucket.len(), key.as_ptr(), key.len()) })?;
+            Ok(Reader { handle: rc as u32 })
+        }
+
+        pub fn read(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+            check(unsafe { sys::blobs_read(self.handle, max.min(CHUNK) as u32) })?;
+            Ok(take_pending())
+        }
+    }
+
+    impl Drop for Reader {
+        fn drop(&mut self) {
+            unsafe { sys::blobs_close_read(self.handle) };
+        }
+    }
+
+    /// Stores an object and returns its metadata (`content_type` "" is application/octet-stream).
+    pub fn put(bucket: &str, key: &str, data: impl AsRef<[u8]>, content_type: &str) -> Result<ObjectInfo, Error> {
+        let mut w = Writer::create(bucket, key, content_type)?;
+        w.write(data.as_ref())?;
+        w.finish()
+    }
+
+    /// The whole object; [`Error::NotFound`] if there is none.
+    pub fn get(bucket: &str, key: &str) -> Result<Vec<u8>, Error> {
+        let mut r = Reader::open(bucket, key)?;
+        let mut out = Vec::new();
+        loop {
+            let chunk = r.read(CHUNK)?;
+            if chunk.is_empty() {
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The object's metadata; [`Error::NotFound`] if there is none.
+    pub fn stat(bucket: &str, key: &str) -> Result<ObjectInfo, Error> {
+        check(unsafe { sys::blobs_stat(bucket.as_ptr(), bucket.len(), key.as_ptr(), key.len()) })?;
+        info()
+    }
+
+    /// Keys starting with `prefix` that sort after `after`, in byte order, at most `limit` (1..1000).
+    pub fn list(bucket: &str, prefix: &str, after: &str, limit: u32) -> Result<Vec<String>, Error> {
+        check(unsafe {
+            sys::blobs_list_keys(
+                bucket.as_ptr(), bucket.len(), prefix.as_ptr(), prefix.len(), after.as_ptr(), after.len(), limit,
+            )
+        })?;
+        let encoded = take_pending();
+        crate::abi::Reader::new(&encoded)
+            .strings()
+            .map_err(|e| Error::Invalid(format!("the host returned a malformed key list: {}", e)))
+    }
+
+    /// Removes the object; deleting a missing key succeeds.
+    pub fn delete(bucket: &str, key: &str) -> Result<(), Error> {
+        check(unsafe { sys::blobs_delete(bucket.as_ptr(), bucket.len(), key.as_ptr(), key.len()) })?;
+        Ok(())
     }
 }
 

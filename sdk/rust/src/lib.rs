@@ -17,7 +17,7 @@ mod host;
 pub mod json;
 mod types;
 
-pub use host::{http, kv, log, queue, secrets, Error};
+pub use host::{blobs, http, kv, log, queue, secrets, Error};
 pub use types::{Context, Event, EventResult, Message, Request, Response};
 
 /// Implementation details used by [`export!`]; not a stable API.

@@ -196,6 +196,8 @@ pub enum Event {
     QueueBatch(Vec<Message>),
     /// One tick of a schedule; `scheduled_unix_ms` is when it was due.
     Schedule { schedule: String, scheduled_unix_ms: u64 },
+    /// An object change delivered by a blob trigger (`event` is "put" or "delete").
+    Blob { bucket: String, key: String, event: String, size: u64, sha256: String, receive_count: u32 },
 }
 
 /// What the event handler returns. A handler may also return `Vec<u8>`, `String` or `&str`,

@@ -43,6 +43,7 @@ fn event(_ctx: &Context, event: Event) -> Result<String, String> {
         Event::Invoke(payload) => payload,
         Event::QueueBatch(_) => return Ok(json::object([("ignored", "QueueBatch".into())]).to_string()),
         Event::Schedule { .. } => return Ok(json::object([("ignored", "Schedule".into())]).to_string()),
+        Event::Blob { .. } => return Ok(json::object([("ignored", "BlobChange".into())]).to_string()),
     };
     let text = String::from_utf8_lossy(&payload);
     let (command, arg) = text.trim().split_once(':').unwrap_or((text.trim(), ""));

@@ -11,7 +11,7 @@
 //! A host error is answered as {"error": kind, "message": ...} (HTTP status by kind), not as a failure.
 
 use fnhost::json::{self, Value};
-use fnhost::{kv, Context, Event, Request, Response};
+use fnhost::{blobs, kv, Context, Event, Request, Response};
 
 /// How long `lease` keeps its key (the TTL tests wait past it).
 const LEASE_MS: u64 = 200;
@@ -69,6 +69,31 @@ fn run(op: &str, bucket: &str, key: &str, prefix: &str) -> Result<Value, Failure
                 None => Value::Null,
             });
             json::object([("values", Value::Array(values.collect()))])
+        }
+        "blob-copy" => {
+            // Streams object `key` of `bucket` to `prefix` in 64 KiB reads, then deletes `key`.
+            let mut reader = blobs::Reader::open(bucket, key)?;
+            let mut writer = blobs::Writer::create(bucket, prefix, "application/x-copy")?;
+            loop {
+                let chunk = reader.read(65536)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                writer.write(&chunk)?;
+            }
+            drop(reader);
+            let info = writer.finish()?;
+            let stat = blobs::stat(bucket, prefix)?;
+            blobs::delete(bucket, key)?;
+            let keys = blobs::list(bucket, "", "", 1000)?;
+            let same = stat == info && blobs::get(bucket, prefix)?.len() as u64 == info.size;
+            json::object([
+                ("size", (info.size as i64).into()),
+                ("sha256", info.sha256.as_str().into()),
+                ("content_type", info.content_type.as_str().into()),
+                ("keys", keys.into()),
+                ("stat_agrees", same.into()),
+            ])
         }
         _ => return Err(Failure::Guest(format!("unknown op {:?} (incr, get, delete, list, claim, lease, pair)", op))),
     })

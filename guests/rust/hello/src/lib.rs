@@ -46,6 +46,7 @@ fn event(_ctx: &Context, event: Event) -> Result<Vec<u8>, String> {
         }
         Event::QueueBatch(_) => Ok(greeting("QueueBatch").into_bytes()),
         Event::Schedule { .. } => Ok(greeting("Schedule").into_bytes()),
+        Event::Blob { .. } => Ok(greeting("BlobChange").into_bytes()),
     }
 }
 
