@@ -99,7 +99,7 @@ class Sandbox:
         fuel_set = 0
         try:
             if warm is None:
-                takes_input = prepared.takes_bodies and (limits.instance_reuse or len(call.payload) > INLINE_MAX)
+                takes_input = prepared.takes_bodies and len(call.payload) > INLINE_MAX
                 warm = new_store(tier.engine, prepared, input_dir=bool(takes_input))
                 self._stdio.add(warm.stdio)
             store = warm.store
