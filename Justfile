@@ -15,6 +15,9 @@ ziglang := "ziglang==0.17.1"
 # Rust guests: Debian bookworm's rustc 1.63 is the only rustc here with the wasm32-wasi std (rustup cannot add targets
 # offline). Pinned by the distribution release, not by version: Debian ships security fixes within 1.63.
 rust_debs := "rustc libstd-rust-dev-wasm32 lld-14"
+# The console's browser test: Debian's chromium, driven by Playwright from PyPI (which cannot download its own browsers
+# here). Pinned by the distribution release, as rustc: Debian ships chromium's security updates within it.
+browser_debs := "chromium"
 # The shared backend's tests: Debian bookworm's PostgreSQL 15 server (the suite runs initdb itself, as the postgres user).
 postgres_debs := "postgresql-15"
 # JavaScript guests: componentize-js 0.23.0 is the release verified against fnhost's WIT (jco componentize fails on it);
@@ -36,7 +39,7 @@ default:
     @just --list
 
 # Install everything `just test` needs: the locked Python environment in .venv and every guest toolchain. Idempotent.
-setup: setup-python setup-rust setup-go setup-c setup-postgres setup-js
+setup: setup-python setup-rust setup-go setup-c setup-postgres setup-js setup-browser
 
 # The host package (editable) with its dev tools and componentize-py, exactly as locked in uv.lock, into .venv.
 setup-python: _uv
@@ -63,6 +66,9 @@ setup-rust: (_debs rust_debs)
 
 # PostgreSQL 15 server binaries for the tests of the shared backend (the tests start their own server). Needs root or sudo.
 setup-postgres: (_debs postgres_debs)
+
+# The console's browser test: Debian's chromium (Playwright drives it; it never downloads a browser). Needs root or sudo.
+setup-browser: (_debs browser_debs)
 
 # Debian packages, installed only when one is missing (a warm run is one `dpkg -s`).
 _debs packages:

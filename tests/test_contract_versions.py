@@ -45,6 +45,7 @@ def test_every_served_version_has_its_wit_and_a_core_module() -> None:
 @pytest.mark.parametrize("version", CONTRACT_VERSIONS)
 def test_the_host_links_exactly_the_functions_of_each_versions_wit(version: str) -> None:
     declared = {c.interface: sorted(op.name for op in c.operations_in(version)) for c in CAPABILITIES}
+    declared = {iface: ops for iface, ops in declared.items() if ops}  # a capability may be newer than `version`
     written = {iface: sorted(funcs) for iface, funcs in wit_functions(WIT[version]).items() if funcs}
     assert declared == written
 

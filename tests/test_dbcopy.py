@@ -16,6 +16,7 @@ from fnhost.control.audit import AuditLog
 from fnhost.control.auth import ApiKeys
 from fnhost.dbcopy import copy_data_dir
 from fnhost.errors import Conflict, NotFound
+from fnhost.stores.sessions import SessionStore
 from fnhost.triggers import Triggers
 
 KEY = bytes(range(32))
@@ -39,6 +40,7 @@ def populated(data_dir: Path, cache: Path) -> dict[str, Any]:
         for i in range(5):
             log.record("function.deploy", f"fn-{i}", "ok")
         accepted = Triggers(host).invoke_async("echo", b"later")
+        host.open_store(SessionStore).create(keys.list()[0].key_id)  # a console session: not copied
         host.invocations.close()  # flush the batched invocation record
         return {"first": first, "second": second, "in_flight": in_flight.id, "token": token,
                 "invocation": result.invocation_id, "async": accepted.id, "head": log.head()}  # fmt: skip
@@ -50,6 +52,7 @@ def test_copy_moves_everything_and_it_works_there(tmp_path: Path, postgres_serve
     report = copy_data_dir(tmp_path / "data", dsn, master_key=KEY)
     assert report.binaries == 1 and report.audit_entries == 5
     assert report.rows["versions"] == 2 and report.rows["queue_messages"] == 2
+    assert "console_sessions" not in report.rows  # browsers sign in again on the new database
 
     with Host(tmp_path / "node", cache_dir=tmp_path / "node-cache", master_key=KEY, database=dsn) as host:
         assert host.get_version("echo").version == 1  # the pinned alias came along

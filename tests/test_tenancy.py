@@ -177,6 +177,8 @@ def test_limited_key_deploys_within_its_grants_and_the_version_records_who_autho
         ('[[triggers.queue]]\nqueue = "orders"\n', "triggers.queue[0].queue", "queue:orders"),
         ('[async]\ndead_letter_queue = "payments"\n', "async.dead_letter_queue", "queue:payments"),
         ('[grants]\nsecrets = ["billing-db", "prod-db"]\n', "grants.secrets", "secret:prod-db"),
+        ('[grants]\nhttp = ["https://api.example.com"]\n', "grants.http", "http:https://api.example.com"),
+        ('[grants]\nhttp = ["http://169.254.169.254"]\n', "grants.http", "http:http://169.254.169.254"),
     ],
 )
 def test_deploy_granting_beyond_the_key_is_403_audited_and_stores_nothing(

@@ -1,5 +1,5 @@
 """The triggers' tables on both backends: async invokes (claims, leases, fencing, idempotency, dead letters
-in one transaction), schedule state (one claim per tick across hosts), queue mappings and dead-letter moves."""
+in one transaction), schedule state (one claim per tick across hosts), queue mappings, dead-letter moves and redrives."""
 
 from __future__ import annotations
 
@@ -241,3 +241,47 @@ def test_shares_on_both_backends_and_a_revoke_seen_by_another_host(any_db: Any) 
     assert owner.revoke("team-a", share.id, revoked_by="k1").revoked_at is not None
     time.sleep(Shares.ACTIVE_TTL_S + 0.1)  # what another host sees once its cache expires
     assert not other.active("kv", "team-a/counters", "team-b")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_redrive_moves_dead_letters_back_to_their_source_queue(
+    backend: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    import wat_guests
+    from conftest import COMPILED
+
+    from fnhost import Host
+    from fnhost.errors import Conflict
+    from fnhost.stores.errors import InvalidArgument
+    from fnhost.triggers import Triggers
+
+    dsn = request.getfixturevalue("postgres_server").new_database() if backend == "postgresql" else None
+    host = Host(tmp_path / "data", cache_dir=COMPILED, database=dsn)
+    try:
+        trigger = '[[triggers.queue]]\nqueue = "{q}"\ndead_letter_queue = "{dlq}"\n'
+        host.deploy("a", wat_guests.ECHO, 'name = "a"\n' + trigger.format(q="jobs", dlq="jobs-dlq"))
+        host.deploy("b", wat_guests.ECHO, 'name = "b"\n' + trigger.format(q="more", dlq="shared-dlq"))
+        host.deploy("c", wat_guests.ECHO, 'name = "c"\n' + trigger.format(q="other", dlq="shared-dlq"))
+        triggers = Triggers(host)  # not started: nothing consumes the queues here
+        ids = [host.queues.publish("jobs-dlq", f"dead {i}".encode()) for i in range(3)]
+        assert triggers.dead_letter_sources("jobs-dlq") == ["jobs"]
+        first = triggers.redrive("jobs-dlq", limit=2)
+        assert (first.to, first.moved, first.remaining) == ("jobs", ids[:2], 1)
+        assert [m.body for m in host.queues.peek("jobs")] == [b"dead 0", b"dead 1"]
+        assert {m.receive_count for m in host.queues.peek("jobs")} == {0}  # new messages: their deliveries start over
+        assert triggers.redrive("jobs-dlq").moved == ids[2:] and host.queues.depth("jobs-dlq") == 0
+        host.queues.publish("shared-dlq", b"x")
+        with pytest.raises(Conflict, match="queues more, other all dead-letter into 'shared-dlq'"):
+            triggers.redrive("shared-dlq")
+        assert triggers.redrive("shared-dlq", to="other").to == "other"
+        host.queues.publish("orphans", b"y")
+        with pytest.raises(InvalidArgument, match="no queue trigger dead-letters into queue 'orphans'"):
+            triggers.redrive("orphans")
+        for to, message in (("team-b/jobs", "stays within one namespace"), ("orphans", "into itself")):
+            with pytest.raises(InvalidArgument, match=message):
+                triggers.redrive("orphans", to=to)
+        with pytest.raises(InvalidArgument):
+            triggers.redrive("orphans", limit=0)
+        assert host.queues.depth("orphans") == 1
+    finally:
+        host.close()

@@ -156,3 +156,18 @@ UNKNOWN_IMPORT = module(
     """(func (export "fnhost_handle_event") (param i32 i32) (result i64) (call $x) (i64.const 0))""",
     imports='(import "env" "open_socket" (func $x))',
 )
+
+# An invoke's payload (found past the context, docs/abi.md) logged as one info line and returned as the
+# output: log lines and output a test chooses.
+LOG_PAYLOAD = module(
+    """
+  (func $skip (param $p i32) (result i32) (i32.add (i32.add (local.get $p) (i32.const 4)) (i32.load (local.get $p))))
+  (func (export "fnhost_handle_event") (param $ptr i32) (param $len i32) (result i64)
+    (local $p i32)
+    (local.set $p (call $skip (call $skip (call $skip (local.get $ptr)))))  ;; id, function name, version
+    (local.set $p (i32.add (local.get $p) (i32.const 13)))                 ;; deadline u64, memory u32, kind u8
+    (call $log (i32.const 1) (i32.add (local.get $p) (i32.const 4)) (i32.load (local.get $p)))
+    (call $echo_input (i32.add (local.get $p) (i32.const 4)) (i32.load (local.get $p))))
+""",
+    imports='(import "fnhost" "log_write" (func $log (param i32 i32 i32)))',
+)

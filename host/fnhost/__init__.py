@@ -11,6 +11,7 @@
 """
 
 from .client import ApiError, Client
+from .egress import EgressConfig, EgressMode
 from .errors import (
     BuildError,
     BundleError,
@@ -37,6 +38,8 @@ __all__ = [
     "BundleTooLarge",
     "Client",
     "Conflict",
+    "EgressConfig",
+    "EgressMode",
     "EngineSettings",
     "FnhostError",
     "Forbidden",

@@ -319,6 +319,12 @@ class Client:
         """Delete every message of a queue; how many there were."""
         return int(self.json("DELETE", f"/v1/queues/{quote(queue, safe='')}/messages")["deleted"])
 
+    def redrive_queue(self, queue: str, *, to: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """Move a dead-letter queue's messages back to the queue its trigger reads (or `to`):
+        {queue, to, moved: [ids], count, remaining}."""
+        body: dict[str, Any] = {"limit": limit} if to is None else {"to": to, "limit": limit}
+        return cast(dict[str, Any], self.json("POST", f"/v1/queues/{quote(queue, safe='')}/redrive", json=body))
+
     def queue_triggers(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self.json("GET", "/v1/triggers")["queue"])
 

@@ -31,7 +31,8 @@ from .stores.wasm import DatabaseWasmStore, FileWasmStore
 
 BATCH = 500
 # Written by the stores themselves on the target: the migration bookkeeping and the master-key check.
-_NOT_COPIED = {"schema_versions", "master_key_check", "wasm_blobs"}
+# Console sessions stay behind: a browser signs in again on the new database.
+_NOT_COPIED = {"schema_versions", "master_key_check", "wasm_blobs", "console_sessions"}
 
 
 @dataclass(frozen=True)

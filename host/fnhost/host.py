@@ -16,6 +16,7 @@ from .capabilities import (
     BodyCapability,
     Capability,
     CoreResults,
+    HttpCapability,
     KvCapability,
     LogCapability,
     QueueCapability,
@@ -24,6 +25,7 @@ from .capabilities import (
 from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
+from .egress import Egress, EgressConfig
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import Invoker
 from .manifest import Manifest
@@ -114,6 +116,9 @@ class Host:
     Its public surface is these methods and the stores a caller may use directly (`kv`, `queues`,
     `secrets`, `shares`, `invocations`); the database, registry, engines and invoker are its own.
     A server's other parts reach the database through `open_store` (`fnhost.Server` does).
+
+    ``egress`` sets outbound HTTP (`fnhost.egress.EgressConfig`: the mode — ``allowlist`` by
+    default, ``public`` or ``off`` — body caps, the per-invocation request cap, extra CAs).
     """
 
     def __init__(
@@ -130,6 +135,7 @@ class Host:
         max_pinned: int = 16,
         max_warm_mb: int = 1024,
         resolve_ttl_s: float | None = None,
+        egress: EgressConfig | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +165,7 @@ class Host:
             QueueCapability(self.queues),
             SecretsCapability(self.secrets),
             LogCapability(),
+            HttpCapability(Egress(egress)),
             BodyCapability(),
             CoreResults(),
         ]

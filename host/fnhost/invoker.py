@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .capabilities.base import CallState, LogBuffer, VersionGrants
+from .egress import Exchange, exchanges_json
 from .guest_threads import Abandoned, GuestThreads
 from .recorder import InvocationRecorder
 from .runtime import abi
@@ -261,7 +262,9 @@ class Invoker:
         mean_ms = self._mean_ms[name] = 0.8 * self._mean_ms.get(name, duration_ms) + 0.2 * duration_ms
         if run.outcome in self.LIMIT_OUTCOMES or mean_ms > self.DEMOTE_MEAN_MS:
             self._demoted_until[name] = time.monotonic() + self.DEMOTE_S
-        return self._finish(record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines)
+        return self._finish(
+            record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines, state.outbound
+        )
 
     def _finish(
         self,
@@ -273,6 +276,7 @@ class Invoker:
         started: float,
         duration_ms: float,
         logs: list[str],
+        outbound: list[Exchange] | None = None,
     ) -> InvocationResult:
         result = InvocationResult(
             invocation_id=invocation_id,
@@ -290,6 +294,7 @@ class Invoker:
             error=run.error,
             logs=list(logs),
             failed_message_ids=run.failed_message_ids,
+            outbound=list(outbound or ()),
         )
         self.invocations.record(
             InvocationRecord(
@@ -307,6 +312,7 @@ class Invoker:
                 memory_limit_mb=result.memory_limit_mb,
                 logs=bounded_text(logs, self.invocations.store.max_record_bytes),
                 report=result.report,
+                outbound=exchanges_json(result.outbound),
             )
         )
         return result

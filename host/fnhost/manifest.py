@@ -164,7 +164,11 @@ class Manifest:
         d = asdict(self)
         from .capabilities import GRANTED
 
-        d["grants"] = {c.grant_key: list(self.grants.get(c.grant_key or "")) for c in GRANTED}
+        d["grants"] = {
+            c.grant_key: list(self.grants.get(c.grant_key or ""))
+            for c in GRANTED
+            if c.written_when_empty or self.grants.get(c.grant_key or "")
+        }
         d["http"] = {"public": d.pop("public")}
         if d.pop("forward_credentials"):  # written only when set: older manifests' JSON stays the same
             d["http"]["forward_credentials"] = True

@@ -43,9 +43,11 @@ class InvocationRecorder:
         self.flush()
         return self.store.list(function, limit=limit, before=before)
 
-    def page(self, function: str | None = None, limit: int = 50, before: str | None = None) -> Page:
+    def page(
+        self, function: str | None = None, limit: int = 50, before: str | None = None, outcome: str | None = None
+    ) -> Page:
         self.flush()
-        return self.store.page(function, limit=limit, before=before)
+        return self.store.page(function, limit=limit, before=before, outcome=outcome)
 
     def clock(self) -> float:
         """The database's clock (see `InvocationStore.recorded_since`)."""

@@ -33,6 +33,7 @@ from .control.audit import AuditLog, FailedAuthentications
 from .control.auth import ApiKeys, Principal
 from .control.bundles import BundleLimits
 from .control.deploys import Deployer, Deployment
+from .egress import EgressConfig
 from .host import Host
 from .triggers import Triggers
 from .triggers._common import Worker
@@ -81,6 +82,8 @@ class ServerConfig:
     access_log: bool = False
     max_followers: int = 64
     """Log-follow streams open at once (`logs --follow`); more get 503."""
+    egress: EgressConfig = field(default_factory=EgressConfig)
+    """Outbound HTTP of functions (`--egress`, `--egress-ca-file`)."""
 
 
 class Server:
@@ -106,6 +109,7 @@ class Server:
                 max_pinned_per_function=config.max_pinned_per_function,
                 max_pinned=config.max_pinned,
                 max_warm_mb=config.max_warm_mb,
+                egress=config.egress,
             )
         )
         try:

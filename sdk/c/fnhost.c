@@ -20,6 +20,7 @@ FNHOST_IMPORT(kv_set_many) int64_t fnhost_sys_kv_set_many(const char *, uint32_t
 FNHOST_IMPORT(queue_publish) int64_t fnhost_sys_queue_publish(const char *, uint32_t, const void *, uint32_t);
 FNHOST_IMPORT(secrets_get) int64_t fnhost_sys_secrets_get(const char *, uint32_t);
 FNHOST_IMPORT(log_write) void fnhost_sys_log_write(int32_t, const char *, uint32_t);
+FNHOST_IMPORT(outbound_http_request) int64_t fnhost_sys_outbound_http_request(const char *, uint32_t, const char *, uint32_t, const void *, uint32_t, const void *, uint32_t, int32_t, uint32_t);
 FNHOST_IMPORT(result_len) int32_t fnhost_sys_result_len(void);
 FNHOST_IMPORT(result_read) int32_t fnhost_sys_result_read(void *);
 
@@ -296,10 +297,10 @@ void fnhost_event_result_fail(fnhost_event_result *result, fnhost_str message_id
 }
 
 /* ---- host calls ---- */
-static const char *KINDS[] = {"ok", "denied", "not-found", "too-large", "limit-exceeded", "unavailable", "invalid"};
+static const char *KINDS[] = {"ok", "denied", "not-found", "too-large", "limit-exceeded", "unavailable", "invalid", "timeout"};
 static fnhost_buf last_error;
 
-const char *fnhost_error_kind(int code) { return code >= 0 && code <= 6 ? KINDS[code] : "unavailable"; }
+const char *fnhost_error_kind(int code) { return code >= 0 && code <= 7 ? KINDS[code] : "unavailable"; }
 
 const char *fnhost_error_message(void) { return last_error.len ? (const char *)last_error.data : ""; }
 
@@ -320,7 +321,7 @@ static void take_pending(fnhost_buf *out) {
 
 static int check(int64_t rc) {
     if (rc >= 0) return FNHOST_OK;
-    int code = rc < -6 ? FNHOST_ERR_UNAVAILABLE : (int)-rc;
+    int code = rc < -7 ? FNHOST_ERR_UNAVAILABLE : (int)-rc;
     last_error.len = 0;
     take_pending(&last_error);
     if (last_error.len == 0) fnhost_buf_str(&last_error, fnhost_error_kind(code));
@@ -430,6 +431,47 @@ int fnhost_secrets_get(fnhost_str name, fnhost_buf *value) {
     int rc = check(fnhost_sys_secrets_get(name.ptr, name.len));
     if (rc == FNHOST_OK) take_pending(value);
     return rc;
+}
+
+int fnhost_http_request(fnhost_str method, fnhost_str url, const fnhost_header *headers, uint32_t header_count,
+                        const void *body, size_t len, uint32_t timeout_ms, fnhost_http_response *resp) {
+    memset(resp, 0, sizeof *resp);
+    fnhost_buf list = {0};
+    put_u32(&list, header_count);
+    for (uint32_t i = 0; i < header_count; i++) {
+        put_blob(&list, headers[i].name.ptr, headers[i].name.len);
+        put_blob(&list, headers[i].value.ptr, headers[i].value.len);
+    }
+    int rc = check(fnhost_sys_outbound_http_request(method.ptr, method.len, url.ptr, url.len, list.data,
+                                                    (uint32_t)list.len, body, (uint32_t)len, timeout_ms != 0,
+                                                    timeout_ms));
+    fnhost_buf_free(&list);
+    if (rc != FNHOST_OK) return rc;
+    take_pending(&resp->raw_);
+    reader r = {resp->raw_.data, (uint32_t)resp->raw_.len, 0, 0};
+    const uint8_t *status = take(&r, 2);
+    resp->status = status ? (uint16_t)(status[0] | status[1] << 8) : 0;
+    uint32_t n = get_count(&r);
+    resp->headers_ = n ? malloc(n * sizeof *resp->headers_) : NULL;
+    if (n && !resp->headers_) __builtin_trap();
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        resp->headers_[i].name = get_str(&r);
+        resp->headers_[i].value = get_str(&r);
+    }
+    resp->headers = resp->headers_;
+    resp->header_count = r.bad ? 0 : n;
+    resp->body = get_bytes(&r);
+    if (r.bad || r.pos != r.len) {
+        fnhost_http_response_free(resp);
+        return FNHOST_ERR_INVALID;
+    }
+    return FNHOST_OK;
+}
+
+void fnhost_http_response_free(fnhost_http_response *resp) {
+    free(resp->headers_);
+    fnhost_buf_free(&resp->raw_);
+    memset(resp, 0, sizeof *resp);
 }
 
 void fnhost_log(int level, const char *message) { fnhost_sys_log_write(level, message, (uint32_t)strlen(message)); }

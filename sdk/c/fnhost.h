@@ -126,9 +126,10 @@ enum {
     FNHOST_ERR_TOO_LARGE = 3,      /* key, value, message or name over its limit */
     FNHOST_ERR_LIMIT_EXCEEDED = 4, /* this invocation's host-call budget is spent */
     FNHOST_ERR_UNAVAILABLE = 5,    /* the store failed; retrying may work */
-    FNHOST_ERR_INVALID = 6         /* malformed argument */
+    FNHOST_ERR_INVALID = 6,        /* malformed argument */
+    FNHOST_ERR_TIMEOUT = 7         /* an outbound HTTP request got no complete response in time */
 };
-/* "denied", "not-found", "too-large", "limit-exceeded", "unavailable", "invalid". */
+/* "denied", "not-found", "too-large", "limit-exceeded", "unavailable", "invalid", "timeout". */
 const char *fnhost_error_kind(int code);
 /* The message of the last failed host call; the kind when the host gave none (NUL-terminated). */
 const char *fnhost_error_message(void);
@@ -158,6 +159,24 @@ int fnhost_kv_set_many(fnhost_str bucket, const fnhost_str *keys, const fnhost_b
 int fnhost_queue_publish(fnhost_str queue, const void *body, size_t len, fnhost_buf *id);
 /* The secret's value is appended to *value. */
 int fnhost_secrets_get(fnhost_str name, fnhost_buf *value);
+
+/* Outbound HTTP to the origins granted in the manifest ([grants] http = ["https://api.example.com"]).
+ * An HTTP error status (404, 500...) is a response; an error code means there is none:
+ * FNHOST_ERR_DENIED (origin not granted, or an address the host refuses), FNHOST_ERR_TIMEOUT,
+ * FNHOST_ERR_TOO_LARGE, FNHOST_ERR_LIMIT_EXCEEDED, FNHOST_ERR_INVALID, FNHOST_ERR_UNAVAILABLE. */
+typedef struct {
+    uint16_t status;
+    const fnhost_header *headers; /* lower-case names, in the order received */
+    uint32_t header_count;
+    fnhost_bytes body;
+    fnhost_buf raw_;              /* private: what headers and body point into */
+    fnhost_header *headers_;      /* private */
+} fnhost_http_response;
+/* Sends method url; timeout_ms bounds the whole exchange (0: the host's default), never past the
+ * invocation's deadline. On FNHOST_OK, *resp holds the response: free it with fnhost_http_response_free. */
+int fnhost_http_request(fnhost_str method, fnhost_str url, const fnhost_header *headers, uint32_t header_count,
+                        const void *body, size_t len, uint32_t timeout_ms, fnhost_http_response *resp);
+void fnhost_http_response_free(fnhost_http_response *resp);
 
 enum { FNHOST_DEBUG = 0, FNHOST_INFO = 1, FNHOST_WARN = 2, FNHOST_ERROR = 3 };
 void fnhost_log(int level, const char *message);

@@ -12,6 +12,7 @@ const (
 	KindLimitExceeded ErrorKind = "limit-exceeded" // this invocation's host-call budget is spent
 	KindUnavailable   ErrorKind = "unavailable"    // the store failed; retrying may work
 	KindInvalid       ErrorKind = "invalid"        // malformed argument (empty key, bad name...)
+	KindTimeout       ErrorKind = "timeout"        // an outbound HTTP request got no complete response in time
 )
 
 // Error is an expected failure of a host call. Match it with errors.Is(err, fnhost.ErrDenied)
@@ -29,6 +30,7 @@ var (
 	ErrLimitExceeded = &Error{Kind: KindLimitExceeded}
 	ErrUnavailable   = &Error{Kind: KindUnavailable}
 	ErrInvalid       = &Error{Kind: KindInvalid}
+	ErrTimeout       = &Error{Kind: KindTimeout}
 )
 
 func (e *Error) Error() string {
@@ -55,6 +57,7 @@ func (e *Error) Is(target error) bool {
 
 var kindsByCode = map[int64]ErrorKind{
 	1: KindDenied, 2: KindNotFound, 3: KindTooLarge, 4: KindLimitExceeded, 5: KindUnavailable, 6: KindInvalid,
+	7: KindTimeout,
 }
 
 func errorFromCode(code int64, message string) *Error {

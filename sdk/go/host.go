@@ -1,7 +1,7 @@
 package fnhost
 
 // The host capabilities: imports of module "fnhost@0.2.0" (the core ABI of contract version 0.2.0,
-// docs/abi.md) behind KV, Queue, Secrets and Log.
+// docs/abi.md) behind KV, Queue, Secrets, Log and HTTP.
 
 import (
 	"encoding/binary"
@@ -43,6 +43,9 @@ func secretsGet(name unsafe.Pointer, nameLen uint32) int64
 
 //go:wasmimport fnhost@0.2.0 log_write
 func logWrite(level int32, msg unsafe.Pointer, msgLen uint32)
+
+//go:wasmimport fnhost@0.2.0 outbound_http_request
+func outboundHTTPRequest(method unsafe.Pointer, methodLen uint32, url unsafe.Pointer, urlLen uint32, headers unsafe.Pointer, headersLen uint32, body unsafe.Pointer, bodyLen uint32, hasTimeout int32, timeoutMs uint32) int64
 
 //go:wasmimport fnhost@0.2.0 result_len
 func resultLen() int32
@@ -267,3 +270,61 @@ func (l logAPI) Debug(message string) { l.Write(LevelDebug, message) }
 func (l logAPI) Info(message string)  { l.Write(LevelInfo, message) }
 func (l logAPI) Warn(message string)  { l.Write(LevelWarn, message) }
 func (l logAPI) Error(message string) { l.Write(LevelError, message) }
+
+type httpAPI struct{}
+
+// HTTP makes outbound requests to the origins granted by the manifest
+// ([grants] http = ["https://api.example.com"]). An HTTP error status (404, 500...) is a
+// response; an error means there is none: ErrDenied (origin not granted, or an address the host
+// refuses), ErrTimeout, ErrTooLarge, ErrLimitExceeded, ErrInvalid, ErrUnavailable (DNS, TLS...).
+var HTTP httpAPI
+
+// HTTPResponse is the final response of an outbound request (after redirects).
+type HTTPResponse struct {
+	Status  int
+	Headers Headers // lower-case names, in the order received
+	Body    []byte
+}
+
+// Do sends method url with headers and body. timeoutMs bounds the whole exchange (0: the host's
+// default); it never runs past the invocation's deadline.
+func (httpAPI) Do(method, url string, headers Headers, body []byte, timeoutMs uint32) (*HTTPResponse, error) {
+	list := binary.LittleEndian.AppendUint32(nil, uint32(len(headers)))
+	for _, h := range headers {
+		for _, s := range []string{h.Name, h.Value} {
+			list = binary.LittleEndian.AppendUint32(list, uint32(len(s)))
+			list = append(list, s...)
+		}
+	}
+	mp, ml := strPtr(method)
+	up, ul := strPtr(url)
+	hp, hl := bytesPtr(list)
+	bp, bl := bytesPtr(body)
+	has := int32(0)
+	if timeoutMs > 0 {
+		has = 1
+	}
+	if err := check(outboundHTTPRequest(mp, ml, up, ul, hp, hl, bp, bl, has, timeoutMs)); err != nil {
+		return nil, err
+	}
+	r := &reader{buf: takePending()}
+	status := r.take(2)
+	resp := &HTTPResponse{}
+	if status != nil {
+		resp.Status = int(binary.LittleEndian.Uint16(status))
+	}
+	resp.Headers = r.headers()
+	resp.Body = r.bytes()
+	if err := r.finish(); err != nil {
+		return nil, &Error{Kind: KindInvalid, Message: "the host returned a malformed response: " + err.Error()}
+	}
+	return resp, nil
+}
+
+// Get sends GET url.
+func (h httpAPI) Get(url string) (*HTTPResponse, error) { return h.Do("GET", url, nil, nil, 0) }
+
+// Post sends POST url with body of contentType.
+func (h httpAPI) Post(url, contentType string, body []byte) (*HTTPResponse, error) {
+	return h.Do("POST", url, Headers{{"content-type", contentType}}, body, 0)
+}

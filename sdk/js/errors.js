@@ -2,7 +2,7 @@
 // componentize-js throws a host error as an Error whose `payload` is `{tag, val}`.
 
 export class HostError extends Error {
-  /** The WIT error case: "denied", "not-found", "too-large", "limit-exceeded", "unavailable", "invalid". */
+  /** The WIT error case: "denied", "not-found", "too-large", "limit-exceeded", "unavailable", "invalid", "timeout". */
   static code = 'error';
 
   constructor(message = '') {
@@ -42,6 +42,11 @@ export class InvalidArgument extends HostError {
   static code = 'invalid';
 }
 
+/** An outbound HTTP request got no complete response in time. */
+export class Timeout extends HostError {
+  static code = 'timeout';
+}
+
 const BY_TAG = {
   denied: Denied,
   'not-found': NotFound,
@@ -49,6 +54,7 @@ const BY_TAG = {
   'limit-exceeded': LimitExceeded,
   unavailable: Unavailable,
   invalid: InvalidArgument,
+  timeout: Timeout,
 };
 
 /** Runs a generated import binding; a WIT error becomes its `HostError` subclass. */

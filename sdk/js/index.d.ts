@@ -138,7 +138,7 @@ export class App {
 /** A host call failed in an expected way. `code` is the WIT error case. */
 export class HostError extends Error {
   static readonly code: string;
-  readonly code: 'denied' | 'not-found' | 'too-large' | 'limit-exceeded' | 'unavailable' | 'invalid' | 'error';
+  readonly code: 'denied' | 'not-found' | 'too-large' | 'limit-exceeded' | 'unavailable' | 'invalid' | 'timeout' | 'error';
 }
 /** The manifest does not grant this bucket, queue or secret. */
 export class Denied extends HostError {}
@@ -152,6 +152,8 @@ export class LimitExceeded extends HostError {}
 export class Unavailable extends HostError {}
 /** Malformed argument (empty key, bad name...). */
 export class InvalidArgument extends HostError {}
+/** An outbound HTTP request got no complete response in time. */
+export class Timeout extends HostError {}
 
 /** JSON as every fnhost SDK writes it: compact and ASCII-only. */
 export function jsonStringify(value: unknown): string;
@@ -184,6 +186,32 @@ export namespace kv {
     bucket: string,
     entries: Record<string, Bytes | ArrayBuffer | string> | Map<string, Bytes | ArrayBuffer | string> | [string, Bytes | ArrayBuffer | string][]
   ): void;
+}
+
+/** Outbound HTTP to the origins granted in the manifest (`[grants] http = [...]`). An HTTP error
+ * status is a response; a thrown `HostError` (Denied, Timeout, TooLarge...) means there is none. */
+export namespace http {
+  interface Options {
+    headers?: Record<string, string> | [string, string][];
+    body?: Bytes | ArrayBuffer | string;
+    json?: unknown;
+    /** Bounds the whole exchange; never past the invocation's deadline. */
+    timeoutMs?: number;
+  }
+  class OutboundResponse {
+    readonly status: number;
+    readonly headers: Headers;
+    readonly body: Bytes;
+    readonly ok: boolean;
+    text(): string;
+    json(): unknown;
+  }
+  export function request(method: string, url: string, options?: Options): OutboundResponse;
+  export function get(url: string, options?: Options): OutboundResponse;
+  export function post(url: string, options?: Options): OutboundResponse;
+  export function put(url: string, options?: Options): OutboundResponse;
+  function del(url: string, options?: Options): OutboundResponse;
+  export { del as delete };
 }
 
 /** Durable queues granted in the manifest (`[grants] queues = [...]`). */

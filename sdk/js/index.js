@@ -8,14 +8,15 @@
 //
 // Build with `fnhost build DIR` (app.js, or package.json's "main", is the entry module).
 import * as kv from './kv.js';
+import * as http from './outbound.js';
 import * as log from './log.js';
 import * as queue from './queue.js';
 import * as secrets from './secrets.js';
 
 export { App } from './app.js';
 export { Context } from './context.js';
-export { Denied, HostError, InvalidArgument, LimitExceeded, NotFound, TooLarge, Unavailable } from './errors.js';
+export { Denied, HostError, InvalidArgument, LimitExceeded, NotFound, Timeout, TooLarge, Unavailable } from './errors.js';
 export { EventResult, Invoke, QueueBatch, QueueMessage, Schedule } from './events.js';
 export { Headers, Request, Response } from './http.js';
 export { stringify as jsonStringify } from './json.js';
-export { kv, log, queue, secrets };
+export { http, kv, log, queue, secrets };

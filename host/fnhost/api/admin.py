@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..control.audit import MAX_PAGE
-from ..control.auth import ADMIN, Principal
+from ..control.audit import MAX_PAGE, AuditEntry, VerifyResult
+from ..control.auth import ADMIN, ApiKeyInfo, Principal
 from ..errors import Forbidden, NotFound
 from ..names import RESOURCE
 from ..namespaces import in_namespace, qualify
-from .context import blocking, context_of, namespace_of
+from .context import ApiContext, blocking, context_of, namespace_of
 from .errors import InvalidRequest
 from .parsing import json_object, query_int
 from .serialize import jsonable
@@ -61,8 +63,18 @@ async def create_key(request: Request) -> Response:
     ctx = context_of(request)
     ctx.writable("creating API keys")
     principal = await ctx.authorize(request, ADMIN)
+    info, token = await create_api_key(ctx, request, principal, await json_object(request))
+    return JSONResponse({**jsonable(info), "token": token}, status_code=201)
+
+
+async def create_api_key(
+    ctx: ApiContext, request: Request, principal: Principal, data: dict[str, Any]
+) -> tuple[ApiKeyInfo, str]:
+    """A new key as `data` asks ({"name", "scopes", "functions"?, "namespace"?, "may_grant"?}), made by admin
+    `principal` (of one namespace: keys of that namespace only), audited; its token is returned this once."""
+    ctx.writable("creating API keys")
+    await ctx.check(request, principal, ADMIN, None)
     async with ctx.audited(request, "key.create", "-", principal) as note:
-        data = await json_object(request)
         name, scopes, functions = data.get("name"), data.get("scopes"), data.get("functions")
         namespace, may_grant = data.get("namespace", principal.namespace), data.get("may_grant")
         note.detail.update(name=name, scopes=scopes, functions=functions, namespace=namespace, may_grant=may_grant)
@@ -84,8 +96,7 @@ async def create_key(request: Request) -> Response:
         except ValueError as e:
             raise InvalidRequest(str(e)) from None
         note.target = key_id
-    info = await blocking(ctx.keys.get, key_id)
-    return JSONResponse({**jsonable(info), "token": token}, status_code=201)
+    return await blocking(ctx.keys.get, key_id), token
 
 
 async def list_keys(request: Request) -> Response:
@@ -93,40 +104,70 @@ async def list_keys(request: Request) -> Response:
     ctx = context_of(request)
     ctx.writable("the admin API")
     principal = await ctx.authorize(request, ADMIN)
-    return JSONResponse({"keys": jsonable(await blocking(ctx.keys.list, principal.namespace))})
+    return JSONResponse({"keys": jsonable(await keys_of(ctx, request, principal))})
+
+
+async def keys_of(ctx: ApiContext, request: Request, principal: Principal) -> list[ApiKeyInfo]:
+    """The keys admin `principal` manages: every key (a global admin), or its namespace's."""
+    ctx.writable("the admin API")
+    await ctx.check(request, principal, ADMIN, None)
+    return await blocking(ctx.keys.list, principal.namespace)
 
 
 async def revoke_key(request: Request) -> Response:
     """DELETE /v1/keys/{id}."""
     ctx = context_of(request)
-    key_id = request.path_params["id"]
     ctx.writable("revoking API keys")
     principal = await ctx.authorize(request, ADMIN)
+    return JSONResponse(jsonable(await revoke_api_key(ctx, request, principal, request.path_params["id"])))
+
+
+async def revoke_api_key(ctx: ApiContext, request: Request, principal: Principal, key_id: str) -> ApiKeyInfo:
+    """Revoke key `key_id` (of admin `principal`'s namespace, unless global), audited; its console
+    sessions stop working at once (they re-read the key on every request)."""
+    ctx.writable("revoking API keys")
+    await ctx.check(request, principal, ADMIN, None)
     async with ctx.audited(request, "key.revoke", key_id, principal):
-        info = await blocking(ctx.keys.revoke, key_id, principal.namespace)
-    return JSONResponse(jsonable(info))
+        return await blocking(ctx.keys.revoke, key_id, principal.namespace)
 
 
 async def list_audit(request: Request) -> Response:
     """GET /v1/audit?limit=&after=: oldest first; pass `next_after` as `after` for the next page."""
     ctx = context_of(request)
     ctx.writable("the admin API")
-    await _require_global_admin(request)
-    if ctx.failed_auth is not None:
-        await blocking(ctx.failed_auth.flush, end_interval=True)  # what was counted so far, readable now
+    principal = await ctx.authorize(request, ADMIN)
     limit = query_int(request, "limit", 100, 1, MAX_PAGE)
     after = query_int(request, "after", 0, 0, 2**62)
-    entries = await blocking(ctx.audit_log.list, limit=limit, after_id=after)
+    entries = await audit_entries(ctx, request, principal, limit, after)
     next_after = entries[-1].id if len(entries) == limit else None
     return JSONResponse({"entries": jsonable(entries), "next_after": next_after})
+
+
+async def audit_entries(
+    ctx: ApiContext, request: Request, principal: Principal, limit: int = 100, after: int = 0
+) -> list[AuditEntry]:
+    """Audit entries after id `after`, oldest first, for a global admin (the failed sign-ins and API
+    calls counted so far included)."""
+    ctx.writable("the admin API")
+    await require_global_admin(ctx, request, principal)
+    if ctx.failed_auth is not None:
+        await blocking(ctx.failed_auth.flush, end_interval=True)  # what was counted so far, readable now
+    return await blocking(ctx.audit_log.list, limit=limit, after_id=after)
 
 
 async def verify_audit(request: Request) -> Response:
     """GET /v1/audit/verify: recomputes the hash chain; 200 either way, `ok` says if it holds."""
     ctx = context_of(request)
     ctx.writable("the admin API")
-    await _require_global_admin(request)
-    return JSONResponse(jsonable(await blocking(ctx.audit_log.verify)))
+    principal = await ctx.authorize(request, ADMIN)
+    return JSONResponse(jsonable(await verify_audit_log(ctx, request, principal)))
+
+
+async def verify_audit_log(ctx: ApiContext, request: Request, principal: Principal) -> VerifyResult:
+    """The hash chain recomputed, for a global admin."""
+    ctx.writable("the admin API")
+    await require_global_admin(ctx, request, principal)
+    return await blocking(ctx.audit_log.verify)
 
 
 async def create_share(request: Request) -> Response:
@@ -176,10 +217,9 @@ def _require_key_namespace(principal: Principal, namespace: str | None) -> None:
         )
 
 
-async def _require_global_admin(request: Request) -> None:
+async def require_global_admin(ctx: ApiContext, request: Request, principal: Principal) -> None:
     """The audit log spans every namespace: only a global admin key reads it."""
-    ctx = context_of(request)
-    principal = await ctx.authorize(request, ADMIN)
+    await ctx.check(request, principal, ADMIN, None)
     if principal.namespace is not None:
         error = Forbidden(
             f"API key {principal.key_id} ({principal.name}) is an admin of namespace '{principal.namespace}'; "

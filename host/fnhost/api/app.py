@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Lifespan
 
+from ..console import console_routes
 from ..control.audit import AuditLog, FailedAuthentications
 from ..control.auth import ApiKeys
 from ..control.bundles import BundleLimits
@@ -136,6 +137,7 @@ def create_app(
         *routes_of("/v1/queues/{queue}/messages", events.send_message, ["POST"]),
         *routes_of("/v1/queues/{queue}/messages", events.peek_messages, ["GET"]),
         *routes_of("/v1/queues/{queue}/messages", events.purge_queue, ["DELETE"]),
+        *routes_of("/v1/queues/{queue}/redrive", events.redrive_queue, ["POST"]),
         *routes_of("/v1/triggers", events.list_triggers, ["GET"]),
         *routes_of("/v1/schedules", events.list_schedules, ["GET"]),
         *routes_of("/v1/secrets", admin.list_secrets, ["GET"]),
@@ -152,8 +154,10 @@ def create_app(
     ]
     for base in (FUNCTION_URL, NAMESPACED_FUNCTION_URL):
         routes += [route(path, invoke.function_url, ALL_METHODS) for path in (base, base + "/{path:path}")]
+    console = console_routes(ctx, budget=budget, body_timeout_s=body_timeout_s, max_bundle_bytes=max_bundle_bytes,
+                             max_body_bytes=max_body_bytes)  # fmt: skip
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *console],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -186,8 +186,12 @@ class ApiContext:
     async def authenticate(self, request: Request) -> Principal:
         """The caller's key (`Unauthorized` if missing, unknown or revoked: audited, aggregated per
         source by `FailedAuthentications`)."""
+        return await self.authenticate_header(request, request.headers.get("authorization"))
+
+    async def authenticate_header(self, request: Request, authorization: str | None) -> Principal:
+        """`authenticate` for an `Authorization` value that came another way (the console's sign-in form)."""
         try:
-            return await blocking(self.keys.authenticate, request.headers.get("authorization"))
+            return await blocking(self.keys.authenticate, authorization)
         except Unauthorized as e:
             if self.failed_auth is None:
                 await self.audit_denied(request, None, e, {})

@@ -10,15 +10,17 @@ import functools
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..control.auth import INVOKE
+from ..control.auth import INVOKE, Principal
 from ..errors import FnhostError, NotFound
 from ..host import Version
 from ..namespaces import qualify
 from ..runtime.outcomes import InvocationResult, Outcome
+from ..stores import InvocationRecord, Page
+from ..triggers import AsyncInvocation
 from . import events
 from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of, require_read
 from .errors import InvalidRequest, error_response, request_id_of
-from .parsing import parse_qualifier, qualifier_of, query_int
+from .parsing import outcome_of, parse_qualifier, qualifier_of, query_int
 from .serialize import jsonable
 
 OUTCOME_STATUS: dict[Outcome, int] = {
@@ -75,13 +77,25 @@ async def invoke(request: Request) -> Response:
         raise InvalidRequest(
             f"X-Fnhost-Invocation-Type must be RequestResponse (the default) or Event, not {invocation_type!r}"
         )
-    await ctx.authorize(request, INVOKE, name)
-    payload = await request.body()
-    call = functools.partial(ctx.host.invoke, name, payload, qualifier=qualifier)
-    result = await ctx.pool.run(name, call)
+    principal = await ctx.authorize(request, INVOKE, name)
+    result = await invoke_event_handler(ctx, request, principal, name, await request.body(), qualifier)
     if not result.ok:
         return outcome_error(request, result, OUTCOME_STATUS)
     return Response(result.output, media_type="application/octet-stream", headers=invocation_headers(result))
+
+
+async def invoke_event_handler(
+    ctx: ApiContext,
+    request: Request,
+    principal: Principal,
+    name: str,
+    payload: bytes,
+    qualifier: str | int | None = None,
+) -> InvocationResult:
+    """Run function `name`'s event handler on `payload` for a `principal` that may invoke it, through the
+    server's invocation pool (its shares and limits): the API's direct invoke and the console's."""
+    await ctx.check(request, principal, INVOKE, name)
+    return await ctx.pool.run(name, functools.partial(ctx.host.invoke, name, payload, qualifier=qualifier))
 
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -185,17 +199,33 @@ def _generic_error(request: Request, result: InvocationResult) -> Response:
 
 
 async def list_invocations(request: Request) -> Response:
-    """GET /v1/functions/{name}/invocations[?limit=50&before=ID]: newest first, at most `limit`
+    """GET /v1/functions/{name}/invocations[?limit=50&before=ID&outcome=]: newest first, at most `limit`
     records and 4 MiB (at least one); `next_before`, when set, continues the listing."""
     ctx = context_of(request)
     name = function_of(request)
-    await ctx.authorize(request, READ, name)
+    principal = await ctx.authorize(request, READ, name)
     limit = query_int(request, "limit", 50, 1, 1000)
     before = request.query_params.get("before") or None
-    page = await blocking(ctx.host.invocations.page, name, limit=limit, before=before)
+    page = await invocations_page(ctx, request, principal, name, limit, before, outcome_of(request))
+    return JSONResponse({"name": name, "invocations": jsonable(page.records), "next_before": page.next_before})
+
+
+async def invocations_page(
+    ctx: ApiContext,
+    request: Request,
+    principal: Principal,
+    name: str,
+    limit: int = 50,
+    before: str | None = None,
+    outcome: str | None = None,
+) -> Page:
+    """Function `name`'s invocation records, newest first, for a `principal` that may read it (the API
+    and the console)."""
+    await ctx.check(request, principal, READ, name)
+    page = await blocking(ctx.host.invocations.page, name, limit=limit, before=before, outcome=outcome)
     if not page.records:  # nothing recorded: a typo'd name is a 404, not an empty listing (records of a
         await blocking(ctx.host.get_function, name)  # deleted function stay listed until retention)
-    return JSONResponse({"name": name, "invocations": jsonable(page.records), "next_before": page.next_before})
+    return page
 
 
 async def get_invocation(request: Request) -> Response:
@@ -204,7 +234,17 @@ async def get_invocation(request: Request) -> Response:
     invocation id, output and error."""
     ctx = context_of(request)
     principal = await ctx.authenticate(request)
-    invocation_id = request.path_params["id"]
+    found = await invocation_of(ctx, request, principal, request.path_params["id"])
+    if isinstance(found, AsyncInvocation):
+        return JSONResponse({"async": True, **found.to_dict()})
+    return JSONResponse(jsonable(found))
+
+
+async def invocation_of(
+    ctx: ApiContext, request: Request, principal: Principal, invocation_id: str
+) -> InvocationRecord | AsyncInvocation:
+    """The record of invocation `invocation_id`, or the status of the async invoke of that id, for a
+    `principal` that may read its function; to anyone else, `NotFound` as for an id that does not exist."""
     missing = NotFound(f"no invocation {invocation_id!r}; it may have aged out of retention")
     record = await blocking(ctx.host.invocations.get, invocation_id)
     if record is not None:
@@ -219,6 +259,4 @@ async def get_invocation(request: Request) -> Response:
         await ctx.audit_denied(request, principal, missing, {"scope": READ, "function": function})
         raise missing
     await ctx.check(request, principal, READ, function)
-    if record is None:
-        return JSONResponse({"async": True, **accepted.to_dict()})
-    return JSONResponse(jsonable(record))
+    return accepted if record is None else record

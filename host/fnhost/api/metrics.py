@@ -36,6 +36,8 @@ from ..triggers import Triggers
 if TYPE_CHECKING:
     from ..host import Host
 
+MAX_ORIGIN_LABELS = 200
+"""Distinct destination labels of the outbound metrics; further destinations count as "other"."""
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 
@@ -81,6 +83,27 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.outbound = Counter(
+            "fnhost_outbound_requests",
+            "Outbound HTTP requests of functions (each redirect hop one), by function, destination and "
+            "result (the status class, or the failure: timeout, too-large, denied, unavailable...).",
+            ["function", "origin", "result"],
+            registry=self.registry,
+        )
+        self.outbound_bytes = Counter(
+            "fnhost_outbound_response_bytes",
+            "Response bytes received by outbound HTTP requests, by function and destination.",
+            ["function", "origin"],
+            registry=self.registry,
+        )
+        self.outbound_duration = Histogram(
+            "fnhost_outbound_request_duration_seconds",
+            "Duration of outbound HTTP requests, by function and destination.",
+            ["function", "origin"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._origins: set[str] = set()  # destination labels in use (bounded: MAX_ORIGIN_LABELS)
         self.trigger_counters = {
             name: Counter(f"fnhost_{name}", text, [label], registry=self.registry)
             for name, (label, text) in TRIGGER_COUNTERS.items()
@@ -114,6 +137,22 @@ class Metrics:
             self.errors.labels(result.function, result.outcome.value).inc()
         self.duration.labels(result.function).observe(result.duration_ms / 1000)
         self.fuel.labels(result.function).inc(result.fuel_consumed)
+        for exchange in result.outbound:
+            origin = self._origin_label(exchange.grant or exchange.origin)
+            outcome = exchange.error or f"{(exchange.status or 0) // 100}xx"
+            self.outbound.labels(result.function, origin, outcome).inc()
+            self.outbound_bytes.labels(result.function, origin).inc(exchange.bytes_received)
+            self.outbound_duration.labels(result.function, origin).observe(exchange.ms / 1000)
+
+    def _origin_label(self, origin: str) -> str:
+        """The grant that allowed a request (bounded by the deployed manifests), or under `--egress
+        public` its origin — the first `MAX_ORIGIN_LABELS` distinct ones, then "other"."""
+        if origin in self._origins:
+            return origin
+        if len(self._origins) >= MAX_ORIGIN_LABELS:
+            return "other"
+        self._origins.add(origin)
+        return origin
 
     def exposition(self, visible: Callable[[dict[str, str]], bool] | None = None) -> bytes:
         """The Prometheus text of this app, or of every server process in multiprocess mode;
@@ -157,8 +196,8 @@ TRIGGER_COUNTERS = {
 }
 
 
-PRIVATE_LABELS = ("function", "queue", "schedule", "source")
-"""Labels whose values are names private to a namespace."""
+PRIVATE_LABELS = ("function", "queue", "schedule", "source", "origin")
+"""Labels whose values are names private to a namespace (an outbound origin: what its functions call)."""
 
 
 def _visible(principal: Principal | None, labels: dict[str, str]) -> bool:
@@ -166,7 +205,8 @@ def _visible(principal: Principal | None, labels: dict[str, str]) -> bool:
     private = [name for name in PRIVATE_LABELS if name in labels]
     if not private:
         return True
-    if principal is None or private != ["function"]:  # queue, schedule, source labels: global admins only
+    # queue, schedule, source labels, and an origin without its function: global admins only
+    if principal is None or [name for name in private if name != "origin"] != ["function"]:
         return False
     function = labels["function"]
     return any(principal.allows(scope, function) for scope in (DEPLOY, INVOKE))

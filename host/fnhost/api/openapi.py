@@ -148,6 +148,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=(
             ("limit", "integer", "1..1000, default 50"),
             ("before", "string", "`next_before` of the previous page"),
+            ("outcome", "string", "only invocations with this outcome (`ok`, `timeout`...)"),
         ),
         errors=(400, 404),
     ),
@@ -184,6 +185,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              ok_schema="Object", query=(("limit", "integer", "1..1000, default 10"),), errors=(400,), tag="events"),
     Endpoint("delete", "/v1/queues/{queue}/messages", "purgeQueue", "Delete every message of a queue", "admin",
              ok_schema="Object", errors=(400,), mutating=True, tag="events"),
+    Endpoint("post", "/v1/queues/{queue}/redrive", "redriveQueue",
+             "Move a dead-letter queue's messages back to the queue they came from (or `to`)", "admin",
+             ok_schema="Object", body=(JSON, "Object"), errors=(400, 404, 409), mutating=True, tag="events"),
     Endpoint("get", "/v1/triggers", "listTriggers", "Queue triggers (event-source mappings)", "read",
              ok_schema="Object", tag="events"),
     Endpoint("get", "/v1/schedules", "listSchedules", "Schedules with their next and last tick", "read",

@@ -17,6 +17,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..names import ALIAS
+from ..runtime.outcomes import Outcome
 from .errors import InvalidRequest
 
 MAX_JSON_DEPTH = 32
@@ -101,4 +102,15 @@ def parse_qualifier(raw: str, where: str) -> str | int:
         return int(raw)
     if not ALIAS.matches(raw):
         raise InvalidRequest(f"{where}: must be a version number or an alias ({ALIAS.rule}), got {raw[:40]!r}")
+    return raw
+
+
+def outcome_of(request: Request) -> str | None:
+    """`?outcome=`: None (every outcome) or an invocation outcome (`ok`, `timeout`...); else `InvalidRequest`."""
+    raw = request.query_params.get("outcome") or None
+    if raw is None:
+        return None
+    known = [o.value for o in Outcome]
+    if raw not in known:
+        raise InvalidRequest(f"outcome: must be one of {', '.join(known)}, got {raw[:40]!r}")
     return raw

@@ -7,6 +7,7 @@ function version all derive from it.
 
 from .base import CallState, Capability, CoreResults, ErrorKind, HostCallError, LogBuffer, VersionGrants
 from .body import BodyCapability
+from .http import HttpCapability
 from .kv import KvCapability
 from .log import LogCapability
 from .queue import QueueCapability
@@ -17,6 +18,7 @@ CAPABILITIES: tuple[type[Capability], ...] = (
     SecretsCapability,
     QueueCapability,
     LogCapability,
+    HttpCapability,
     BodyCapability,
 )
 GRANTED = tuple(c for c in CAPABILITIES if c.grant_key)
@@ -43,6 +45,7 @@ __all__ = [
     "CoreResults",
     "ErrorKind",
     "HostCallError",
+    "HttpCapability",
     "KvCapability",
     "LogBuffer",
     "LogCapability",

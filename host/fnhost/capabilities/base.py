@@ -24,6 +24,7 @@ in `CONTRACT_VERSIONS` (docs/contract.md, Versioning).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -37,6 +38,9 @@ from ..namespaces import DEFAULT, is_foreign, namespace_of, resolve
 from .errors import ErrorKind, HostCallError
 from .operations import Operation, operations_of, parse_version
 from .state import CallState, GuestMemory, LogBuffer, current_state, set_current_state
+
+GRANT_GLOB_RE = re.compile(r"([a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9*?][a-zA-Z0-9._*?-]{0,127}")
+"""A `--may-grant` pattern's name part for namespaced resources: a resource name, `*` and `?` allowed."""
 
 PACKAGE = "fnhost:function"
 CONTRACT_VERSIONS = ("0.1.0", "0.2.0")
@@ -56,6 +60,15 @@ class Capability:
     """The resource kind in shares, `--may-grant` patterns and messages (`kv`, `queue`, `secret`)."""
     noun: ClassVar[str] = ""
     """How a denial names one resource (`kv bucket 'x' is not granted...`)."""
+    namespaced: ClassVar[bool] = True
+    """Whether its grants name resources of a namespace (kv buckets, queues, secrets: shared per
+    namespace, `other-ns/name` through a share); False for grants that mean the same thing from
+    every namespace (outbound origins): then nothing is qualified, shared or foreign."""
+    written_when_empty: ClassVar[bool] = True
+    """Whether a manifest's JSON lists its key when nothing is granted (False for capabilities added
+    after 0.1.0, so that the stored JSON of manifests that do not use them stays the same)."""
+    grant_pattern_example: ClassVar[str] = ""
+    """Examples of `--may-grant` patterns of its kind, for messages."""
 
     # -- manifest and grants (per app) ------------------------------------------------------------
     @classmethod
@@ -71,6 +84,11 @@ class Capability:
                     "optionally after 'namespace/' for a resource another namespace shares"
                 )
         return tuple(dict.fromkeys(raw))
+
+    @classmethod
+    def is_grant_pattern(cls, glob: str) -> bool:
+        """Whether `glob` (after `kind:` in a `--may-grant` pattern) can match grants of this capability."""
+        return bool(GRANT_GLOB_RE.fullmatch(glob))
 
     @classmethod
     def store_name_of(cls, namespace: str, reference: str) -> str:
@@ -165,6 +183,7 @@ class VersionGrants:
 
     sets: Mapping[str, Mapping[str, str]]
     namespace: str = DEFAULT
+    global_kinds: frozenset[str] = frozenset()  # kinds whose grants are not namespaced (never foreign)
 
     @classmethod
     def of(cls, manifest: Manifest, function: str) -> VersionGrants:
@@ -172,7 +191,8 @@ class VersionGrants:
         from . import CAPABILITIES
 
         namespace = namespace_of(function)
-        return cls({c.kind: c.allowed(manifest, namespace) for c in CAPABILITIES if c.grant_key}, namespace)
+        sets = {c.kind: c.allowed(manifest, namespace) for c in CAPABILITIES if c.grant_key}
+        return cls(sets, namespace, frozenset(c.kind for c in CAPABILITIES if c.grant_key and not c.namespaced))
 
     def of_kind(self, kind: str) -> Mapping[str, str]:
         return self.sets.get(kind, {})
@@ -180,17 +200,24 @@ class VersionGrants:
     @functools.cached_property
     def foreign(self) -> bool:
         """Whether any grant names another namespace's resource (then `shared_only` applies per call)."""
-        return any(is_foreign(self.namespace, s) for m in self.sets.values() for s in m.values())
+        return any(
+            is_foreign(self.namespace, s)
+            for kind, m in self.sets.items()
+            if kind not in self.global_kinds
+            for s in m.values()
+        )
 
     def shared_only(self, shared: Callable[[str, str, str], bool]) -> VersionGrants:
         """These grants without the other namespaces' resources that are not shared (any more):
         `shared(kind, store name, namespace)` says which are."""
         ns = self.namespace
 
-        def keep(kind: str, grants: Mapping[str, str]) -> dict[str, str]:
+        def keep(kind: str, grants: Mapping[str, str]) -> Mapping[str, str]:
+            if kind in self.global_kinds:
+                return grants
             return {ref: s for ref, s in grants.items() if not is_foreign(ns, s) or shared(kind, s, ns)}
 
-        return VersionGrants({kind: keep(kind, g) for kind, g in self.sets.items()}, ns)
+        return VersionGrants({kind: keep(kind, g) for kind, g in self.sets.items()}, ns, self.global_kinds)
 
 
 __all__ = [

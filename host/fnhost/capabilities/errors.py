@@ -16,10 +16,15 @@ class ErrorKind(Enum):
     LIMIT_EXCEEDED = ("limit-exceeded", 4)
     UNAVAILABLE = ("unavailable", 5)
     INVALID = ("invalid", 6)
+    TIMEOUT = ("timeout", 7)  # outbound HTTP only (`outbound-http.http-error`)
 
     def __init__(self, case: str, code: int) -> None:
         self.case = case
         self.code = code
+
+    @classmethod
+    def of_case(cls, case: str) -> ErrorKind:
+        return next(k for k in cls if k.case == case)
 
 
 class HostCallError(Exception):

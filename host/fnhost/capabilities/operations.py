@@ -16,6 +16,7 @@ version (`fnhost:function@X`) that first has the operation; it stays in every la
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import typing
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from .state import CallState, GuestMemory, current_state
 I32 = wasmtime.ValType.i32()
 I64 = wasmtime.ValType.i64()
 
+U16 = Annotated[int, "u16"]
 U32 = Annotated[int, "u32"]
 S64 = Annotated[int, "s64"]
 U64 = Annotated[int, "u64"]
@@ -55,6 +57,11 @@ def decode_entries(data: bytes) -> list[tuple[str, bytes]]:
     """A core-ABI `list<tuple<string, bytes>>`: count, then key and value of each entry."""
     items = _byte_strings(data, 2)
     return [(_utf8(items[i]), items[i + 1]) for i in range(0, len(items), 2)]
+
+
+def decode_pairs(data: bytes) -> list[tuple[str, str]]:
+    """A core-ABI `list<tuple<string, string>>` (headers): encoded as `decode_entries`."""
+    return [(k, _utf8(v)) for k, v in decode_entries(data)]
 
 
 def _byte_strings(data: bytes, per_item: int) -> list[bytes]:
@@ -93,6 +100,44 @@ def encode_strings(items: Sequence[str]) -> bytes:
     return b"".join(out)
 
 
+def encode_pairs(items: Sequence[tuple[str, str]]) -> bytes:
+    """`list<tuple<string, string>>` in the core ABI encoding: count, then each string length-prefixed."""
+    out = [struct.pack("<I", len(items))]
+    for pair in items:
+        for item in pair:
+            raw = item.encode()
+            out.append(struct.pack("<I", len(raw)))
+            out.append(raw)
+    return b"".join(out)
+
+
+_FIELDS: dict[Any, Callable[[Any], bytes]] = {
+    U16: lambda v: struct.pack("<H", v),
+    U32: lambda v: struct.pack("<I", v),
+    S64: lambda v: struct.pack("<q", v),
+    str: lambda v: struct.pack("<I", len(v.encode())) + v.encode(),
+    bytes: lambda v: struct.pack("<I", len(v)) + bytes(v),
+    list[tuple[str, str]]: encode_pairs,
+}
+"""How each field of a record result is written into its core-ABI buffer (docs/abi.md, records)."""
+
+
+def record_encoder(cls: type) -> Encode | None:
+    """A dataclass result (a WIT record) crosses the core ABI as its fields in order, each in its
+    `_FIELDS` encoding; the call returns the buffer's length. None if a field has no encoding."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    names = [f.name for f in dataclasses.fields(cls)]
+    if not all(hints[n] in _FIELDS for n in names):
+        return None
+    writers = [(n, _FIELDS[hints[n]]) for n in names]
+
+    def encode(value: Any) -> tuple[bytes, int]:
+        data = b"".join(write(getattr(value, n)) for n, write in writers)
+        return data, len(data)
+
+    return encode
+
+
 def encode_options(items: Sequence[bytes | None]) -> bytes:
     """`list<option<bytes>>` in the core ABI encoding: count, then per item `0`, or `1` and the bytes."""
     out = [struct.pack("<I", len(items))]
@@ -127,10 +172,12 @@ PARAMS: dict[Any, tuple[list[wasmtime.ValType], Decode]] = {
     bytes: ([I32, I32], lambda s, m, a: m.read(a[0], a[1])),
     bytes | None: ([I32, I32, I32], lambda s, m, a: m.read(a[1], a[2]) if a[0] else None),
     U32: ([I32], lambda s, m, a: a[0] & MASK32),
+    U32 | None: ([I32, I32], lambda s, m, a: a[1] & MASK32 if a[0] else None),
     S64: ([I64], lambda s, m, a: a[0]),
     U64: ([I64], lambda s, m, a: a[0] & MASK64),
     list[str]: ([I32, I32], lambda s, m, a: decode_strings(m.read(a[0], a[1]))),
     list[tuple[str, bytes]]: ([I32, I32], lambda s, m, a: decode_entries(m.read(a[0], a[1]))),
+    list[tuple[str, str]]: ([I32, I32], lambda s, m, a: decode_pairs(m.read(a[0], a[1]))),
     Lossy: ([I32, I32], lambda s, m, a: _lossy(s, m, a[0], a[1])),
     Level: ([I32], lambda s, m, a: _level(a[0])),
     ByteText: ([I32], lambda s, m, a: _case(ByteText, a[0])),
@@ -150,6 +197,15 @@ RESULTS: dict[Any, Encode] = {
 """How each result type leaves through the core ABI: (pending result, the call's return value)."""
 
 
+def result_encoder(result: Any) -> Encode | None:
+    """The core-ABI encoding of a result type: `RESULTS`, or a record's (`record_encoder`)."""
+    if result in RESULTS:
+        return RESULTS[result]
+    if isinstance(result, type) and dataclasses.is_dataclass(result):
+        return record_encoder(result)
+    return None
+
+
 @dataclass(frozen=True)
 class Operation:
     """One host function of a capability, as declared."""
@@ -162,7 +218,7 @@ class Operation:
     fallible: bool  # result<T, error> in WIT; False: no error to return (log.write)
 
     def core_name(self, interface: str) -> str:
-        return f"{interface}_{self.name.replace('-', '_')}"
+        return f"{interface.replace('-', '_')}_{self.name.replace('-', '_')}"
 
     def core_type(self) -> wasmtime.FuncType:
         params = [t for p in self.params for t in PARAMS[p][0]]
@@ -195,7 +251,9 @@ class Operation:
     def core_func(self, capability: object) -> Callable[..., Any]:
         """The core-ABI host function: `>= 0` with the value as the pending result, or `-code` with
         the error message as the pending result (docs/abi.md, Host imports)."""
-        method, encode = self.method, RESULTS[self.result]
+        method, encoder = self.method, result_encoder(self.result)
+        assert encoder is not None  # checked by operations_of
+        encode = encoder
         decoders: list[tuple[int, int, Decode]] = []
         at = 0
         for p in self.params:
@@ -281,7 +339,7 @@ def operations_of(cls: type) -> tuple[Operation, ...]:
             for p in params:
                 if p not in PARAMS:
                     raise TypeError(f"{cls.__name__}.{attr}: no core-ABI encoding for parameter type {p!r}")
-            if result not in RESULTS:
+            if result_encoder(result) is None:
                 raise TypeError(f"{cls.__name__}.{attr}: no core-ABI encoding for result type {result!r}")
             since, fallible = mark
             found[attr] = Operation(attr.replace("_", "-"), since, method, params, result, fallible)

@@ -14,6 +14,7 @@ import wasmtime
 from .errors import ErrorKind, HostCallError
 
 if TYPE_CHECKING:
+    from ..egress import Exchange
     from .base import VersionGrants
 
 
@@ -98,6 +99,7 @@ class CallState:
     pending: bytes = b""  # core ABI: the result of the last host call, read with result_read
     deadline: float = math.inf  # time.monotonic() at which the invocation times out
     wasi_clock_origin_ns: int = 0  # time.monotonic_ns() when the store's WASI context was made
+    outbound: list[Exchange] = field(default_factory=list)  # outbound HTTP requests made (capabilities.http)
     # large bodies (capabilities/body.py): the input left out of the call's record, until the guest
     # takes it, and the store's directory for it; the output the guest set in place of the record's
     input: bytes | None = None

@@ -7,7 +7,9 @@ import click
 from ..client import Client
 from ._common import POSITIVE, client_options, command, data_arg, group, print_json, table, utc
 
-queues = group("queues", "Durable queues: list, send, peek, purge.", example="fnhost queues peek orders --limit 5")
+queues = group(
+    "queues", "Durable queues: list, send, peek, purge, redrive.", example="fnhost queues peek orders --limit 5"
+)
 
 
 @command(queues, "list", example="fnhost queues list")
@@ -58,6 +60,21 @@ def queues_purge(api: Client, as_json: bool, queue: str) -> int:
     """Delete every message of a queue."""
     deleted = api.purge_queue(queue)
     print_json({"queue": queue, "deleted": deleted}) if as_json else print(f"purged {deleted} message(s) from {queue}")
+    return 0
+
+
+@command(queues, "redrive", example="fnhost queues redrive orders-dlq")
+@click.argument("queue")
+@click.option("--to", help="the queue to move the messages to (default: the one whose trigger dead-letters here)")
+@click.option("--limit", type=POSITIVE, default=100, show_default=True, help="at most this many messages (1..1000)")
+@client_options
+def queues_redrive(api: Client, as_json: bool, queue: str, to: str | None, limit: int) -> int:
+    """Move dead letters back to the queue they came from."""
+    done = api.redrive_queue(queue, to=to, limit=limit)
+    if as_json:
+        print_json(done)
+    else:
+        print(f"moved {done['count']} message(s) from {queue} to {done['to']}; {done['remaining']} left")
     return 0
 
 

@@ -44,6 +44,19 @@ def serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "function's max_concurrency then apply per process",
         ),
         click.option(
+            "--egress",
+            type=click.Choice(["off", "allowlist", "public"]),
+            default="allowlist",
+            show_default=True,
+            help="outbound HTTP of functions: allowlist = only to the origins their manifest grants "
+            "([grants] http); public = also to any origin on a public address; off = none",
+        ),
+        click.option(
+            "--egress-ca-file",
+            metavar="PEM",
+            help="CA certificates functions' HTTPS requests also trust (e.g. an internal CA)",
+        ),
+        click.option(
             "--workers", type=POSITIVE, default=os.cpu_count() or 2, help="threads running invocations (per process)"
         ),
         click.option(
@@ -176,6 +189,7 @@ def run_server(options: dict[str, Any], then: StartWork | None = None) -> int:
 
 
 def server_config(options: dict[str, Any]) -> ServerConfig:
+    from ..egress import EgressConfig
     from ..server import ServerConfig
 
     return ServerConfig(
@@ -200,6 +214,7 @@ def server_config(options: dict[str, Any]) -> ServerConfig:
         trusted_keys=tuple(_public_key_arg(k) for k in options["trusted_key"]),
         run_triggers=not options["no_triggers"],
         access_log=options["access_log"],
+        egress=EgressConfig(mode=options["egress"], ca_file=options["egress_ca_file"]),
     )
 
 

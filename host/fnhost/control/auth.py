@@ -15,8 +15,9 @@ cannot be limited (it could mint an unlimited key anyway).
 Namespaces (docs/security.md, "Tenancy"): every key belongs to one namespace, except a global
 admin key (namespace None), which reaches every namespace. A key never reaches a function or a
 resource of another namespace. What a non-admin key may *grant* when it deploys — the manifest's
-kv, secrets, queues and queue triggers — is its `may_grant` list of `kind:glob` patterns
-(`secret:billing-*`, `kv:billing`); an admin may grant anything of its namespace. A function the
+kv, secrets, queues, queue triggers and outbound http origins — is its `may_grant` list of
+`kind:glob` patterns (`secret:billing-*`, `kv:billing`, `http:https://*.example.org`); an admin
+may grant anything of its namespace. A function the
 key may not see at all is reported as not existing (404), never as forbidden.
 """
 
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from ..capabilities import GRANTED, by_kind
 from ..capabilities import RESOURCE_KINDS as KINDS
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..manifest import NAME_RE
@@ -55,7 +57,13 @@ _HOW_TO_SEND = "send it as `Authorization: Bearer <token>`"
 _DUMMY_HASH = hashlib.sha256(b"fnhost: no such key").hexdigest()
 
 
-_GRANT_PATTERN_RE = re.compile(r"(kv|secret|queue):([a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9*?][a-zA-Z0-9._*?-]{0,127}")
+def _is_grant_pattern(pattern: object) -> bool:
+    """`kind:glob`, the glob one that the capability of `kind` can match its grants with."""
+    if not isinstance(pattern, str):
+        return False
+    kind, sep, glob = pattern.partition(":")
+    capability = by_kind(kind)
+    return bool(sep) and capability is not None and capability.is_grant_pattern(glob)
 
 
 @dataclass(frozen=True)
@@ -171,10 +179,11 @@ class ApiKeys:
         if patterns and ADMIN in scope_set:
             raise ValueError("may_grant: an admin key may grant anything of its namespace; drop may_grant")
         for pattern in patterns:
-            if not isinstance(pattern, str) or not _GRANT_PATTERN_RE.fullmatch(pattern):
+            if not _is_grant_pattern(pattern):
+                examples = ", ".join(filter(None, (c.grant_pattern_example for c in GRANTED)))
                 raise ValueError(
                     f"may_grant: {pattern!r} is not KIND:NAME with KIND one of {', '.join(KINDS)} and NAME a "
-                    "resource name, '*' and '?' allowed (e.g. 'secret:billing-*', 'kv:billing')"
+                    f"resource name, '*' and '?' allowed (e.g. 'secret:billing-*', 'kv:billing', {examples})"
                 )
         key_id = secrets.token_hex(8)
         token = f"{TOKEN_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
@@ -197,18 +206,15 @@ class ApiKeys:
         stored_hash = found[0] if found else _DUMMY_HASH
         if not hmac.compare_digest(stored_hash, _token_hash(token)) or found is None:
             raise Unauthorized(f"unknown API key; check the token, {_HOW_TO_SEND}")
-        info = found[1]
-        if info.revoked_at is not None:
-            revoked = datetime.fromtimestamp(info.revoked_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-            raise Unauthorized(f"API key {key_id} was revoked at {revoked}; ask an admin for a new key")
-        return Principal(
-            key_id=key_id,
-            name=info.name,
-            scopes=frozenset(info.scopes),
-            functions=info.functions,
-            namespace=info.namespace,
-            may_grant=info.may_grant,
-        )
+        return _principal(found[1])
+
+    def principal(self, key_id: str) -> Principal:
+        """The Principal of key `key_id` as it is now (a console session re-reads its key on every request);
+        `Unauthorized` if it does not exist or was revoked."""
+        info = self._store.get(key_id)
+        if info is None:
+            raise Unauthorized(f"API key {key_id} no longer exists; sign in again with a valid key")
+        return _principal(info)
 
     def list(self, namespace: str | None = None) -> list[ApiKeyInfo]:
         """Every key, or (`namespace` given) the keys of that namespace."""
@@ -251,3 +257,18 @@ class ApiKeys:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def _principal(info: ApiKeyInfo) -> Principal:
+    """The caller a key identifies; `Unauthorized` once it was revoked."""
+    if info.revoked_at is not None:
+        revoked = datetime.fromtimestamp(info.revoked_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        raise Unauthorized(f"API key {info.key_id} was revoked at {revoked}; ask an admin for a new key")
+    return Principal(
+        key_id=info.key_id,
+        name=info.name,
+        scopes=frozenset(info.scopes),
+        functions=info.functions,
+        namespace=info.namespace,
+        may_grant=info.may_grant,
+    )

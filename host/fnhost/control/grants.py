@@ -2,12 +2,14 @@
 
 A function runs with what its manifest grants, so deploying one is handing it those rights. Every
 resource a manifest names — what each capability says it hands out (`Capability.resources`):
-`[grants]` kv, secrets and queues, each `[[triggers.queue]]` queue and its dead-letter queue,
-`[async] dead_letter_queue` — must be
+`[grants]` kv, secrets, queues and http origins, each `[[triggers.queue]]` queue and its
+dead-letter queue, `[async] dead_letter_queue` — must be
 
-1. the function's own namespace's, or shared with that namespace by the owner (`Shares`), and
+1. the function's own namespace's, or shared with that namespace by the owner (`Shares`) — except
+   outbound origins, which belong to no namespace (`Capability.namespaced`), and
 2. within what the deploying key may grant (`Principal.may_grant_resource`): anything of its
-   namespace for an admin, the `may_grant` patterns for any other key.
+   namespace for an admin, the `may_grant` patterns for any other key (`http:https://*.example.org`
+   for egress: a limited key opens no outbound origin it was not given).
 
 `Host.deploy` calls `authorize_deploy` before it stores anything, and `Host.set_alias` calls it
 for the version an alias is pointed at, so a rollback never gives a function more than the key
@@ -34,6 +36,7 @@ class Grant:
     reference: str  # as the function's namespace names it: `name`, or `owner/name`
     stored: str  # the store name
     where: str  # the manifest field, for messages
+    namespaced: bool = True  # False: an outbound origin, the same from every namespace (never foreign)
 
 
 def grants_of(function: str, manifest: Manifest) -> list[Grant]:
@@ -41,7 +44,13 @@ def grants_of(function: str, manifest: Manifest) -> list[Grant]:
     says it hands out (`Capability.resources`), in capability then manifest order."""
     namespace = namespace_of(function)
     return [
-        Grant(cap.kind, local_reference(namespace, ref), cap.store_name_of(namespace, ref), where)
+        Grant(
+            cap.kind,
+            local_reference(namespace, ref) if cap.namespaced else ref,
+            cap.store_name_of(namespace, ref),
+            where,
+            cap.namespaced,
+        )
         for cap in GRANTED
         for ref, where in cap.resources(manifest)
     ]
@@ -59,7 +68,8 @@ def authorize_deploy(principal: Principal | None, function: str, manifest: Manif
     namespace = namespace_of(function)
     for grant in grants_of(function, manifest):
         owner, name = split(grant.stored)
-        if is_foreign(namespace, grant.stored) and not shares.active(grant.kind, grant.stored, namespace):
+        foreign = grant.namespaced and is_foreign(namespace, grant.stored)
+        if foreign and not shares.active(grant.kind, grant.stored, namespace):
             raise Forbidden(
                 f"{grant.where}: {grant.kind} '{grant.reference}' belongs to namespace '{owner}', which has not "
                 f"shared it with '{namespace}'; an admin of '{owner}' can share it "

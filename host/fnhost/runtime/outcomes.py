@@ -7,8 +7,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ..names import HTTP_TOKEN
+
+if TYPE_CHECKING:
+    from ..egress import Exchange
 
 
 class Outcome(StrEnum):
@@ -104,6 +108,7 @@ class InvocationResult:
     error: str | None = None
     logs: list[str] = field(default_factory=list)
     failed_message_ids: list[str] = field(default_factory=list)
+    outbound: list[Exchange] = field(default_factory=list)  # outbound HTTP requests, one per hop
 
     @property
     def ok(self) -> bool:

@@ -66,6 +66,7 @@ MIGRATIONS = [
         "UPDATE invocations SET recorded_at = started_at + duration_ms / 1000.0",
         "CREATE INDEX invocations_by_recording ON invocations (function, recorded_at)",
     ),
+    sql_migration("ALTER TABLE invocations ADD COLUMN outbound TEXT NOT NULL DEFAULT '[]'"),
 ]
 
 
@@ -90,6 +91,8 @@ class InvocationRecord:
     """The invocation's log lines, already bounded by the caller."""
     report: str
     """The REPORT line."""
+    outbound: str = "[]"
+    """Its outbound HTTP requests, a JSON list of `fnhost.egress.Exchange` (method, origin, status, bytes, ms)."""
 
 
 _COLUMNS = ", ".join(f.name for f in fields(InvocationRecord))
@@ -120,7 +123,7 @@ def bounded_text(lines: Sequence[str], max_bytes: int) -> str:
 
 
 def _size(rec: InvocationRecord) -> int:
-    return len(rec.logs.encode()) + len((rec.error or "").encode()) + len(rec.report.encode())
+    return len(rec.logs.encode()) + len((rec.error or "").encode()) + len(rec.report.encode()) + len(rec.outbound)
 
 
 @dataclass(frozen=True)
@@ -222,15 +225,20 @@ class InvocationStore(SQLiteStore):
         return self.page(function, limit, before).records
 
     @translate_sqlite_errors
-    def page(self, function: str | None = None, limit: int = 50, before: str | None = None) -> Page:
+    def page(
+        self, function: str | None = None, limit: int = 50, before: str | None = None, outcome: str | None = None
+    ) -> Page:
         """Like `list`, at most `limit` records and `max_page_bytes` (at least one record), with the
-        cursor of the next page."""
+        cursor of the next page; with `outcome` (an `Outcome` value), only the records that ended so."""
         int_in_range("limit", limit, 1, MAX_LIST_LIMIT)
         where: builtins.list[str] = []
         params: builtins.list[object] = []
         if function is not None:
             where.append("function = ?")
             params.append(function)
+        if outcome is not None:
+            where.append("outcome = ?")
+            params.append(outcome)
         if before is not None:
             cursor = self._db.db.execute(
                 "SELECT started_at FROM invocations WHERE id = ?", [before]

@@ -19,6 +19,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..errors import Conflict
+from ..namespaces import namespace_of
+from ..stores._common import int_in_range, require_resource_name
+from ..stores.errors import InvalidArgument
 from ._common import Counters, LiveManifests, Worker
 from .async_invoke import AsyncInvocation, AsyncInvocations, backoff_s
 from .queue_trigger import AckHook, QueueMapping, QueueTriggers
@@ -26,6 +30,20 @@ from .schedules import Scheduler, ScheduleStatus
 
 if TYPE_CHECKING:
     from ..host import Host
+
+
+MAX_REDRIVE = 1000
+"""The most dead letters one `redrive` call moves (call again for more)."""
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """What `Triggers.redrive` did: the ids moved from `queue` to `to`, and what is left in `queue`."""
+
+    queue: str
+    to: str
+    moved: list[str]
+    remaining: int
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,38 @@ class Triggers:
             out.append(QueueMetrics(stats.queue, stats.depth, stats.in_flight, max(0.0, age)))
         return out
 
+    def dead_letter_sources(self, queue: str) -> list[str]:
+        """The queues whose mappings dead-letter into `queue` (store names), sorted."""
+        return sorted({m.trigger.queue for m in self.queue_mappings() if m.trigger.dead_letter_queue == queue})
+
+    def redrive(self, queue: str, *, to: str | None = None, limit: int = 100) -> Redrive:
+        """Move up to `limit` of the oldest messages of dead-letter queue `queue` back to `to` (store
+        names), bodies unchanged, as new messages (receive count 0; each moved in one transaction
+        with its deletion). Without `to`, the one queue whose mapping dead-letters into `queue`.
+        A redrive never leaves the dead-letter queue's namespace."""
+        int_in_range("limit", limit, 1, MAX_REDRIVE)
+        require_resource_name("queue", queue)
+        if to is None:
+            sources = self.dead_letter_sources(queue)
+            if not sources:
+                raise InvalidArgument(
+                    f"no queue trigger dead-letters into queue '{queue}'; name the queue to redrive to (\"to\")"
+                )
+            if len(sources) > 1:
+                raise Conflict(
+                    f"queues {', '.join(sources)} all dead-letter into '{queue}'; name the one to redrive to (\"to\")"
+                )
+            to = sources[0]
+        require_resource_name("queue", to)
+        if namespace_of(to) != namespace_of(queue):
+            raise InvalidArgument(
+                f"queue '{to}' is not in the namespace of '{queue}'; a redrive stays within one namespace"
+            )
+        if to == queue:
+            raise InvalidArgument(f"cannot redrive queue '{queue}' into itself; name the source queue")
+        moved = self.host.queues.move(queue, self.host.queues.peek(queue, limit), to)
+        return Redrive(queue, to, moved, self.host.queues.depth(queue))
+
     def metrics(self) -> dict[str, Any]:
         """Queue gauges plus this process's counters: async_submitted/succeeded/retries/failed,
         queue_delivered/acked/failed, dead_lettered, schedule_fired/skipped."""
@@ -164,6 +214,7 @@ __all__ = [
     "QueueMapping",
     "QueueMetrics",
     "QueueTriggers",
+    "Redrive",
     "ScheduleStatus",
     "Scheduler",
     "Triggers",

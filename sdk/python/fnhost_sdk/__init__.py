@@ -1,6 +1,6 @@
 """fnhost guest SDK for Python, over the componentize-py bindings of `sdk/wit/fnhost.wit`.
 
-    from fnhost_sdk import App, Request, Response, kv
+    from fnhost_sdk import App, Request, Response, http, kv
 
     app = App()
 
@@ -13,14 +13,15 @@
 Build with `python -m fnhost build DIR` (or `fnhost build DIR`).
 """
 
-from . import _sleep, _stdio, kv, log, queue, secrets
+from . import _sleep, _sockets, _stdio, http, kv, log, queue, secrets
 from ._app import App
 from ._context import Context
-from ._errors import Denied, HostError, InvalidArgument, LimitExceeded, NotFound, TooLarge, Unavailable
+from ._errors import Denied, HostError, InvalidArgument, LimitExceeded, NotFound, Timeout, TooLarge, Unavailable
 from ._events import Event, EventResult, Invoke, QueueBatch, QueueMessage, Schedule
 from ._http import Headers, Request, Response
 
 _sleep.install()
+_sockets.install()
 _stdio.install()
 
 __all__ = [
@@ -40,8 +41,10 @@ __all__ = [
     "Request",
     "Response",
     "Schedule",
+    "Timeout",
     "TooLarge",
     "Unavailable",
+    "http",
     "kv",
     "log",
     "queue",

@@ -44,6 +44,12 @@ class Unavailable(HostError):
     code = "unavailable"
 
 
+class Timeout(HostError):
+    """An outbound HTTP request got no complete response in time (`fnhost_sdk.http`)."""
+
+    code = "timeout"
+
+
 class InvalidArgument(HostError):
     """Malformed argument (empty key, bad name...)."""
 

@@ -227,6 +227,15 @@ impl<'a> Reader<'a> {
         Ok(list)
     }
 
+    /// A whole `outbound-response` record (outbound_http_request): status (u16), headers, body.
+    pub(crate) fn outbound_response(&mut self) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+        let status = u16::from_le_bytes(self.array()?);
+        let headers = self.headers()?;
+        let body = self.bytes()?;
+        self.finish()?;
+        Ok((status, headers, body))
+    }
+
     /// A whole `list<option<bytes>>` (kv get-many): per item `0`, or `1` and the bytes.
     pub(crate) fn options(&mut self) -> Result<Vec<Option<Vec<u8>>>, String> {
         let list = self.list(|r| match r.u8()? {

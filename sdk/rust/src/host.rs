@@ -1,5 +1,5 @@
-//! The host capabilities: `kv`, `queue`, `secrets`, `log` (imports of module `fnhost@0.2.0`, the
-//! core ABI of contract version 0.2.0: docs/abi.md).
+//! The host capabilities: `kv`, `queue`, `secrets`, `log`, `http` (imports of module `fnhost@0.2.0`,
+//! the core ABI of contract version 0.2.0: docs/abi.md).
 
 use std::fmt;
 
@@ -45,6 +45,18 @@ mod sys {
         pub fn queue_publish(queue_ptr: *const u8, queue_len: usize, body_ptr: *const u8, body_len: usize) -> i64;
         pub fn secrets_get(name_ptr: *const u8, name_len: usize) -> i64;
         pub fn log_write(level: i32, msg_ptr: *const u8, msg_len: usize);
+        pub fn outbound_http_request(
+            method_ptr: *const u8,
+            method_len: usize,
+            url_ptr: *const u8,
+            url_len: usize,
+            headers_ptr: *const u8,
+            headers_len: usize,
+            body_ptr: *const u8,
+            body_len: usize,
+            has_timeout: i32,
+            timeout_ms: u32,
+        ) -> i64;
         pub fn result_len() -> i32;
         pub fn result_read(dst_ptr: *mut u8) -> i32;
     }
@@ -65,6 +77,8 @@ pub enum Error {
     Unavailable(String),
     /// Malformed argument (empty key, bad name...).
     Invalid(String),
+    /// An outbound HTTP request got no complete response in time ([`http`]).
+    Timeout(String),
 }
 
 impl Error {
@@ -76,6 +90,7 @@ impl Error {
             4 => Error::LimitExceeded(message),
             5 => Error::Unavailable(message),
             6 => Error::Invalid(message),
+            7 => Error::Timeout(message),
             _ => Error::Unavailable(format!("unknown host error code {}: {}", code, message)),
         }
     }
@@ -89,6 +104,7 @@ impl Error {
             Error::LimitExceeded(_) => "limit-exceeded",
             Error::Unavailable(_) => "unavailable",
             Error::Invalid(_) => "invalid",
+            Error::Timeout(_) => "timeout",
         }
     }
 
@@ -101,7 +117,8 @@ impl Error {
             | Error::TooLarge(m)
             | Error::LimitExceeded(m)
             | Error::Unavailable(m)
-            | Error::Invalid(m) => m.as_str(),
+            | Error::Invalid(m)
+            | Error::Timeout(m) => m.as_str(),
         };
         if message.is_empty() {
             self.kind()
@@ -315,5 +332,86 @@ pub mod log {
 
     pub fn error(message: &str) {
         write(Level::Error, message)
+    }
+}
+
+/// Outbound HTTP to the origins granted in the manifest (`[grants] http = ["https://api.example.com"]`).
+///
+/// An HTTP error status (404, 500...) is a [`http::Response`]; an [`Error`] means there is no
+/// response: `Denied` (origin not granted, or an address the host refuses), `Timeout`,
+/// `TooLarge`, `LimitExceeded`, `Invalid`, `Unavailable` (DNS, connect, TLS...).
+pub mod http {
+    use super::{check, sys, take_pending, Error};
+
+    /// The final response (after redirects).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Response {
+        pub status: u16,
+        /// Lower-case names, in the order received; a name may repeat.
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Response {
+        /// The first value of header `name` (any case).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            let name = name.to_ascii_lowercase();
+            self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        }
+
+        /// The body as text (invalid UTF-8 replaced).
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+
+        /// The body parsed as JSON.
+        pub fn json(&self) -> Result<crate::json::Value, String> {
+            crate::json::parse(&self.body)
+        }
+    }
+
+    /// Sends `method url` with `headers` and `body`; `timeout_ms` bounds the whole exchange
+    /// (`None`: the host's default), never past the invocation's deadline.
+    pub fn request(
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: Option<u32>,
+    ) -> Result<Response, Error> {
+        let mut list = (headers.len() as u32).to_le_bytes().to_vec();
+        for (name, value) in headers {
+            for item in [name, value] {
+                list.extend_from_slice(&(item.len() as u32).to_le_bytes());
+                list.extend_from_slice(item.as_bytes());
+            }
+        }
+        check(unsafe {
+            sys::outbound_http_request(
+                method.as_ptr(),
+                method.len(),
+                url.as_ptr(),
+                url.len(),
+                list.as_ptr(),
+                list.len(),
+                body.as_ptr(),
+                body.len(),
+                timeout_ms.is_some() as i32,
+                timeout_ms.unwrap_or(0),
+            )
+        })?;
+        let encoded = take_pending();
+        let (status, headers, body) = crate::abi::Reader::new(&encoded)
+            .outbound_response()
+            .map_err(|e| Error::Invalid(format!("the host returned a malformed response: {}", e)))?;
+        Ok(Response { status, headers, body })
+    }
+
+    pub fn get(url: &str) -> Result<Response, Error> {
+        request("GET", url, &[], &[], None)
+    }
+
+    pub fn post(url: &str, content_type: &str, body: &[u8]) -> Result<Response, Error> {
+        request("POST", url, &[("content-type", content_type)], body, None)
     }
 }

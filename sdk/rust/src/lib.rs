@@ -3,7 +3,7 @@
 //! This crate implements the fnhost core-module ABI (`docs/abi.md`) so that a function never
 //! touches a pointer: it receives a [`Context`] and a [`Request`] or an [`Event`], returns a
 //! [`Response`] or an [`EventResult`], and reaches the host through [`kv`], [`queue`],
-//! [`secrets`] and [`log`]. It has no dependencies and builds with rustc 1.63 for `wasm32-wasi`.
+//! [`secrets`], [`log`] and [`http`]. It has no dependencies and builds with rustc 1.63 for `wasm32-wasi`.
 //!
 //! ```ignore
 //! fn http(ctx: &fnhost::Context, req: fnhost::Request) -> Result<fnhost::Response, String> {
@@ -17,7 +17,7 @@ mod host;
 pub mod json;
 mod types;
 
-pub use host::{kv, log, queue, secrets, Error};
+pub use host::{http, kv, log, queue, secrets, Error};
 pub use types::{Context, Event, EventResult, Message, Request, Response};
 
 /// Implementation details used by [`export!`]; not a stable API.

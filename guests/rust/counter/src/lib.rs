@@ -86,6 +86,7 @@ fn status(e: &fnhost::Error) -> u16 {
         fnhost::Error::LimitExceeded(_) => 429,
         fnhost::Error::Unavailable(_) => 503,
         fnhost::Error::Invalid(_) => 400,
+        fnhost::Error::Timeout(_) => 504,
     }
 }
 
