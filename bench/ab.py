@@ -25,7 +25,8 @@ CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost
 
 
 def child(root: Path, n: int) -> None:
-    sys.path[:0] = [str(root / "host"), str(root / "tests")]
+    here = Path(__file__).resolve().parent  # bench/queue.py would shadow the stdlib's queue
+    sys.path[:] = [str(root / "host"), str(root / "tests")] + [p for p in sys.path if Path(p or ".").resolve() != here]
     import wat_guests
 
     from fnhost import Host
