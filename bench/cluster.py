@@ -122,7 +122,7 @@ def http_rows(args: argparse.Namespace, pg: PostgresServer, built: dict[str, tup
 def queue_rate(batch: int, messages: int, built: tuple[bytes, dict[str, object]], database: str | None) -> float:
     """bench/queue.py's measurement, on SQLite (None) or on `database`."""
     wasm, manifest = built
-    rate, _ = bench_queue.run(batch, messages, wasm, {**manifest, "name": "hello"}, database=database, master_key=KEY)
+    rate, _, _, _ = bench_queue.run(batch, messages, wasm, {**manifest, "name": "hello"}, database=database, master_key=KEY)
     return float(rate)
 
 

@@ -1,12 +1,16 @@
-"""Messages per second through a queue trigger, for several batch sizes, in one run.
+"""Messages per second through a queue trigger, for several batch sizes and poller counts, in one run.
 
-    python bench/queue.py [--messages N] [--batch-sizes 1,10,100]
+    python bench/queue.py [--messages N] [--batch-sizes 1,10,100] [--pollers 1,2,4] [--postgres]
 
-For each batch size: a fresh data dir, the Python `hello` component deployed with a
-`[[triggers.queue]]` mapping (its event handler returns at once and acks the whole batch), N
-messages published up front, then `Triggers` started; the clock runs from start until the queue is
-empty. One poller per mapping, so this is the rate of one consumer: receive (one claim
-transaction), one invocation per batch (fresh instance), one ack transaction per batch.
+For each batch size and poller count: a fresh data dir (SQLite, or with `--postgres` a fresh
+database on a PostgreSQL server this script starts, as the test suite does), the Python `hello`
+component deployed with a `[[triggers.queue]]` mapping (its event handler returns at once and acks
+the whole batch), N messages published up front, then `Triggers` started; the clock runs from start
+until the queue is empty (the host process's CPU time is measured over the same span: on a shared
+machine it moves less than the wall clock). Each poller receives (one claim statement), invokes once per batch
+(fresh instance) and acks (one statement, sent by its ack thread while it goes on). Printed per
+row: msg/s, the ratio to the first poller count of that batch size, and with `--postgres` the
+database round trips per batch (every thread of the process: receives, acks, invocation records).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,47 +34,80 @@ from fnhost.build import build_guest  # noqa: E402
 from fnhost.triggers import Triggers  # noqa: E402
 
 CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost"))
+KEY = bytes(range(32))  # a fixed master key: PostgreSQL databases are fresh each run
 
 
 def run(
     batch_size: int, messages: int, wasm: bytes, manifest: dict[str, object], *, database: str | None = None,
-    master_key: bytes | None = None,
-) -> tuple[float, int]:
-    """(msg/s, invocations) through one queue trigger; on SQLite in a temp dir, or on `database`."""
+    master_key: bytes | None = None, pollers: int = 1, instance_reuse: int = 0,
+) -> tuple[float, int, float | None, float]:
+    """(msg/s, invocations, database round trips per batch or None on SQLite, this process's CPU µs per
+    message) through one queue trigger with `pollers` pollers; on SQLite in a temp dir, or on `database`."""
     with tempfile.TemporaryDirectory() as tmp, Host(
         Path(tmp) / "data", cache_dir=CACHE / "compiled", database=database, master_key=master_key
     ) as host:
         trigger = {"queue": "bench", "batch_size": batch_size, "visibility_timeout_s": 60}
-        host.deploy("hello", wasm, {**manifest, "triggers": {"queue": [trigger]}})
+        if pollers != 1:
+            trigger["pollers"] = pollers
+        limits = dict(manifest.get("limits") or {})  # type: ignore[call-overload]  # a manifest's table
+        if instance_reuse:
+            limits["instance_reuse"] = instance_reuse
+        host.deploy("hello", wasm, {**manifest, "limits": limits, "triggers": {"queue": [trigger]}})
         for i in range(messages):
             host.queues.publish("bench", f"message {i}".encode())
         triggers = Triggers(host, queue_idle_max_s=0.01)
-        started = time.perf_counter()
+        db = host.open_store(lambda db: db)
+        round_trips = getattr(db, "round_trips", None)
+        started, cpu = time.perf_counter(), time.process_time()
         triggers.start()
         deadline = time.monotonic() + 600
         while host.queues.depth("bench") and time.monotonic() < deadline:
             time.sleep(0.005)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         triggers.stop()
+        per_batch = None if round_trips is None else (db.round_trips - round_trips) / (messages / batch_size)
         invocations = len(host.invocations.list("hello", limit=1000))
         if host.queues.depth("bench"):
             raise SystemExit(f"batch size {batch_size}: the queue did not drain within 600 s")
-        return messages / elapsed, invocations
+        return messages / elapsed, invocations, per_batch, cpu * 1e6 / messages
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--batch-sizes", default="1,10,100")
+    parser.add_argument("--pollers", default="1", help="poller counts to compare, e.g. 1,2,4")
+    parser.add_argument("--instance-reuse", type=int, default=0, help="the function's limits.instance_reuse (0: fresh)")
+    parser.add_argument("--postgres", action="store_true", help="on a PostgreSQL server of its own, not SQLite")
     args = parser.parse_args()
     built = build_guest(ROOT / "guests" / "python" / "hello")
     wasm, manifest = built.wasm_path.read_bytes(), built.manifest.to_dict()
-    print(f"queue trigger -> python hello component, {args.messages} messages, one poller")
-    print(f"{'batch size':>10}  {'messages/s':>10}  {'invocations':>11}  {'per message':>11}")
-    for size in (int(s) for s in args.batch_sizes.split(",")):
-        rate, invocations = run(size, args.messages, wasm, manifest)
-        shown = f"{invocations}" if invocations < 1000 else ">=1000"
-        print(f"{size:>10}  {rate:>10,.0f}  {shown:>11}  {1e6 / rate:>8,.0f} us")
+    with ExitStack() as stack:
+        new_database: Callable[[], str | None] = lambda: None  # noqa: E731
+        if args.postgres:
+            sys.path.append(str(ROOT / "tests"))
+            from postgres_server import PostgresServer
+
+            server = PostgresServer()
+            stack.callback(server.stop)
+            new_database = server.new_database
+        backend = "postgresql" if args.postgres else "sqlite"
+        instances = f"warm instances (instance_reuse={args.instance_reuse})" if args.instance_reuse else "fresh instances"
+        print(f"queue trigger -> python hello component, {args.messages} messages, {backend}, {instances}")
+        print(f"{'batch size':>10}  {'pollers':>7}  {'messages/s':>10}  {'ratio':>5}  {'invocations':>11}"
+              f"  {'per message':>11}  {'cpu/message':>11}  {'round trips/batch':>17}")  # fmt: skip
+        for size in (int(s) for s in args.batch_sizes.split(",")):
+            first = None
+            for pollers in (int(p) for p in args.pollers.split(",")):
+                rate, invocations, trips, cpu_us = run(
+                    size, args.messages, wasm, manifest, database=new_database(), master_key=KEY, pollers=pollers,
+                    instance_reuse=args.instance_reuse,
+                )
+                first = first or rate
+                shown = f"{invocations}" if invocations < 1000 else ">=1000"
+                trips_shown = "-" if trips is None else f"{trips:.1f}"
+                print(f"{size:>10}  {pollers:>7}  {rate:>10,.0f}  {rate / first:>4.2f}x  {shown:>11}"
+                      f"  {1e6 / rate:>8,.0f} us  {cpu_us:>8,.0f} us  {trips_shown:>17}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

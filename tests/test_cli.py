@@ -59,16 +59,19 @@ def test_completion_prints_a_script_for_each_shell(shell: str, capsys: pytest.Ca
     assert "_FNHOST_COMPLETE" in script and f"{shell}_complete" in script
 
 
+def bash_complete(words: str, **env: str) -> list[str]:
+    """What `fnhost` answers the bash completion script for the command line `words` (a real
+    process, as the shell runs it), with the FNHOST_ variables `env` only."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FNHOST_")}
+    environment.update(PYTHONPATH=str(ROOT / "host"), _FNHOST_COMPLETE="bash_complete", COMP_WORDS=words,
+                       COMP_CWORD=str(len(words.split()) - (0 if words.endswith(" ") else 1)), **env)  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "fnhost"], env=environment, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [line.split(",", 1)[1] for line in done.stdout.splitlines() if line]  # an empty line: no completions
+
+
 def test_completion_completes_commands_and_choices() -> None:
-    """What the bash script asks `fnhost` for as the user presses tab (a real process, as the shell runs it)."""
-
-    def complete(words: str) -> list[str]:
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "host"), "_FNHOST_COMPLETE": "bash_complete",
-               "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}  # fmt: skip
-        done = subprocess.run([sys.executable, "-m", "fnhost"], env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
-
+    complete = bash_complete
     assert complete("fnhost ro") == ["rollback"]
     assert set(complete("fnhost alias ")) == {"list", "rm", "set"}
     assert complete("fnhost keys create --scope ") == ["admin", "deploy", "invoke"]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from conftest import COMPILED, build_or_skip
 from egress_servers import Server, tls_files
@@ -88,6 +89,9 @@ def test_a_granted_request_round_trips_and_is_recorded(env: Env) -> None:
     assert exchange["grant"] == env.server.origin and exchange["bytes_received"] == len(out["body"])
     assert exchange["bytes_sent"] >= 5 and exchange["ms"] > 0
     assert out["_result"].outbound[0].status == 200
+    from fnhost.api.serialize import jsonable  # what GET /v1/invocations/{id} answers
+
+    assert jsonable(out["_record"])["outbound"] == [exchange]
 
 
 def test_an_http_error_status_is_a_response_not_an_error(env: Env) -> None:
@@ -116,9 +120,34 @@ def test_an_origin_that_is_not_granted_is_denied_and_never_contacted(env: Env) -
     before = len(env.ungranted.seen)
     out = fetch(env.host, "fetch", f"{env.ungranted.origin}/echo")
     error_of(out, "denied", f"'{env.ungranted.origin}'", "[grants] http", "fnhost.toml")
+    [attempt] = json.loads(out["_record"].outbound)  # recorded, though nothing was sent
+    assert (attempt["origin"], attempt["status"], attempt["error"]) == (env.ungranted.origin, None, "denied")
+    assert out["_result"].outcome is Outcome.OK  # the guest handled the denial
     out = fetch(env.host, "nogrants", f"{env.server.origin}/echo")
     error_of(out, "denied", f"'{env.server.origin}'")
     assert len(env.ungranted.seen) == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/",  # `*.example.org` is its subdomains only
+        "https://badexample.org/",
+        "https://api.example.org.evil.test/",
+        "https://api.example.org:8443/",  # another port is another origin
+        "http://api.example.org/",  # and another scheme
+        "https://api.\u0435xample.org/",  # a Cyrillic ie for the e: another name (xn--)
+    ],
+)
+def test_look_alike_origins_are_not_granted(env: Env, url: str) -> None:
+    error_of(fetch(env.host, "fetch", url), "denied", "is not granted")
+
+
+def test_a_wildcard_grant_matches_subdomains(env: Env) -> None:
+    # granted, so the host resolves it: this machine has no DNS for it, which is `unavailable`, not `denied`
+    out = fetch(env.host, "fetch", "https://a.b.example.org./x", timeout_ms=3000)
+    assert out["error"] in ("unavailable", "timeout"), out
+    assert json.loads(out["_record"].outbound)[0]["grant"] == "https://*.example.org"
 
 
 def test_a_function_of_another_namespace_uses_its_origin_grants(env: Env) -> None:
@@ -337,3 +366,14 @@ def test_tls_with_an_operator_ca_succeeds(env: Env, tmp_path: Path) -> None:
             assert out["status"] == 200, out
     finally:
         server.close()
+
+
+def test_fnhost_serve_egress_options_reach_the_server_config(tmp_path: Path) -> None:
+    from fnhost.cli.serve import serve, server_config
+
+    ctx = serve.make_context("serve", ["--egress", "off", "--egress-ca-file", str(tmp_path / "ca.pem")])
+    config = server_config(ctx.params)
+    assert config.egress.mode == "off" and config.egress.ca_file == str(tmp_path / "ca.pem")
+    assert server_config(serve.make_context("serve", []).params).egress.mode == "allowlist"
+    with pytest.raises(click.BadParameter):
+        serve.make_context("serve", ["--egress", "none"])

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import wat_guests as g
+from conftest import COMPILED
 
-from fnhost import Host, InvalidWasm, ManifestError, Outcome
+from fnhost import Host, InvalidWasm, InvocationResult, ManifestError, Outcome
 from fnhost.runtime import abi
 
 
@@ -149,6 +150,53 @@ def test_stdout_flood_is_bounded(host: Host) -> None:
     total = sum(len(line) + 1 for line in r.logs)
     assert total < 100_000 + 200
     assert r.logs[-1].startswith("[fnhost] log truncated")
+
+
+def test_a_log_buffer_holds_what_it_counts_whatever_the_guest_writes() -> None:
+    """Memory held, not only bytes of text counted: 200,000 two-byte log lines (a str object and a list slot
+    each, ~20 times the bytes counted before) and one 64 MiB line written to stdout (copied and split
+    whole before) each cost about the cap, while the invocation runs and once its lines are read back."""
+    import tracemalloc
+
+    from fnhost.capabilities import LogBuffer
+
+    cap = 100_000
+    flood = b"A" * (64 << 20)
+
+    def short_lines(buffer: LogBuffer) -> None:
+        for i in range(200_000):
+            buffer.add(f"{i % 10}.")  # a new str object each, as a guest's log call makes
+
+    for write in (short_lines, lambda b: b.stream("stdout", flood)):
+        tracemalloc.start()
+        buffer = LogBuffer(cap)
+        write(buffer)
+        lines = buffer.lines
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert buffer.truncated and lines[-1].startswith("[fnhost] log truncated: over 100000 bytes")
+        assert sum(len(line) + 1 for line in lines) < cap + 100
+        assert peak < 8 * cap, peak  # a few passing copies of at most the cap (before: 2.1 MB and 134 MB)
+
+
+def test_running_invocations_share_one_bounded_log_memory(tmp_path: Path) -> None:
+    """Each invocation may log 8 MiB, the host holds at most 1 MiB of logs of running invocations together:
+    past it lines are dropped with a marker that names the host's limit, and every byte comes back after."""
+    with Host(tmp_path / "data", cache_dir=COMPILED, max_log_memory_mb=1) as host:
+        host.deploy("f", g.STDOUT_FLOOD, {"name": "f", "limits": {"max_log_bytes": 8 << 20}})  # 4 MiB a call
+        results: list[InvocationResult] = []
+        threads = [threading.Thread(target=lambda: results.append(host.invoke("f", b"x"))) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert len(results) == 4
+        for r in results:
+            assert r.outcome is Outcome.OK
+            assert sum(len(line) + 1 for line in r.logs) <= (1 << 20) + 200
+            assert "the host's log memory for running invocations (1048576 bytes) is in use" in r.logs[-1]
+        stats = host.runtime_stats()
+        assert (stats.log_bytes, stats.max_log_bytes) == (0, 1 << 20)
 
 
 def test_host_serves_after_every_failure(host: Host) -> None:

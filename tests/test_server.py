@@ -331,3 +331,16 @@ def test_namespaced_function_urls_take_aliases_too(shared: tuple[Running, str], 
     assert httpx.get(f"{url}/ns/team-c/fn/page@stable/").status_code == 200
     assert httpx.get(f"{url}/ns/team-c/fn/page/").status_code == 201
     assert httpx.get(f"{url}/fn/page@stable/").status_code == 401  # not in the default namespace
+
+
+def test_completion_offers_the_servers_function_names(shared: tuple[Running, str], admin: Client) -> None:
+    """What `fnhost logs compl<TAB>` asks the server."""
+    from test_cli import bash_complete as complete
+
+    admin.deploy("completed", bundle('name = "completed"\n'))
+    admin.deploy("other-fn", bundle('name = "other-fn"\n'))
+    here = {"FNHOST_URL": shared[0].url, "FNHOST_TOKEN": shared[1]}
+    assert complete("fnhost logs compl", **here) == ["completed"]
+    assert "other-fn" in complete("fnhost alias list ot", **here)
+    assert complete("fnhost logs compl", FNHOST_URL=shared[0].url) == []  # no key: nothing, and no error
+    assert complete("fnhost logs compl", FNHOST_URL="http://127.0.0.1:9") == []  # no server there

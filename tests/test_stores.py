@@ -292,6 +292,27 @@ def test_queue_limits_and_arguments(any_db: Database) -> None:
     assert queues.depth("q") == 1
 
 
+def test_queue_on_postgresql_keeps_the_planner_informed_after_a_burst(postgres_server: Any) -> None:
+    """Without statistics PostgreSQL guesses a queue holds ~0.5% of the table, sorts every row of it on each
+    receive and joins them all to the claim (30 ms instead of 1 ms at 4,000 messages): the store refreshes
+    the statistics itself once it has changed enough rows, so the receive walks the index and stops."""
+    from fnhost.stores.database import PostgresDatabase
+
+    db = PostgresDatabase(postgres_server.new_database())
+    queues = SQLiteQueueStore(db)
+    for i in range(1500):
+        queues.publish("burst", b"m%d" % i)
+    def plan(sql: str) -> dict[str, Any]:
+        return dict(db.db.execute("EXPLAIN (FORMAT JSON) " + sql).fetchone()[0][0]["Plan"])
+
+    everything = plan("SELECT id FROM queue_messages WHERE queue = 'burst'")
+    assert everything["Plan Rows"] >= 1000, everything  # it knows the queue is big: no guessed handful
+    oldest = plan("SELECT id FROM queue_messages WHERE queue = 'burst' ORDER BY visible_at, id LIMIT 10")
+    assert oldest["Plans"][0]["Node Type"] in ("Index Scan", "Index Only Scan"), oldest  # reads 10 rows, sorts none
+    assert len(queues.receive("burst", 10)) == 10
+    db.close()
+
+
 def reopen(db: Any) -> Any:
     """Another handle on the same database, as another process or node would have."""
     from fnhost.stores.database import PostgresDatabase

@@ -154,6 +154,8 @@ def test_manifest_triggers_round_trip_and_defaults() -> None:
         ('[[triggers.queue]]\nqueue = "q"\nvisibility_timeout_s = 2', r"triggers.queue\[0\].visibility_timeout_s: 2 s"),
         ('[[triggers.queue]]\nqueue = "q"\nbatch_size = 0', r"triggers.queue\[0\].batch_size: must be 1..1000"),
         ('[[triggers.queue]]\nqueue = "q"\ndead_letter_queue = "q"', "must differ"),
+        ('[[triggers.queue]]\nqueue = "q"\npollers = 0', r"triggers.queue\[0\].pollers: must be 1..64"),
+        ('[limits]\nmax_concurrency = 2\n[[triggers.queue]]\nqueue = "q"\npollers = 3', r"pollers: 3 .*max_concurrency \(2\)"),
         ('[[triggers.queue]]\nqueue = "q"\n[[triggers.queue]]\nqueue = "q"', r"triggers.queue\[1\].queue"),
         ('[[triggers.schedule]]\nname = "s"', r"triggers.schedule\[0\]: set exactly one of cron"),
         ('[[triggers.schedule]]\nname = "s"\ncron = "* * *"', r"triggers.schedule\[0\].cron: .*5"),
@@ -188,6 +190,23 @@ def test_queue_trigger_delivers_in_batches_and_acks_each_message_once(
     assert len(records) >= 3 and {r.trigger for r in records} == {"queue"}
     [mapping] = triggers.queue_mappings()
     assert (mapping.id, mapping.source, mapping.trigger.batch_size) == ("consumer:work", "manifest", 10)
+
+
+@needs_guests
+def test_several_pollers_run_batches_at_once_and_ack_each_message_once(
+    host: Host, triggers: Triggers, acks: list[tuple[str, list[str]]]
+) -> None:
+    trigger = {"queue": "work", "batch_size": 2, "pollers": 3}
+    deploy_consumer(host, triggers={"queue": [trigger]}, **QUICK)
+    ids = [host.queues.publish("work", b"sleep:150") for _ in range(12)]
+    triggers.start()
+    wait_for(lambda: sum(len(a[1]) for a in acks) == 12, what="12 acks")
+    assert Counter(i for _, batch in acks for i in batch) == Counter(ids)  # every message acked exactly once
+    assert deliveries(host) == Counter(ids)  # and delivered exactly once
+    records = wait_for(lambda: len(r := host.invocations.list("consumer")) == 6 and r, what="6 invocation records")
+    spans = sorted((r.started_at, r.started_at + r.duration_ms / 1000) for r in records)
+    overlapping = max(sum(start <= s < end for s, _ in spans) for start, end in spans)
+    assert overlapping >= 2, spans  # batches of different pollers ran at the same time
 
 
 @needs_guests

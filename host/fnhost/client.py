@@ -125,9 +125,11 @@ class Client:
         )
 
     @classmethod
-    def from_env(cls, url: str | None = None, token: str | None = None, namespace: str | None = None) -> Client:
+    def from_env(
+        cls, url: str | None = None, token: str | None = None, namespace: str | None = None, **options: Any
+    ) -> Client:
         """A client configured as the CLI is: arguments first, else ``FNHOST_URL``, ``FNHOST_TOKEN``
-        (``@FILE`` reads the token from a file) and ``FNHOST_NAMESPACE``."""
+        (``@FILE`` reads the token from a file) and ``FNHOST_NAMESPACE``; `options` as for `Client`."""
         token = token or os.environ.get("FNHOST_TOKEN") or None
         if token is not None and token.startswith("@"):
             path = token[1:]
@@ -136,7 +138,7 @@ class Client:
             except OSError as e:
                 raise ApiError(None, "invalid_token", f"cannot read the token file {path}: {e.strerror}") from None
         namespace = namespace or os.environ.get("FNHOST_NAMESPACE") or None
-        return cls(url or os.environ.get("FNHOST_URL") or DEFAULT_URL, token, namespace=namespace)
+        return cls(url or os.environ.get("FNHOST_URL") or DEFAULT_URL, token, namespace=namespace, **options)
 
     def close(self) -> None:
         self._http.close()

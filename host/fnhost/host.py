@@ -27,7 +27,7 @@ from .control.grants import authorize_deploy
 from .control.shares import Shares
 from .egress import Egress, EgressConfig
 from .errors import InvalidWasm, ManifestError, NotFound
-from .invoker import Invoker
+from .invoker import DEFAULT_MAX_LOG_MEMORY_BYTES, Invoker
 from .manifest import Manifest
 from .namespaces import split
 from .recorder import InvocationRecorder
@@ -90,6 +90,9 @@ class RuntimeStats:
     warm_idle_bytes: int
     """Memory idle warm instances may hold, each counted at its limits.memory_mb."""
     max_warm_idle_bytes: int
+    log_bytes: int = 0
+    """Log lines running invocations hold in memory, together (each line at its bytes + 57)."""
+    max_log_bytes: int = 0
 
 
 @functools.lru_cache(maxsize=1024)
@@ -134,6 +137,7 @@ class Host:
         max_pinned_per_function: int = 2,
         max_pinned: int = 16,
         max_warm_mb: int = 1024,
+        max_log_memory_mb: int = DEFAULT_MAX_LOG_MEMORY_BYTES >> 20,
         resolve_ttl_s: float | None = None,
         egress: EgressConfig | None = None,
     ) -> None:
@@ -180,6 +184,7 @@ class Host:
             max_pinned=max_pinned,
             max_warm_bytes=max_warm_mb << 20,
             cluster_slots=ConcurrencyStore(self._db),
+            max_log_memory_bytes=max_log_memory_mb << 20,
         )
         if resolve_ttl_s is not None:
             self.resolve_ttl_s = resolve_ttl_s
@@ -391,9 +396,12 @@ class Host:
         self.invocations.flush()
 
     def runtime_stats(self) -> RuntimeStats:
-        """Threads guests pin past their deadline and memory idle warm instances hold (`/metrics`)."""
-        warm = self._invoker.warm
-        return RuntimeStats(self._invoker.pinned(), self._invoker.max_pinned, warm.used, warm.max_bytes)
+        """Threads guests pin past their deadline, memory idle warm instances and running invocations' logs
+        hold (`/metrics`)."""
+        warm, logs = self._invoker.warm, self._invoker.log_memory
+        return RuntimeStats(
+            self._invoker.pinned(), self._invoker.max_pinned, warm.used, warm.max_bytes, logs.used, logs.max_bytes
+        )
 
     def cluster_slots_in_use(self, name: str) -> int | None:
         """Invocations of `name` running across the cluster (`limits.cluster_max_concurrency`), or

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .capabilities.base import CallState, LogBuffer, VersionGrants
+from .capabilities.base import CallState, LogBuffer, LogMemory, VersionGrants
 from .egress import Exchange, exchanges_json
 from .guest_threads import Abandoned, GuestThreads
 from .recorder import InvocationRecorder
@@ -34,6 +34,10 @@ from .runtime.sandbox import Call, Prepared, RunResult, Sandbox
 from .stores import InvocationRecord, Registry, VersionRecord, bounded_text, new_sortable_id
 from .stores.concurrency import ConcurrencyStore
 from .warm import DEFAULT_MAX_WARM_BYTES, WarmPool
+
+DEFAULT_MAX_LOG_MEMORY_BYTES = 256 << 20
+"""Log lines all running invocations of one host hold in memory together (each at most its
+`limits.max_log_bytes`); past it, lines are dropped with a marker."""
 
 
 class Invoker:
@@ -49,6 +53,7 @@ class Invoker:
         max_pinned: int = 16,
         max_warm_bytes: int = DEFAULT_MAX_WARM_BYTES,
         cluster_slots: ConcurrencyStore | None = None,
+        max_log_memory_bytes: int = DEFAULT_MAX_LOG_MEMORY_BYTES,
     ) -> None:
         self.registry = registry
         self.cluster_slots = cluster_slots  # limits.cluster_max_concurrency, counted in the shared database
@@ -65,6 +70,7 @@ class Invoker:
         self._resolved: dict[tuple[str, str | int | None], tuple[float, VersionRecord]] = {}
         self.threads = GuestThreads()
         self.warm = WarmPool(max_warm_bytes)
+        self.log_memory = LogMemory(max_log_memory_bytes)  # every running invocation's log lines together
         self.max_pinned_per_function = max_pinned_per_function
         self.max_pinned = max_pinned
         self._pinned: dict[str, int] = {}
@@ -230,7 +236,7 @@ class Invoker:
             function=name,
             version=record.version,
             grants=grants,
-            logs=LogBuffer(limits.max_log_bytes),
+            logs=LogBuffer(limits.max_log_bytes, self.log_memory),
             calls_left=limits.max_host_calls,
             bytes_left=limits.max_host_bytes,
         )
@@ -255,6 +261,7 @@ class Invoker:
             )
         except BaseException:
             self._leave(name)
+            state.logs.release()
             raise
         else:
             self._leave(name)
@@ -262,9 +269,12 @@ class Invoker:
         mean_ms = self._mean_ms[name] = 0.8 * self._mean_ms.get(name, duration_ms) + 0.2 * duration_ms
         if run.outcome in self.LIMIT_OUTCOMES or mean_ms > self.DEMOTE_MEAN_MS:
             self._demoted_until[name] = time.monotonic() + self.DEMOTE_S
-        return self._finish(
-            record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines, state.outbound
-        )
+        try:
+            return self._finish(
+                record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines, state.outbound
+            )
+        finally:
+            state.logs.release()  # the result and the record hold their own copies now
 
     def _finish(
         self,

@@ -81,6 +81,7 @@ class QueueTrigger:
     visibility_timeout_s: int = 30  # a delivered batch stays hidden this long unless acked
     max_receive_count: int = 5  # deliveries before a message moves to the dead-letter queue
     dead_letter_queue: str = ""  # default: [async].dead_letter_queue, else "<queue>-dlq"
+    pollers: int = 1  # batches in flight at once on each node; at most limits.max_concurrency
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ QUEUE_TRIGGER_RANGES: dict[str, tuple[int, int]] = {
     "max_batching_window_ms": (0, 300_000),
     "visibility_timeout_s": (1, 43_200),
     "max_receive_count": (1, 1000),
+    "pollers": (1, 64),
 }
 RATE_RANGE = (1, 366 * 86_400)
 
@@ -296,6 +298,11 @@ def _triggers(
                 f"{where}.visibility_timeout_s: {trigger.visibility_timeout_s} s is shorter than the batching "
                 f"window ({trigger.max_batching_window_ms} ms) plus the function's limits.timeout_ms "
                 f"({limits.timeout_ms} ms): a batch still running would be redelivered; raise it"
+            )
+        if trigger.pollers > limits.max_concurrency:
+            raise ManifestError(
+                f"{where}.pollers: {trigger.pollers} batches at once exceed the function's limits.max_concurrency "
+                f"({limits.max_concurrency}): the extra ones would only be throttled; lower it or raise the limit"
             )
         queues.append(trigger)
     schedules: list[ScheduleTrigger] = []

@@ -67,6 +67,8 @@ class ServerConfig:
     max_pinned: int = 16
     max_pinned_per_function: int = 2
     max_warm_mb: int = 1024
+    max_log_memory_mb: int = 256
+    """Log lines all running invocations hold together (see docs/security.md)."""
     max_body_bytes: int | None = None
     """None: the API's default (6 MiB)."""
     max_body_bytes_in_flight: int | None = None
@@ -109,6 +111,7 @@ class Server:
                 max_pinned_per_function=config.max_pinned_per_function,
                 max_pinned=config.max_pinned,
                 max_warm_mb=config.max_warm_mb,
+                max_log_memory_mb=config.max_log_memory_mb,
                 egress=config.egress,
             )
         )

@@ -250,7 +250,11 @@ class _RuntimeCollector(Collector):
         warm.add_metric([], stats.warm_idle_bytes)
         warm_limit = GaugeMetricFamily("fnhost_warm_idle_bytes_limit", "The most idle warm instances may hold.")
         warm_limit.add_metric([], stats.max_warm_idle_bytes)
-        yield from (total, per_function, limit, warm, warm_limit)
+        logs = GaugeMetricFamily("fnhost_log_memory_bytes", "Log lines running invocations hold in memory, together.")
+        logs.add_metric([], stats.log_bytes)
+        logs_limit = GaugeMetricFamily("fnhost_log_memory_bytes_limit", "The most running invocations' logs may hold.")
+        logs_limit.add_metric([], stats.max_log_bytes)
+        yield from (total, per_function, limit, warm, warm_limit, logs, logs_limit)
 
 
 class _QueueCollector(Collector):

@@ -407,6 +407,23 @@ SCHEMAS: dict[str, Any] = {
             "version": {"type": "integer"},
             "outcome": {"type": "string"},
             "report": {"type": "string"},
+            "outbound": {
+                "type": "array",
+                "description": "its outbound HTTP requests, one per redirect hop",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "method": {"type": "string"},
+                        "origin": {"type": "string"},
+                        "grant": {"type": ["string", "null"]},
+                        "status": {"type": ["integer", "null"]},
+                        "bytes_sent": {"type": "integer"},
+                        "bytes_received": {"type": "integer"},
+                        "ms": {"type": "number"},
+                        "error": {"type": ["string", "null"]},
+                    },
+                },
+            },
             "logs": {"type": "array", "items": {"type": "string"}},
         },
         "additionalProperties": True,

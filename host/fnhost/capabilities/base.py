@@ -37,7 +37,7 @@ from ..manifest import REFERENCE_RE, Manifest
 from ..namespaces import DEFAULT, is_foreign, namespace_of, resolve
 from .errors import ErrorKind, HostCallError
 from .operations import Operation, operations_of, parse_version
-from .state import CallState, GuestMemory, LogBuffer, current_state, set_current_state
+from .state import CallState, GuestMemory, LogBuffer, LogMemory, current_state, set_current_state
 
 GRANT_GLOB_RE = re.compile(r"([a-z][a-z0-9-]{0,62}/)?[a-zA-Z0-9*?][a-zA-Z0-9._*?-]{0,127}")
 """A `--may-grant` pattern's name part for namespaced resources: a resource name, `*` and `?` allowed."""
@@ -231,6 +231,7 @@ __all__ = [
     "GuestMemory",
     "HostCallError",
     "LogBuffer",
+    "LogMemory",
     "VersionGrants",
     "current_state",
     "set_current_state",

@@ -18,41 +18,102 @@ if TYPE_CHECKING:
     from .base import VersionGrants
 
 
-class LogBuffer:
-    """Log lines of one invocation, bounded in bytes; what does not fit is dropped with one marker."""
+class LogMemory:
+    """Bytes of log lines that every running invocation of one host holds in memory together, bounded.
+
+    Each `LogBuffer` takes its lines' bytes from here as it grows and gives them back when its
+    invocation ends, so N invocations that each log up to `limits.max_log_bytes` (at most 64 MiB) hold
+    at most `max_bytes` together, not N x 64 MiB."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.lines: list[str] = []
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self._lock:
+            if self.used + n > self.max_bytes:
+                return False
+            self.used += n
+            return True
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self.used -= n
+
+
+LINE_OVERHEAD = 56
+"""Bytes a log line costs beyond its text: a CPython str object's header and its list slot."""
+
+
+class LogBuffer:
+    """Log lines of one invocation, bounded in bytes; what does not fit is dropped with one marker.
+
+    A line counts its UTF-8 bytes, its newline and `LINE_OVERHEAD` (what the host holds per line once
+    the lines are a list of strings: the invocation's result and record), so a guest that logs a
+    million one-byte lines is held to the cap like one that logs long ones, not to 58 times it. The
+    lines are kept as UTF-8 in one buffer while the invocation runs, and a write to stdout or stderr
+    is cut to what can still fit before it is split into lines. With a
+    `LogMemory`, the bytes also come out of the host's total for all running invocations; `release`
+    gives them back (the invoker calls it when the invocation ends)."""
+
+    def __init__(self, max_bytes: int, memory: LogMemory | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.memory = memory
+        self._data = bytearray()  # UTF-8 lines, each ended by a newline
         self.size = 0
+        self._taken = 0  # bytes taken from `memory`, given back by `release`
+        self._released = False  # the invocation ended: a guest still running (pinned) logs no more
         self.truncated = False
         self.budget_spent = False  # log calls stopped by the host-call budget (marked once)
         self._partial = {"stdout": b"", "stderr": b""}
 
+    @property
+    def lines(self) -> list[str]:
+        return self._data.decode("utf-8", "replace").split("\n")[:-1] if self._data else []
+
     def add(self, line: str) -> None:
-        if self.truncated:
+        if self.truncated or self._released:
             return
         raw = line.encode("utf-8", "replace")
-        if self.size + len(raw) + 1 > self.max_bytes:
-            room = self.max_bytes - self.size - 1
-            if room > 0:  # keep what fits of the line that overflows
-                self.lines.append(raw[:room].decode("utf-8", "ignore"))
-            self.truncated = True
-            self.lines.append(f"[fnhost] log truncated: over {self.max_bytes} bytes")
+        n = len(raw) + 1 + LINE_OVERHEAD
+        if self.size + n > self.max_bytes:
+            room = self.max_bytes - self.size - 1 - LINE_OVERHEAD
+            kept = raw[:room].decode("utf-8", "ignore").encode("utf-8") if room > 0 else b""
+            self._truncate(kept, f"[fnhost] log truncated: over {self.max_bytes} bytes")
             return
-        n = len(raw) + 1
+        if self.memory is not None:
+            if not self.memory.take(n):
+                self._truncate(
+                    b"",
+                    f"[fnhost] log truncated: the host's log memory for running invocations "
+                    f"({self.memory.max_bytes} bytes) is in use; later lines were dropped",
+                )
+                return
+            self._taken += n
         self.size += n
-        self.lines.append(line)
+        self._data += raw + b"\n"  # a line with newlines in it reads back as several, as from the record
+
+    def _truncate(self, kept: bytes, marker: str) -> None:
+        """The last part of a line that fits (within what was counted) and one marker line, then nothing."""
+        cost = len(kept) + 1 + LINE_OVERHEAD
+        if kept and (self.memory is None or self.memory.take(cost)):
+            self._taken += cost if self.memory is not None else 0
+            self.size += cost
+            self._data += kept + b"\n"
+        self.truncated = True
+        self._data += marker.encode("utf-8") + b"\n"  # a few dozen bytes, once
 
     def stream(self, name: str, data: bytes) -> None:
         """Captured stdout/stderr: split into lines, prefixed with the stream name."""
-        if self.truncated:
+        if self.truncated or self._released:
             return
-        buf = self._partial[name] + data
+        room = self.max_bytes - self.size
+        buf = self._partial[name] + data[: room + 1]  # what is past the room would be dropped anyway
         *complete, rest = buf.split(b"\n")
         for raw in complete:
             self.add(f"[{name}] {raw.decode('utf-8', 'replace')}")
-        if len(rest) > self.max_bytes:  # an endless line: log what fits now
+        if len(rest) > self.max_bytes - self.size:  # an endless line: log what fits now
             self.add(f"[{name}] {rest.decode('utf-8', 'replace')}")
             rest = b""
         self._partial[name] = rest
@@ -62,6 +123,14 @@ class LogBuffer:
             if rest:
                 self.add(f"[{name}] {rest.decode('utf-8', 'replace')}")
         self._partial = {"stdout": b"", "stderr": b""}
+
+    def release(self) -> None:
+        """Give this invocation's bytes back to the host's `LogMemory` (idempotent) and take no more lines;
+        the lines kept stay readable."""
+        self._released = True
+        if self.memory is not None and self._taken:
+            self.memory.give(self._taken)
+            self._taken = 0
 
 
 class OutputSink:

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from ..client import DEFAULT_URL, Client
+from ..errors import FnhostError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DATA_DIR = ".fnhost"
@@ -87,6 +89,23 @@ def client_options(fn: F) -> F:
             return fn(api=api, as_json=as_json, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def complete_functions(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Tab completion of a function name: the server's, asked with the options given so far (or the
+    environment's); nothing, quietly, when it cannot be asked within a second or two."""
+    given = ctx.params
+    try:
+        quick = {"timeout_s": 2.0, "read_timeout_s": 2.0}
+        with Client.from_env(given.get("url"), given.get("token"), given.get("namespace"), **quick) as api:
+            names = [f["name"] for f in api.list_functions()]
+    except FnhostError:
+        return []
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+function_name = click.argument("name", shell_complete=complete_functions)
+"""The NAME argument of a command about one function."""
 
 
 def print_json(data: Any) -> None:

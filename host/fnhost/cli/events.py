@@ -89,11 +89,12 @@ def triggers_list(api: Client, as_json: bool) -> int:
     if as_json:
         print_json({"queue": mappings})
         return 0
-    rows = [("FUNCTION", "QUEUE", "BATCH", "WINDOW", "VISIBILITY", "MAX RECEIVES", "DLQ", "SOURCE")]
+    rows = [("FUNCTION", "QUEUE", "BATCH", "WINDOW", "VISIBILITY", "MAX RECEIVES", "POLLERS", "DLQ", "SOURCE")]
     for m in mappings:
         rows.append((
             m["function"], m["queue"], str(m["batch_size"]), f"{m['max_batching_window_ms']}ms",
-            f"{m['visibility_timeout_s']}s", str(m["max_receive_count"]), m["dead_letter_queue"], m["source"],
+            f"{m['visibility_timeout_s']}s", str(m["max_receive_count"]), str(m["pollers"]), m["dead_letter_queue"],
+            m["source"],
         ))  # fmt: skip
     table(rows)
     return 0

@@ -8,7 +8,7 @@ import click
 
 from ..client import Client
 from ..errors import FnhostError
-from ._common import CliError, client_options, command, group, print_json, progress, say, table
+from ._common import CliError, client_options, command, function_name, group, print_json, progress, say, table
 from .build import build_bundle
 
 
@@ -70,7 +70,7 @@ def list_(api: Client, as_json: bool) -> int:
 
 
 @command(name="versions", example="fnhost versions hello")
-@click.argument("name")
+@function_name
 @client_options
 def versions(api: Client, as_json: bool, name: str) -> int:
     """NAME's versions and their aliases."""
@@ -91,7 +91,7 @@ def versions(api: Client, as_json: bool, name: str) -> int:
 
 
 @command(name="delete", example="fnhost delete hello")
-@click.argument("name")
+@function_name
 @client_options
 def delete(api: Client, as_json: bool, name: str) -> int:
     """Delete a function with every version."""
@@ -107,7 +107,7 @@ alias = group("alias", "A function's aliases: list, set and rm.", example="fnhos
 
 
 @command(alias, "list", example="fnhost alias list hello")
-@click.argument("name")
+@function_name
 @client_options
 def alias_list(api: Client, as_json: bool, name: str) -> int:
     """NAME's aliases."""
@@ -123,7 +123,7 @@ def alias_list(api: Client, as_json: bool, name: str) -> int:
 
 
 @command(alias, "set", example="fnhost alias set hello prod 3")
-@click.argument("name")
+@function_name
 @click.argument("alias_name", metavar="ALIAS")
 @click.argument("version", type=int)
 @client_options
@@ -138,7 +138,7 @@ def alias_set(api: Client, as_json: bool, name: str, alias_name: str, version: i
 
 
 @command(alias, "rm", example="fnhost alias rm hello prod")
-@click.argument("name")
+@function_name
 @click.argument("alias_name", metavar="ALIAS")
 @client_options
 def alias_rm(api: Client, as_json: bool, name: str, alias_name: str) -> int:
@@ -154,7 +154,7 @@ def alias_rm(api: Client, as_json: bool, name: str, alias_name: str) -> int:
 
 
 @command(name="unpin", example="fnhost unpin hello")
-@click.argument("name")
+@function_name
 @client_options
 def unpin(api: Client, as_json: bool, name: str) -> int:
     """Make live follow the newest version again."""
@@ -171,7 +171,7 @@ def _unpin(api: Client, as_json: bool, name: str) -> int:
 
 
 @command(name="rollback", example="fnhost rollback hello      # to the version before live\nfnhost rollback hello 2")
-@click.argument("name")
+@function_name
 @click.argument("version", type=int, required=False)
 @client_options
 def rollback(api: Client, as_json: bool, name: str, version: int | None) -> int:

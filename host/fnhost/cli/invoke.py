@@ -8,14 +8,14 @@ import sys
 import click
 
 from ..client import Client, Invocation
-from ._common import POSITIVE, client_options, command, data_arg, print_json, say
+from ._common import POSITIVE, client_options, command, data_arg, function_name, print_json, say
 
 
 @command(
     name="invoke",
     example='fnhost invoke hello --data \'{"name": "you"}\'\nfnhost invoke hello --data @event.json --async',
 )
-@click.argument("name")
+@function_name
 @click.option("--data", help="payload: text/JSON, @FILE, or @- for stdin")
 @click.option("--qualifier", help="version number or alias (default live)")
 @click.option("-v", "--verbose", is_flag=True, help="print invocation id, version, outcome")
@@ -69,7 +69,7 @@ def invocation(api: Client, as_json: bool, id: str) -> int:
 @command(
     name="logs", example="fnhost logs hello --limit 5\nfnhost logs hello --follow      # then new ones as they finish"
 )
-@click.argument("name")
+@function_name
 @click.option("--limit", type=POSITIVE, default=20, show_default=True, help="how many recent invocations")
 @click.option("-f", "--follow", is_flag=True, help="then print new invocations as they finish, until Ctrl-C")
 @client_options

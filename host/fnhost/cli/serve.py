@@ -97,6 +97,13 @@ def serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="memory idle warm instances may hold, all functions together, each counted at its "
             "limits.memory_mb (default 1024)",
         ),
+        click.option(
+            "--max-log-memory-mb",
+            type=POSITIVE,
+            default=256,
+            help="log lines all running invocations may hold in memory together; past it lines are dropped "
+            "with a marker (default 256)",
+        ),
         # no default here: create_app's applies (importing the api here would import prometheus_client
         # before --processes has set PROMETHEUS_MULTIPROC_DIR)
         click.option("--max-body-bytes", type=POSITIVE, help="largest invoke payload or function-URL body"),
@@ -205,6 +212,7 @@ def server_config(options: dict[str, Any]) -> ServerConfig:
         max_pinned=options["max_pinned"],
         max_pinned_per_function=options["max_pinned_per_function"],
         max_warm_mb=options["max_warm_mb"],
+        max_log_memory_mb=options["max_log_memory_mb"],
         max_body_bytes=options["max_body_bytes"],
         max_body_bytes_in_flight=options["max_body_bytes_in_flight"],
         body_timeout_s=options["body_timeout"],

@@ -198,7 +198,11 @@ class Egress:
                 target = parse_url(req.url)
             except OriginError as e:
                 raise EgressFailure(e.kind if hop == 0 else "denied", _redirected(str(e), hop)) from None
-            allowed = authorize(target, via)
+            try:
+                allowed = authorize(target, via)
+            except Exception:  # refused before any connection: recorded all the same (and counted)
+                log.append(Exchange(req.method, target.origin, None, None, 0, 0, 0.0, "denied"))
+                raise
             reply = self._send(req, target, allowed, request_deadline, limit_ms, by_whom, log)
             location = dict(reply.headers).get("location")
             if reply.status not in _REDIRECTS or location is None:

@@ -181,6 +181,9 @@ class _Transactions:
         """Inside a transaction: no other writer of `table` until it ends (for count-then-write checks).
         SQLite's `BEGIN IMMEDIATE` already excludes every other writer; plain reads go on on both."""
 
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics of `table` (PostgreSQL; SQLite plans these stores well without)."""
+
     def notify(self, conn: Any, payload: str) -> None:
         """Inside a transaction: tell every host on this database, when it commits, that `payload` changed.
         SQLite: no-op (its hosts share a data dir and fall back on their caches' TTL)."""
@@ -359,9 +362,10 @@ class PostgresDatabase(_Transactions):
             self._discard()
 
     def lock_table(self, conn: Any, table: str) -> None:
-        if not re.fullmatch(r"[a-z_]+", table):
-            raise ValueError(f"not a table name: {table!r}")
-        conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        conn.execute(f"LOCK TABLE {_table_name(table)} IN EXCLUSIVE MODE")
+
+    def analyze(self, table: str) -> None:
+        self.db.execute(f"ANALYZE {_table_name(table)}")
 
     def notify(self, conn: Any, payload: str) -> None:
         conn.execute("SELECT pg_notify(?, ?)", [NOTIFY_CHANNEL, payload])
@@ -395,6 +399,12 @@ class PostgresDatabase(_Transactions):
             thread.join(timeout=5)
 
         return stop
+
+
+def _table_name(table: str) -> str:
+    if not re.fullmatch(r"[a-z_]+", table):
+        raise ValueError(f"not a table name: {table!r}")
+    return table
 
 
 def _redact(dsn: str) -> str:

@@ -4,10 +4,19 @@ A received message stays in the queue, invisible, until it is acked or its visib
 passes; then it is delivered again with a higher `receive_count`. Claiming happens in one
 `BEGIN IMMEDIATE` transaction (an `UPDATE ... RETURNING`), and SQLite admits one writer at a time
 across threads and processes, so no visible message is ever handed to two receivers.
+
+PostgreSQL plans a receive well only while it knows how many rows a queue holds: with no statistics
+(a new table, a burst into a new queue) it assumes a handful, sorts every row of the queue and joins
+them all to the claim, ~30 ms a receive at 4,000 messages instead of ~1 ms. Autovacuum refreshes
+statistics only after a minute or more, so the store refreshes them itself (`ANALYZE`, a few ms)
+once it has changed `ANALYZE_AFTER_ROWS` rows since the last refresh, at most every
+`ANALYZE_INTERVAL_S`.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +38,8 @@ MAX_RECEIVE = 1000
 MAX_VISIBILITY_TIMEOUT_S = 12 * 3600.0
 ACK_CHUNK = 500
 """Deliveries acked by one statement."""
+ANALYZE_AFTER_ROWS = 1000
+ANALYZE_INTERVAL_S = 10.0
 
 MIGRATIONS = [
     sql_migration(
@@ -133,6 +144,19 @@ class SQLiteQueueStore(SQLiteStore):
     def __init__(self, db: AnyDatabase, max_message_bytes: int = 256 * 1024) -> None:
         super().__init__(db, "queues", MIGRATIONS)
         self.max_message_bytes = max_message_bytes
+        self._statistics_lock = threading.Lock()
+        self._changed_rows = 0
+        self._analyzed_at = -ANALYZE_INTERVAL_S
+
+    def _changed(self, rows: int) -> None:
+        """Count rows this store changed; refresh the table's statistics when due (see the module docstring)."""
+        now = time.monotonic()
+        with self._statistics_lock:
+            self._changed_rows += rows
+            if self._changed_rows < ANALYZE_AFTER_ROWS or now - self._analyzed_at < ANALYZE_INTERVAL_S:
+                return
+            self._changed_rows, self._analyzed_at = 0, now
+        self._db.analyze("queue_messages")
 
     @translate_sqlite_errors
     def publish(self, queue: str, body: bytes) -> str:
@@ -144,6 +168,7 @@ class SQLiteQueueStore(SQLiteStore):
             f"INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at) VALUES (?, ?, ?, {now}, {now})",
             [message_id, queue, data],
         )
+        self._changed(1)
         return message_id
 
     @translate_sqlite_errors
@@ -165,6 +190,7 @@ class SQLiteQueueStore(SQLiteStore):
             f") RETURNING {_COLUMNS}",
             [hidden_for, queue, queue, max_messages],
         ).fetchall()
+        self._changed(len(rows))
         return sorted((_message(row) for row in rows), key=lambda m: m.id)
 
     @translate_sqlite_errors
@@ -189,6 +215,7 @@ class SQLiteQueueStore(SQLiteStore):
                 [queue, *(v for m in chunk for v in (m.id, m.receive_count))],
             ).fetchall()
             deleted.update(row[0] for row in rows)
+        self._changed(len(deleted))
         return [m.id for m in deliveries if m.id in deleted]
 
     @translate_sqlite_errors

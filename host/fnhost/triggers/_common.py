@@ -100,11 +100,19 @@ class Counters:
 
 class Worker:
     """A daemon thread running `step` until stopped. `step` returns how long to wait before the next
-    call (0: at once); an exception is logged and the loop goes on after `error_wait_s`."""
+    call (0: at once); an exception is logged and the loop goes on after `error_wait_s`. `on_exit`
+    runs on the thread once the loop has ended (what the last step left to finish)."""
 
-    def __init__(self, name: str, step: Callable[[], float], error_wait_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], float],
+        error_wait_s: float = 1.0,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
         self._step = step
+        self._on_exit = on_exit
         self._error_wait_s = error_wait_s
         self.stopping = threading.Event()
         self.wake = threading.Event()
@@ -124,6 +132,13 @@ class Worker:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def _loop(self) -> None:
         while not self.stopping.is_set():
             try:
                 wait = self._step()

@@ -9,8 +9,14 @@ e.g. after a crash — moves to the dead-letter queue, body unchanged, in one tr
 deletion from the source queue.
 
 Mappings come from the `[[triggers.queue]]` tables of each function's `live` manifest and from
-`QueueTriggers.create` (stored in `fnhost.stores.queue_mappings`); one poller thread runs per mapping and follows
-redeploys within `refresh_interval_s`.
+`QueueTriggers.create` (stored in `fnhost.stores.queue_mappings`); each mapping runs `pollers`
+poller threads on every node (they compete through the store: SKIP LOCKED on PostgreSQL) and
+follows redeploys within `refresh_interval_s`.
+
+A poller's ack is sent by its own ack thread while the poller receives and invokes the next batch,
+so the ack's round trip overlaps the next invocation instead of adding to it; at most one ack per
+poller is outstanding (the next batch's ack waits for it), and a failed ack is raised in the poller
+(logged, the messages come back after their visibility timeout).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,10 +64,16 @@ class QueueMapping:
 
 
 class QueuePoller:
-    """Delivers one mapping's batches, one at a time, on its own thread."""
+    """Delivers one mapping's batches, one at a time, on its own thread (`index`: which of its pollers)."""
 
     def __init__(
-        self, host: Host, mapping: QueueMapping, counters: Counters, on_ack: AckHook | None, idle_max_s: float
+        self,
+        host: Host,
+        mapping: QueueMapping,
+        counters: Counters,
+        on_ack: AckHook | None,
+        idle_max_s: float,
+        index: int = 0,
     ) -> None:
         self.host = host
         self.mapping = mapping
@@ -68,7 +81,10 @@ class QueuePoller:
         self.on_ack = on_ack
         self.idle_max_s = idle_max_s
         self._idle_s = 0.0
-        self.worker = Worker(f"fnhost-queue-{mapping.id}", self.step)
+        name = f"fnhost-queue-{mapping.id}" + (f"-{index}" if index else "")
+        self.worker = Worker(name, self.step, on_exit=self._last_ack)
+        self._acks = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-ack")
+        self._pending_ack: Future[None] | None = None
 
     def step(self) -> float:
         delivered = self.poll_once()
@@ -130,13 +146,30 @@ class QueuePoller:
             self._dead_letter(spent)
 
     def _ack(self, deliveries: list[QueueMessage]) -> None:
-        if not deliveries:
-            return
+        """Hand `deliveries` to the ack thread, after the previous ack (raised here if it failed) is done."""
+        self.wait_for_ack()
+        if deliveries:
+            self._pending_ack = self._acks.submit(self._ack_now, deliveries)
+
+    def wait_for_ack(self) -> None:
+        pending, self._pending_ack = self._pending_ack, None
+        if pending is not None:
+            pending.result()
+
+    def _ack_now(self, deliveries: list[QueueMessage]) -> None:
         queue = self.mapping.trigger.queue
         acked = self.host.queues.ack_many(queue, deliveries)
         self.counters.inc("queue_acked", queue, len(acked))
         if self.on_ack is not None and acked:
             self.on_ack(queue, acked)
+
+    def _last_ack(self) -> None:
+        """On the worker's thread once it stopped: wait for the last ack, then end the ack thread."""
+        try:
+            self.wait_for_ack()
+        except Exception:  # the messages come back after their visibility timeout
+            log.warning("fnhost: %s: the last ack failed", self.worker.name, exc_info=True)
+        self._acks.shutdown(wait=False)
 
     def _dead_letter(self, messages: list[QueueMessage]) -> None:
         t = self.mapping.trigger
@@ -169,7 +202,7 @@ class QueueTriggers:
         self.counters = counters
         self.on_ack = on_ack
         self.idle_max_s = idle_max_s
-        self._pollers: dict[str, QueuePoller] = {}
+        self._pollers: dict[str, list[QueuePoller]] = {}
         self._lock = threading.Lock()
 
     # mappings --------------------------------------------------------------------------------
@@ -214,13 +247,18 @@ class QueueTriggers:
             if self._stopped:
                 return
             wanted = {m.id: m for m in self.list()}
-            for key in [k for k, p in self._pollers.items() if wanted.get(k) != p.mapping]:
-                self._pollers.pop(key).worker.stop()
+            for key in [k for k, p in self._pollers.items() if wanted.get(k) != p[0].mapping]:
+                for poller in self._pollers.pop(key):
+                    poller.worker.stop()  # it sends its last ack as it ends
             for key, mapping in wanted.items():
                 if key not in self._pollers:
-                    poller = QueuePoller(self.host, mapping, self.counters, self.on_ack, self.idle_max_s)
-                    self._pollers[key] = poller
-                    poller.worker.start()
+                    pollers = [
+                        QueuePoller(self.host, mapping, self.counters, self.on_ack, self.idle_max_s, index)
+                        for index in range(mapping.trigger.pollers)
+                    ]
+                    self._pollers[key] = pollers
+                    for poller in pollers:
+                        poller.worker.start()
 
     _stopped = True
 
@@ -232,11 +270,11 @@ class QueueTriggers:
     def stop(self, timeout_s: float) -> bool:
         with self._lock:
             self._stopped = True
-            pollers, self._pollers = list(self._pollers.values()), {}
+            pollers, self._pollers = [p for group in self._pollers.values() for p in group], {}
         for p in pollers:
             p.worker.stop()
         deadline = time.monotonic() + timeout_s
-        return all(p.worker.join(max(0.0, deadline - time.monotonic())) for p in pollers)
+        return all([p.worker.join(max(0.0, deadline - time.monotonic())) for p in pollers])
 
 
 def _trigger(config: dict[str, Any], manifest: Manifest | None = None) -> QueueTrigger:
