@@ -25,7 +25,8 @@ CACHE = Path(os.environ.get("FNHOST_CACHE_DIR", Path.home() / ".cache" / "fnhost
 
 
 def child(root: Path, n: int) -> None:
-    sys.path[:0] = [str(root / "host"), str(root / "tests")]
+    here = Path(__file__).resolve().parent  # bench/queue.py would shadow the stdlib's queue
+    sys.path[:] = [str(root / "host"), str(root / "tests")] + [p for p in sys.path if Path(p or ".").resolve() != here]
     import wat_guests
 
     from fnhost import Host
@@ -40,7 +41,11 @@ def child(root: Path, n: int) -> None:
         host.deploy("warm", wasm, {**hello.manifest.to_dict(), "name": "warm", "limits": {"instance_reuse": 100000}})
         host.deploy("core", wat_guests.ECHO, {"name": "core", "limits": {"memory_mb": 64}})
         host.deploy("corewarm", wat_guests.ECHO, {"name": "corewarm", "limits": {"memory_mb": 64, "instance_reuse": 100000}})
+        wait = getattr(host, "wait_for_tier_up", None)
+        if wait is not None:  # measure the Cranelift code, not Winch's with a compile alongside
+            wait()
         body = os.urandom(100_000)
+        big = os.urandom(1_000_000)
         ops: dict[str, tuple[Callable[[], object], int]] = {
             "fresh python invoke": (lambda: host.invoke("hello", b'{"name": "x"}'), n),
             "warm python invoke": (lambda: host.invoke("warm", b'{"name": "x"}'), n),
@@ -49,6 +54,8 @@ def child(root: Path, n: int) -> None:
             "warm core invoke": (lambda: host.invoke("corewarm", b"x"), n),
             "100 KB python echo, fresh": (lambda: host.invoke_http("hello", "POST", "/echo", [], body), max(5, n // 10)),
             "100 KB python echo, warm": (lambda: host.invoke_http("warm", "POST", "/echo", [], body), max(5, n // 10)),
+            "1 MB python echo, fresh": (lambda: host.invoke_http("hello", "POST", "/echo", [], big), max(3, n // 20)),
+            "1 MB python echo, warm": (lambda: host.invoke_http("warm", "POST", "/echo", [], big), max(3, n // 20)),
         }
         for name, (op, count) in ops.items():
             for _ in range(3):

@@ -373,3 +373,8 @@ class Invoker:
 
     def close(self) -> None:
         self.threads.close()
+        with self._lock:
+            prepared = [p for p, _ in self._prepared.values()]
+        for p in prepared:
+            p.drop_warm()
+        self.sandbox.wait_released(2.0)

@@ -1,14 +1,15 @@
 // Large bodies outside list<u8> (WIT fnhost:function/body): the handler never sees the difference.
 // Wasmtime copies a string into or out of the guest in one go but a list<u8> one value per byte, so
-// the host leaves a request body or invoke payload over 32 KiB out of the record, and this SDK
-// returns an output over 32 KiB outside it too, as the text SpiderMonkey converts in native code:
-// base64 in (`Uint8Array.fromBase64`), latin-1 out (`String.fromCharCode` over chunks of bytes;
-// its `toBase64` costs thousands of instructions a byte here).
+// the host leaves a request body or invoke payload over 32 KiB out of the record; this SDK takes it
+// as base64 (`Uint8Array.fromBase64`, native code). Outputs stay in the record up to 2 MiB: turning
+// bytes into text costs ~3,000 wasm instructions a byte here (`toBase64`, `String.fromCharCode`;
+// `TextDecoder` knows only UTF-8), far more than the host's bulk lifting of a list<u8>. Above that
+// Wasmtime's hostcall fuel would stop the list, so larger outputs go as latin-1 text: slow, but whole.
 import * as raw from 'fnhost:function/body@0.2.0';
 import { hostCall, NotFound } from './errors.js';
 
-/** Outputs up to this many bytes stay in the record (the host's threshold for inputs is the same). */
-export const INLINE_MAX = 32 * 1024;
+/** Outputs up to this many bytes stay in the record. */
+export const LIST_MAX = 2 * 1024 * 1024;
 const CHUNK = 8192; // arguments per String.fromCharCode call
 
 /** The input: the record's, or (when the record's is empty) the one the host left outside it. */
@@ -26,7 +27,7 @@ export function takeInput(inline) {
 
 /** What goes in the record: `bytes`, or nothing once large `bytes` are handed to the host. */
 export function putOutput(bytes) {
-  if (bytes.length <= INLINE_MAX) return bytes;
+  if (bytes.length <= LIST_MAX) return bytes;
   const parts = [];
   for (let i = 0; i < bytes.length; i += CHUNK) {
     parts.push(String.fromCharCode.apply(null, bytes.subarray(i, i + CHUNK)));

@@ -74,7 +74,9 @@ class Instance:
     exports: Any = None  # core modules: the instance's exports, looked up once
     wasi_clock_origin_ns: int = 0  # Wasmtime counts the guest's monotonic clock from the WASI context
     uses: int = 0
-    input_dir: str | None = None  # preopened read-only at capabilities.body.GUEST_DIR; removed with the store
+    # fresh instances with a large input only: preopened read-only at capabilities.body.GUEST_DIR,
+    # removed with the store (a preopen made every call of a warm Python instance several times slower)
+    input_dir: str | None = None
 
 
 def new_store(engine: wasmtime.Engine, prepared: Prepared, input_dir: bool = False) -> Instance:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ from . import convert
 from .component_call import call_component
 from .core_call import call_core, call_i32s
 from .engine import EpochTicker
-from .limits import Instance, classify, core_memory_size, first_line, new_store, refine
+from .limits import Instance, Stdio, classify, core_memory_size, first_line, new_store, refine
 from .outcomes import GuestFailure, Outcome, RunResult
 from .prepare import Call, Prepared
 from .wasi_poll import link_interruptible_poll
@@ -64,6 +65,8 @@ class Sandbox:
         self.tiers = {compiler: Tier(compiler, engine, capabilities) for compiler, engine in engines.items()}
         self.default = next(iter(self.tiers))
         self.ticker = ticker
+        # stdio of this sandbox's stores that Wasmtime still holds (its callbacks keep them alive)
+        self._stdio: weakref.WeakSet[Stdio] = weakref.WeakSet()
 
     def prepare(
         self, name: str, version: int, manifest: Manifest, compiled: Any, compiler: str | None = None
@@ -76,7 +79,9 @@ class Sandbox:
 
     def _trial_instantiate(self, tier: Tier, prepared: Prepared) -> None:
         """Instantiate once at deploy, so a component importing what fnhost lacks fails the deploy."""
-        store = new_store(tier.engine, prepared).store
+        trial = new_store(tier.engine, prepared)
+        self._stdio.add(trial.stdio)
+        store = trial.store
         store.set_fuel(prepared.limits.fuel)
         store.set_epoch_deadline(self.ticker.ticks_for(prepared.limits.timeout_ms))
         try:
@@ -94,8 +99,9 @@ class Sandbox:
         fuel_set = 0
         try:
             if warm is None:
-                takes_input = prepared.takes_bodies and (limits.instance_reuse or len(call.payload) > INLINE_MAX)
+                takes_input = prepared.takes_bodies and len(call.payload) > INLINE_MAX
                 warm = new_store(tier.engine, prepared, input_dir=bool(takes_input))
+                self._stdio.add(warm.stdio)
             store = warm.store
             state.input_dir = warm.input_dir
             warm.stdio.attach(state)
@@ -140,6 +146,15 @@ class Sandbox:
             warm.uses += 1
             prepared.give_back(warm)
         return result
+
+    def wait_released(self, timeout: float) -> bool:
+        """Wait until Wasmtime let go of every store's stdio callbacks (dropped stores release them
+        from its I/O threads, a little later). A process that exits before would have those threads
+        call into a finalizing interpreter: an abort at exit. Call after dropping the warm instances."""
+        deadline = time.monotonic() + timeout
+        while len(self._stdio) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not len(self._stdio)
 
     def _instantiate(self, tier: Tier, prepared: Prepared, warm: Instance) -> None:
         if prepared.component:
