@@ -458,3 +458,26 @@ def test_over_https_the_session_cookie_is_also_secure(tmp_path: Path) -> None:
         refused = client.post("/console/signin", data={"key": admin, "csrf": "x"},
                               headers={"origin": "http://console.test"})  # fmt: skip
         assert refused.status_code == 403  # http is another origin than https
+
+
+def test_usage_charts_show_only_the_functions_a_key_may_read(site: Site) -> None:
+    for _ in range(3):
+        assert site.api.post("/v1/functions/mine/invoke", content=b"counted").status_code == 200
+    assert site.api.post("/v1/functions/other/invoke", content=b"counted too").status_code == 200
+    admin, _ = sign_in(site.url, site.admin)
+    page = admin.get("/console/usage")
+    assert page.status_code == 200, page.text
+    charts = re.findall(r'<section class="usage-chart">\s*<h2>([^<]+) <small>', page.text)
+    assert {"mine", "other"} <= {c.strip() for c in charts}
+    assert re.search(r'<rect class="calls" x="[\d.]+" y="[\d.]+" width="[\d.]+" height="[1-9][\d.]*">', page.text)
+    assert re.search(r"<title>[^<]* UTC: [1-9]\d* invocations, \d+ errors</title>", page.text)
+    assert admin.get("/console/usage?period=day").status_code == 200
+    bad = admin.get("/console/usage?period=week")
+    assert bad.status_code == 400 and "period: must be one of hour, day" in bad.text
+    limited, _ = sign_in(site.url, site.tokens["limited"])
+    seen = _text(limited.get("/console/usage").text)
+    assert "mine" in seen and "other" not in seen and "consumer" not in seen
+    team, _ = sign_in(site.url, site.tokens["team-admin"])
+    for path in ("/console/usage", "/console/usage?ns=default"):
+        r = team.get(path)
+        assert r.status_code in (200, 403) and "mine" not in _text(r.text) and "other" not in _text(r.text), path

@@ -10,15 +10,16 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..control.auth import DEPLOY, INVOKE
+from ..control.auth import DEPLOY, INVOKE, Principal
 from ..names import FUNCTION
 from ..namespaces import qualify, split
 from ..stores.usage import PERIODS, totals
-from .context import READ, blocking, context_of, namespace_of
+from .context import READ, ApiContext, blocking, context_of, namespace_of
 from .errors import InvalidRequest
 
 DEFAULT_SPAN_S = {"hour": 86400, "day": 30 * 86400}
@@ -38,15 +39,34 @@ async def get_usage(request: Request) -> Response:
     raw_until, raw_since = params.get("until"), params.get("since")
     until = _time(raw_until, "until") if raw_until else time.time()
     since = _time(raw_since, "since") if raw_since else until - DEFAULT_SPAN_S[period]
+    principal = await ctx.authenticate(request)
+    rows, summed = await usage_for(
+        ctx, request, principal, namespace, period=period, since=since, until=until, name=params.get("function")
+    )
+    return JSONResponse(
+        {"namespace": namespace, "period": period, "since": since, "until": until, "usage": rows, "totals": summed}
+    )
+
+
+async def usage_for(
+    ctx: ApiContext,
+    request: Request,
+    principal: Principal,
+    namespace: str,
+    *,
+    period: str,
+    since: float,
+    until: float,
+    name: str | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rollups of `namespace` (or of its function `name`) that `principal` may read, and each
+    function's totals over the range — for the API and the console alike."""
     function = None
-    name = params.get("function")
     if name is not None:
         if not FUNCTION.matches(name):
             raise InvalidRequest(f"function: {name[:80]!r} is not a function name ({FUNCTION.rule})")
         function = qualify(namespace, name)
-        principal = await ctx.authorize(request, READ, function)
-    else:
-        principal = await ctx.authorize(request, READ)
+    await ctx.check(request, principal, READ, function)
     rollups = await blocking(
         ctx.host.usage, period=period, since=since, until=until, namespace=namespace, function=function
     )
@@ -57,9 +77,7 @@ async def get_usage(request: Request) -> Response:
     summed = [{**r.to_dict(), "function": split(r.function)[1]} for r in totals(seen)]
     for total in summed:
         del total["start"], total["start_iso"]
-    return JSONResponse(
-        {"namespace": namespace, "period": period, "since": since, "until": until, "usage": rows, "totals": summed}
-    )
+    return rows, summed
 
 
 def _time(raw: str, name: str) -> float:

@@ -17,7 +17,7 @@ from ..api.context import ApiContext
 from ..api.errors import error_response, request_id_of
 from ..api.middleware import BodyBudget, BodyLimitMiddleware
 from ..stores.sessions import DEFAULT_TTL_S, SessionStore
-from . import admin, events, functions, signin
+from . import admin, events, functions, signin, usage
 from .render import HERE, Console, Handler, page
 from .security import SecurityHeaders
 
@@ -91,6 +91,7 @@ def console_routes(
         pages("/queues/{queue}/redrive", events.redrive, ["POST"]),
         pages("/schedules", events.schedules_page, ["GET"]),
         pages("/triggers", events.triggers_page, ["GET"]),
+        pages("/usage", usage.usage_page, ["GET"]),
         pages("/keys", admin.keys_page, ["GET"]),
         pages("/keys", admin.create_key, ["POST"]),
         pages("/keys/{id}/revoke", admin.revoke_key, ["POST"]),
