@@ -256,9 +256,14 @@ class Host:
 
     def _aliases_changed(self, name: str) -> None:
         """After a deploy or an alias change: forget resolved aliases, drop superseded warm instances,
-        and point the blob triggers at what the live version's manifest declares."""
+        and point the blob triggers at what the live version's manifest declares (none while no
+        version is live)."""
         self._invoker.invalidate(name)
-        self._invoker.drop_warm_except(name, {a.version for a in self._registry.aliases(name)})
+        aliases = self._registry.aliases(name)
+        self._invoker.drop_warm_except(name, {a.version for a in aliases})
+        if not any(a.alias == LIVE for a in aliases):
+            self.blobs.set_subscriptions(name, [])  # deployed with go_live=False: nothing live subscribes yet
+            return
         live = resolve_manifest(name, _manifest_of(self._registry.resolve(name, LIVE).manifest_json))
         self.blobs.set_subscriptions(
             name, [BlobSubscription(name, b.queue, b.bucket, b.prefix, b.events) for b in live.blob_triggers]
