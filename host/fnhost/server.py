@@ -79,7 +79,11 @@ class ServerConfig:
     """None: the API's default (twice the largest bundle)."""
     max_bundle_bytes: int = BundleLimits().max_upload_bytes
     body_timeout_s: float = 30.0
-    read_timeout_s: float = 30.0
+    read_timeout_s: float | None = None
+    """None (the default): no Hypercorn read timeout. Heads are bounded by the keep-alive timeout and
+    bodies by `body_timeout_s`; a read timeout would also cut off every request whose response takes
+    longer than it (a 60 s invocation, a slow deploy's compile), since Hypercorn applies it while the
+    response is pending."""
     graceful_timeout_s: float = 10.0
     read_only: bool = False
     trusted_keys: tuple[str, ...] = ()
@@ -172,7 +176,7 @@ class Server:
             stopping=self.stopping,
             lifespan=self.lifespan,
             max_followers=config.max_followers,
-            follow_max_s=max(1.0, min(25.0, config.read_timeout_s * 0.8)),  # Hypercorn closes quiet connections
+            follow_max_s=25.0 if config.read_timeout_s is None else max(1.0, min(25.0, config.read_timeout_s * 0.8)),
             **given,
         )
 
@@ -264,8 +268,8 @@ class Server:
         config.bind = [f"{self.config.bind}:{self.config.port}" if listener_fd is None else f"fd://{listener_fd}"]
         config.accesslog = "-" if self.config.access_log else None
         config.graceful_timeout = self.config.graceful_timeout_s
-        # a connection that sends nothing this long is closed (Hypercorn takes seconds as a number; it
-        # annotates them int)
+        # a connection that sends nothing this long is closed, even while its response is pending
+        # (Hypercorn takes seconds as a number; it annotates them int)
         config.read_timeout = self.config.read_timeout_s  # type: ignore[assignment]
         app: Any = self.app
         if listener_fd is not None:  # one of `--processes N`: name the process on every response

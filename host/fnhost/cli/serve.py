@@ -124,8 +124,9 @@ def serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--read-timeout",
             type=float,
-            default=30.0,
-            help="seconds a connection may send nothing, in headers or body, before it is closed (default 30)",
+            default=None,
+            help="seconds a connection may send nothing before it is closed, even while its response is "
+            "pending (default: none; heads are bounded by the 5 s keep-alive timeout, bodies by --body-timeout)",
         ),
         click.option(
             "--usage-hourly-days", type=POSITIVE, default=14, help="days hourly usage rollups are kept (default 14)"
