@@ -377,4 +377,7 @@ class Invoker:
             prepared = [p for p, _ in self._prepared.values()]
         for p in prepared:
             p.drop_warm()
-        self.sandbox.wait_released(2.0)
+        with self._lock:
+            pinned = any(self._pinned.values())
+        if not pinned:  # a guest still running keeps its store's stdio: waiting would only delay the exit
+            self.sandbox.wait_released(2.0)
