@@ -1,7 +1,7 @@
 """The app file (`fnhost.app.toml`): several functions deployed together, with per-stage overrides.
 
 An app file names functions and says where each comes from; everything else about a function stays
-in its own `fnhost.toml` (one definition of each fact): its triggers (queues, schedules), the queues
+in its own `fnhost.toml` (one definition of each fact): its triggers (queues, schedules, blobs), the queues
 and kv buckets it may use, the secrets it needs (`[grants] secrets`), its limits. The app file only
 *overrides* manifest fields, for every stage or for one::
 
