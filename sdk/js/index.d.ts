@@ -202,18 +202,18 @@ export namespace kv {
 
 /** Blob objects in buckets granted in the manifest (`[grants] blobs = [...]`), streamed in chunks. */
 export namespace blobs {
-  interface ObjectInfo {
+  export interface ObjectInfo {
     key: string; size: number; sha256: string; contentType: string; createdUnixMs: number; updatedUnixMs: number;
   }
   /** A write handle: `write` chunks, then `finish` (visible at once) or `abort`. */
-  class Writer {
+  export class Writer {
     constructor(bucket: string, key: string, contentType?: string);
     write(data: Bytes | ArrayBuffer | string): void;
     finish(): ObjectInfo;
     abort(): void;
   }
   /** A read handle: `read` returns the next chunk, empty at the end. */
-  class Reader {
+  export class Reader {
     constructor(bucket: string, key: string);
     read(max?: number): Bytes;
     chunks(size?: number): IterableIterator<Bytes>;
@@ -230,14 +230,14 @@ export namespace blobs {
 /** Outbound HTTP to the origins granted in the manifest (`[grants] http = [...]`). An HTTP error
  * status is a response; a thrown `HostError` (Denied, Timeout, TooLarge...) means there is none. */
 export namespace http {
-  interface Options {
+  export interface Options {
     headers?: Record<string, string> | [string, string][];
     body?: Bytes | ArrayBuffer | string;
     json?: unknown;
     /** Bounds the whole exchange; never past the invocation's deadline. */
     timeoutMs?: number;
   }
-  class OutboundResponse {
+  export class OutboundResponse {
     readonly status: number;
     readonly headers: Headers;
     readonly body: Bytes;
