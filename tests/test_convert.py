@@ -120,3 +120,21 @@ after = (t.ListType.convert_to_c, t.ListType.convert_from_c, t.RecordType.conver
 assert before == after, "fnhost changed wasmtime-py's conversion"
 """
     subprocess.run([sys.executable, "-c", program], check=True, cwd=ROOT, timeout=60)
+
+
+def test_a_linker_finalized_inside_add_funcs_critical_section_does_not_deadlock() -> None:
+    """The garbage collector may drop an old linker (Wasmtime then calls `_finalize`) while `add_func`
+    holds the host-function lock on the same thread: it must not wait for itself (it hung a suite)."""
+    import threading
+
+    from fnhost.runtime import convert
+
+    done = threading.Event()
+
+    def finalize_while_holding() -> None:
+        with convert._host_lock:
+            convert._finalize(2**31 - 1)  # an id nobody holds: dropping it is a no-op
+        done.set()
+
+    threading.Thread(target=finalize_while_holding, daemon=True).start()
+    assert done.wait(10), "_finalize waited for the lock its own thread holds"

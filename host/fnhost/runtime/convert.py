@@ -339,7 +339,9 @@ def call(func: Any, store: Any, signature: Signature, *args: Any) -> Any:
 
 HostFunc = Callable[..., Any]  # (store, *args) -> result, as `LinkerInstance.add_func` takes it
 _host_funcs: dict[int, _HostEntry] = {}
-_host_lock = threading.Lock()
+_host_lock = threading.RLock()
+"""Reentrant: `_finalize` runs when Wasmtime drops a linker, and the garbage collector may drop an
+old one inside `add_func`'s critical section on the same thread (a plain Lock deadlocked there)."""
 _next_id = 1
 signatures = threading.local()
 """`signatures.cache`: where the running invocation keeps the host-function signatures it has seen
