@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 from typing import Any, NoReturn
 
 MESSAGE = (
@@ -26,6 +27,9 @@ def _refuse(*_args: Any, **_kwargs: Any) -> NoReturn:
 
 
 def install() -> None:
+    """Only inside a function (WASI): a host process that imports the SDK (tests, tools) keeps its sockets."""
+    if sys.platform != "wasi":
+        return
     socket.getaddrinfo = _refuse
     socket.gethostbyname = _refuse
     socket.gethostbyname_ex = _refuse
