@@ -176,6 +176,17 @@ def linker_for(engine: wasmtime.Engine, host: FakeHost) -> wasmtime.Linker:
     define("kv_set_many", [i32] * 4, [i64], unsupported)
     define("queue_publish", [i32] * 4, [i64], unsupported)
     define("secrets_get", [i32] * 2, [i64], unsupported)
+    # blobs and outbound HTTP (docs/abi.md, 0.2.0): imported by guests that use them, not exercised here
+    define("blobs_open_write", [i32] * 6, [i64], unsupported)
+    define("blobs_write", [i32] * 3, [i64], unsupported)
+    for name in ("blobs_finish", "blobs_abort", "blobs_close_read"):
+        define(name, [i32], [i64], unsupported)
+    define("blobs_open_read", [i32] * 4, [i64], unsupported)
+    define("blobs_read", [i32] * 2, [i64], unsupported)
+    define("blobs_stat", [i32] * 4, [i64], unsupported)
+    define("blobs_list_keys", [i32] * 7, [i64], unsupported)
+    define("blobs_delete", [i32] * 4, [i64], unsupported)
+    define("outbound_http_request", [i32] * 10, [i64], unsupported)
     define("log_write", [i32] * 3, [], log_write)
     define("result_len", [], [i32], result_len)
     define("result_read", [i32], [i32], result_read)
