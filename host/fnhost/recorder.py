@@ -67,7 +67,10 @@ class InvocationRecorder:
         return self.store.page(function, limit=limit, before=before, outcome=outcome)
 
     def clock(self) -> float:
-        """The database's clock (see `InvocationStore.recorded_since`)."""
+        """The database's clock (see `InvocationStore.recorded_since`), read after a flush: a record
+        buffered here would otherwise be written after the clock a follower starts from, and the
+        follow would show an invocation that returned before it began."""
+        self.flush()
         return self.store.clock()
 
     def recorded_at(self, invocation_id: str, function: str) -> float | None:
