@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT / "host"), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "host")]
 
 import httpx  # noqa: E402
 

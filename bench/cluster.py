@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -29,25 +28,16 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/queue.py is named like the stdlib's `queue` (which psycopg imports): keep bench/ off the path and
-# load bench/http_load.py's helpers by file; the PostgreSQL server is the test suite's.
-sys.path[:] = [str(ROOT / "host"), str(ROOT / "tests"), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+# the PostgreSQL server is the test suite's
+sys.path[:0] = [str(ROOT / "host"), str(ROOT / "tests"), str(ROOT / "bench")]
 
+import http_load  # noqa: E402
+import queue_triggers as bench_queue  # noqa: E402
 
-def _bench_module(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"fnhost_bench_{name}", ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-http_load, bench_queue = _bench_module("http_load"), _bench_module("queue")
 CACHE, free_port, wait_ready = http_load.CACHE, http_load.free_port, http_load.wait_ready
 
 from postgres_server import PostgresServer  # noqa: E402

@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT / "host"), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "host")]
 
 import httpx  # noqa: E402
 

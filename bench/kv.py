@@ -22,8 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/queue.py is named like the stdlib's `queue` (psycopg imports it): drop this directory from the path.
-sys.path[:] = [str(ROOT / "host"), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "host")]
 
 from fnhost import Host  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402

@@ -19,8 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/queue.py is named like the stdlib's `queue` (which psycopg imports): keep bench/ off the path
-sys.path[:] = [str(ROOT / "host"), str(ROOT / "tests"), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "host"), str(ROOT / "tests")]
 
 from fnhost.recorder import InvocationRecorder  # noqa: E402
 from fnhost.stores import InvocationRecord, InvocationStore  # noqa: E402

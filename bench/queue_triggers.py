@@ -1,6 +1,6 @@
 """Messages per second through a queue trigger, for several batch sizes and poller counts, in one run.
 
-    python bench/queue.py [--messages N] [--batch-sizes 1,10,100] [--pollers 1,2,4] [--postgres]
+    python bench/queue_triggers.py [--messages N] [--batch-sizes 1,10,100] [--pollers 1,2,4] [--postgres]
 
 For each batch size and poller count: a fresh data dir (SQLite, or with `--postgres` a fresh
 database on a PostgreSQL server this script starts, as the test suite does), the Python `hello`
@@ -25,9 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# This file is named like the stdlib's `queue`: drop its own directory from the path, or
-# `concurrent.futures` would import it instead.
-sys.path[:] = [str(ROOT / "host"), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "host")]
 
 from fnhost import Host  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
