@@ -27,6 +27,7 @@ from fnhost.errors import Forbidden
 from fnhost.stores import InvalidArgument, TooLarge
 from fnhost.stores.blobs import BlobStore, BlobSubscription
 from fnhost.stores.content import DatabaseContentStore, FileContentStore
+from fnhost.stores.errors import CorruptBlob
 from fnhost.stores.queues import SQLiteQueueStore
 from fnhost.triggers import Triggers
 
@@ -124,6 +125,50 @@ def test_content_no_object_references_is_collected_and_shared_content_is_kept(st
     assert store.collect_garbage() == 0 and store.get("uploads", "z") == b"kept"
 
 
+def damage(store: BlobStore, sha256: str, *, truncate: bool = False) -> None:
+    """Change one byte of stored content (or drop its last bytes) behind the store's back."""
+    content = store.content
+    if isinstance(content, FileContentStore):
+        path = content._path(sha256)
+        data = bytearray(path.read_bytes())
+        if truncate:
+            del data[-10:]
+        else:
+            data[len(data) // 2] ^= 1
+        path.write_bytes(bytes(data))
+        return
+    db = content._db.db
+    pos, data = db.execute(
+        "SELECT pos, data FROM content_chunks WHERE object = ? ORDER BY pos DESC LIMIT 1", [sha256]
+    ).fetchone()
+    changed = bytes(data)[:-10] if truncate else bytes([data[0] ^ 1]) + bytes(data)[1:]
+    with content._db.transaction():
+        db.execute("UPDATE content_chunks SET data = ? WHERE object = ? AND pos = ?", [changed, sha256, pos])
+
+
+@pytest.mark.parametrize("truncate", [False, True], ids=["flipped", "truncated"])
+def test_damaged_content_is_refused_by_the_read_that_reaches_its_end(store: BlobStore, truncate: bool) -> None:
+    data = bytes(range(256)) * (2 * 4096 + 7)  # three 1 MiB reads
+    info = store.put("uploads", "in/a.bin", data)
+    damage(store, info.sha256, truncate=truncate)
+    reader = store.open("uploads", "in/a.bin")
+    assert reader is not None
+    got = [reader.read(1 << 20), reader.read(1 << 20)]  # whole 1 MiB pieces come out as they are
+    with pytest.raises(CorruptBlob, match=f"{info.sha256}.*damaged at rest.*put it again"):
+        got.append(reader.read(1 << 20))  # the last bytes are never handed out
+    reader.close()
+    with pytest.raises(CorruptBlob):
+        store.get("uploads", "in/a.bin")
+    # a range is not checked (only the whole object has a digest), and is what is stored
+    ranged = store.open("uploads", "in/a.bin")
+    assert ranged is not None
+    ranged.byte_range(10, 20)
+    assert ranged.read(1 << 20) == data[10:20] and ranged.read(1 << 20) == b""
+    with pytest.raises(InvalidArgument, match="outside the object"):
+        ranged.byte_range(0, len(data) + 1)
+    ranged.close()
+
+
 @pytest.mark.parametrize(
     ("key", "why"),
     [
@@ -213,6 +258,18 @@ def test_python_guest_puts_reads_streams_lists_and_deletes(guest_host: Host) -> 
     assert call(guest_host, op="delete", key="docs/copy") == {}
     assert call(guest_host, op="delete", key="docs/copy") == {}  # deleting a missing key succeeds
     assert guest_host.blobs.stat("uploads", "docs/copy") is None
+
+
+def test_a_guest_reading_a_damaged_object_gets_unavailable_at_its_end(guest_host: Host) -> None:
+    big = bytes(range(256)) * 4500  # 1.1 MiB: two reads
+    info = guest_host.blobs.put("uploads", "docs/damaged", big)
+    stored = guest_host.data_dir / "blobs" / info.sha256
+    damaged = bytearray(stored.read_bytes())
+    damaged[-1] ^= 1
+    stored.write_bytes(bytes(damaged))
+    out = call(guest_host, op="sum", key="docs/damaged")
+    assert out["error"] == "unavailable" and "damaged at rest" in out["message"], out
+    guest_host.blobs.delete("uploads", "docs/damaged")
 
 
 def test_a_guest_reaches_only_its_granted_bucket_in_its_own_namespace(guest_host: Host) -> None:
@@ -389,6 +446,78 @@ def test_api_cuts_off_a_slow_uploader_and_stores_nothing(blob_server: tuple[str,
     auth = {"Authorization": f"Bearer {admin}"}
     assert httpx.get(f"{url}/v1/blobs/uploads/slow", headers=auth).status_code == 404
     assert list((data_dir / "blobs").glob(".tmp-*")) == []
+
+
+def test_api_answers_range_and_conditional_requests(blob_server: tuple[str, str, Path]) -> None:
+    url, admin, _ = blob_server
+    auth = {"Authorization": f"Bearer {admin}"}
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    sha = hashlib.sha256(data).hexdigest()
+    assert httpx.put(f"{url}/v1/blobs/uploads/r.bin", content=data, headers=auth).status_code == 201
+    obj = f"{url}/v1/blobs/uploads/r.bin"
+
+    def get(range_: str | bytes | None = None, method: str = "GET", **headers: str) -> httpx.Response:
+        extra = {"range": range_} if range_ is not None else {}
+        return httpx.request(method, obj, headers={**auth, **extra, **headers})
+
+    for spec, (start, end) in {
+        "bytes=0-99": (0, 100),
+        "bytes=10000-": (10000, 10240),
+        "bytes=-40": (10200, 10240),
+        "bytes=10200-99999999999999999999": (10200, 10240),  # past the end: up to the end
+        "bytes=-99999": (0, 10240),
+        "Bytes=5-5": (5, 6),  # the unit is case-insensitive
+    }.items():
+        r = get(spec)
+        assert r.status_code == 206, (spec, r.status_code, r.text)
+        assert r.content == data[start:end], spec
+        assert r.headers["content-range"] == f"bytes {start}-{end - 1}/10240", spec
+        assert r.headers["content-length"] == str(end - start) and r.headers["accept-ranges"] == "bytes"
+    head = get("bytes=0-9", method="HEAD")
+    assert head.status_code == 206 and head.headers["content-length"] == "10" and head.content == b""
+    # several ranges, another unit, malformed, reversed: the whole object (RFC 9110 lets a server ignore them)
+    for spec in ["bytes=0-1,5-6", "items=0-1", "bytes=abc", "bytes=9-3", "bytes=-", "bytes=\u0661-\u0662".encode()]:
+        r = get(spec)
+        assert r.status_code == 200 and r.content == data, spec
+    for spec in ["bytes=10240-", "bytes=20000-20001", "bytes=-0"]:
+        r = get(spec)
+        assert r.status_code == 416, spec
+        assert r.headers["content-range"] == "bytes */10240"
+        assert r.json()["error"]["code"] == "range_not_satisfiable" and "10240" in r.json()["error"]["message"]
+    # conditional: the sha256 is the ETag
+    assert get().headers["etag"] == f'"{sha}"'
+    assert get(**{"if-none-match": f'"{sha}"'}).status_code == 304
+    assert get(**{"if-none-match": f'W/"{sha}", "other"'}).status_code == 304
+    assert get(**{"if-none-match": '"other"'}).content == data
+    assert get("bytes=0-1", **{"if-range": f'"{sha}"'}).status_code == 206
+    stale = get("bytes=0-1", **{"if-range": '"old"'})  # the object changed since: all of it
+    assert stale.status_code == 200 and stale.content == data
+
+
+def test_a_damaged_object_is_never_downloaded_whole(blob_server: tuple[str, str, Path], tmp_path: Path) -> None:
+    url, admin, data_dir = blob_server
+    auth = {"Authorization": f"Bearer {admin}"}
+    data = bytes(range(256)) * (3 * 4096)  # 3 MiB: three reads
+    sha = hashlib.sha256(data).hexdigest()
+    assert httpx.put(f"{url}/v1/blobs/uploads/bad.bin", content=data, headers=auth).status_code == 201
+    stored = data_dir / "blobs" / sha
+    damaged = bytearray(stored.read_bytes())
+    damaged[5] ^= 1
+    stored.write_bytes(bytes(damaged))
+    received = b""
+    with pytest.raises(httpx.TransportError), httpx.stream("GET", f"{url}/v1/blobs/uploads/bad.bin", headers=auth) as r:
+        assert r.status_code == 200  # the damage shows only at the end: the download stops short
+        for chunk in r.iter_bytes():
+            received += chunk
+    assert len(received) < len(data)
+    # the CLI (through fnhost.Client) says so and leaves no file
+    out = tmp_path / "bad.bin"
+    done = fnhost("blobs", "get", "uploads", "bad.bin", "-o", str(out), env=_env(FNHOST_URL=url, FNHOST_TOKEN=admin), check=False)
+    assert done.returncode != 0 and "incomplete_download" in done.stderr and "stopped after" in done.stderr
+    assert not out.exists() and not list(tmp_path.glob(".bad.bin*"))
+    # a range of it is served (only the whole object has a digest to check)
+    r = httpx.get(f"{url}/v1/blobs/uploads/bad.bin", headers={**auth, "range": "bytes=100-199"})
+    assert r.status_code == 206 and r.content == data[100:200]
 
 
 def test_api_authorizes_like_queues_and_refuses_bad_names(blob_server: tuple[str, str, Path]) -> None:

@@ -16,6 +16,7 @@ raises it with `status` None and code ``unreachable``. Namespaced calls go to th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -324,13 +325,36 @@ class Client:
         return cast(dict[str, Any], info)
 
     def get_blob(self, bucket: str, key: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-        """The object's content, streamed (`ApiError` 404 if there is none)."""
+        """The object's content, streamed (`ApiError` 404 if there is none). It is checked against
+        the sha256 the server announced: a download cut short or not matching it raises `ApiError`
+        (code ``incomplete_download``) after the last chunk, so a caller never takes it as whole."""
+        received, digest = 0, hashlib.sha256()
         try:
             with self._http.stream("GET", self.path(_blob(bucket, key)), timeout=httpx.Timeout(30.0)) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise error_of(response)
-                yield from response.iter_bytes(chunk_bytes)
+                announced = response.headers.get("x-fnhost-sha256")
+                try:
+                    for chunk in response.iter_bytes(chunk_bytes):
+                        received += len(chunk)
+                        digest.update(chunk)
+                        yield chunk
+                except httpx.TransportError as e:
+                    raise ApiError(
+                        None,
+                        "incomplete_download",
+                        f"the download of {bucket}/{key} stopped after {received} bytes ({e}); the server "
+                        "ends a download early when the stored object is damaged (its log says so): retry, "
+                        "or put the object again",
+                    ) from None
+                if announced is not None and digest.hexdigest() != announced:
+                    raise ApiError(
+                        None,
+                        "incomplete_download",
+                        f"the download of {bucket}/{key} ({received} bytes) does not match its sha256 "
+                        f"{announced}: retry",
+                    )
         except httpx.TransportError as e:
             raise self._unreachable(e) from None
 

@@ -9,6 +9,7 @@ namespace are its admins' (the namespaced routes address another namespace's).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
@@ -19,8 +20,8 @@ from ..errors import NotFound
 from ..names import RESOURCE
 from ..namespaces import qualify
 from ..stores.blobs import MAX_LIST_LIMIT, BlobInfo, BlobReader, require_key
-from ..stores.errors import InvalidArgument
-from .context import blocking, context_of, namespace_of
+from ..stores.errors import CorruptBlob, InvalidArgument
+from .context import blocking, context_of, log, namespace_of
 from .parsing import query_int
 
 WRITE_BYTES = 1 << 20
@@ -72,7 +73,11 @@ async def put_blob(request: Request) -> Response:
 
 
 async def get_blob(request: Request) -> Response:
-    """GET /v1/blobs/{bucket}/{key}: the object, streamed, with its type, length and sha256."""
+    """GET /v1/blobs/{bucket}/{key}: the object, streamed, with its type, length and sha256.
+
+    HTTP's conditional and range requests, with the sha256 as the (strong) ETag: `If-None-Match`
+    → 304; one `Range: bytes=...` → 206 with `Content-Range` (416 outside the object; several
+    ranges, a malformed header or a stale `If-Range` → the whole object, as RFC 9110 allows)."""
     ctx = context_of(request)
     bucket, key = _bucket(request), _key(request)
     await ctx.authorize(request, ADMIN, namespace=namespace_of(request))
@@ -80,22 +85,91 @@ async def get_blob(request: Request) -> Response:
     if reader is None:
         raise NotFound(f"bucket '{request.path_params['bucket']}' has no object {key!r}; `fnhost blobs ls` lists them")
     info = reader.info
+    etag = f'"{info.sha256}"'
     headers = {
-        "content-length": str(info.size),
-        "etag": f'"{info.sha256}"',
+        "accept-ranges": "bytes",
+        "etag": etag,
         "x-fnhost-sha256": info.sha256,
         "x-fnhost-updated-at": f"{info.updated_at:.3f}",
     }
+    status = 200
+    try:
+        if _matches(request.headers.get("if-none-match"), etag):
+            await blocking(reader.close)
+            return Response(status_code=304, headers=headers)
+        wanted = None
+        if request.headers.get("if-range", etag) == etag:
+            wanted = byte_range(request.headers.get("range"), info.size)
+        if wanted is not None:
+            reader.byte_range(*wanted)
+            status = 206
+            headers["content-range"] = f"bytes {wanted[0]}-{wanted[1] - 1}/{info.size}"
+    except RangeNotSatisfiable as e:
+        await blocking(reader.close)
+        return JSONResponse(
+            {"error": {"code": "range_not_satisfiable", "message": str(e)}},
+            status_code=416,
+            headers={**headers, "content-range": f"bytes */{info.size}"},
+        )
+    headers["content-length"] = str(reader.end - reader.offset)
     if request.method == "HEAD":
         await blocking(reader.close)
-        return Response(headers=headers, media_type=info.content_type)
-    return StreamingResponse(_chunks(reader), headers=headers, media_type=info.content_type)
+        return Response(status_code=status, headers=headers, media_type=info.content_type)
+    return StreamingResponse(_chunks(reader), status_code=status, headers=headers, media_type=info.content_type)
+
+
+_BYTE_RANGE = re.compile(r"(\d*)\s*-\s*(\d*)", re.ASCII)  # one range; a list of several does not match
+
+
+class RangeNotSatisfiable(Exception):
+    """A `Range` that selects no byte of the object (416)."""
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """`If-None-Match` names this ETag (weakly compared, as RFC 9110 says for this header) or is `*`."""
+    if if_none_match is None:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range a `Range` header asks for, as (start, end exclusive) within `size`; None
+    for the whole object (no header, another unit, several ranges, malformed: RFC 9110 §14.2 lets a
+    server ignore those). `RangeNotSatisfiable` when the range starts past the end."""
+    if header is None or not header.lower().startswith("bytes="):
+        return None
+    spec = _BYTE_RANGE.fullmatch(header[6:].strip())
+    if spec is None or spec.group(1) == spec.group(2) == "":
+        return None
+    first, last = spec.group(1), spec.group(2)
+    if not first:  # bytes=-N: the last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise RangeNotSatisfiable(f"range {header!r} selects no byte of the {size}-byte object")
+        return max(0, size - n), size
+    start = int(first)
+    if last and int(last) < start:
+        return None  # invalid: ignored
+    if start >= size:
+        raise RangeNotSatisfiable(
+            f"range {header!r} starts at byte {start}, past the end of the {size}-byte object; "
+            f"ask for bytes=0-{max(0, size - 1)} or less"
+            if size
+            else f"range {header!r} asks for bytes of an empty object; ask without a Range header"
+        )
+    return start, min(size, int(last) + 1) if last else size
 
 
 async def _chunks(reader: BlobReader) -> AsyncIterator[bytes]:
+    """The reader's bytes; when they turn out damaged (at the end: `BlobReader`), the response is
+    broken off short of its length, so the client cannot take it as the object."""
     try:
         while chunk := await blocking(reader.read, WRITE_BYTES):
             yield chunk
+    except CorruptBlob as e:
+        log.error("fnhost: download of %s cut short: %s", reader.info.key, e)
+        raise
     finally:
         with contextlib.suppress(Exception):
             await blocking(reader.close)

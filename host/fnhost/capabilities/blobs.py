@@ -205,7 +205,7 @@ class BlobsCapability(Capability):
     @operation(since="0.2.0")
     def read(self, state: CallState, handle: U32, max_bytes: U32) -> bytes:
         reader: BlobReader = self._handles(state).get(handle, BlobReader)
-        n = max(0, min(max_bytes, MAX_CHUNK_BYTES, reader.info.size - reader.offset))
+        n = max(0, min(max_bytes, MAX_CHUNK_BYTES, reader.end - reader.offset))
         state.charge(n)
         return reader.read(n)
 

@@ -26,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import time
 import unicodedata
@@ -34,7 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ._common import SQLiteStore, require_resource_name, sql_migration, translate_sqlite_errors
-from .content import ContentReader, ContentStore, Upload
+from .content import ContentReader, ContentStore, Upload, damaged
 from .database import AnyDatabase
 from .errors import InvalidArgument, TooLarge
 from .kv import prefix_successor
@@ -183,16 +184,37 @@ class BlobWriter:
 
 class BlobReader:
     """An object's content, read in ranges; `info` is the object as it was when opened (a later put
-    does not change what this reader reads: content is immutable under its digest)."""
+    does not change what this reader reads: content is immutable under its digest).
+
+    A reader that reads the whole object in order checks it against its sha256 as it goes: the read
+    that reaches the end raises `CorruptBlob` instead of returning the last bytes of damaged content,
+    so a streamed copy is never complete and wrong. A reader limited to a `byte_range` is not
+    checked (only the whole object has a digest)."""
 
     def __init__(self, info: BlobInfo, content: ContentReader) -> None:
         self.info = info
         self.content = content
         self.offset = 0
+        self.end = info.size
+        self._hasher: Any = hashlib.sha256()  # None once the reads are not the whole object in order
+
+    def byte_range(self, start: int, end: int) -> None:
+        """Read bytes `start` .. `end - 1` only (0 <= start <= end <= size)."""
+        if not 0 <= start <= end <= self.info.size:
+            raise InvalidArgument(f"byte range {start}..{end} is outside the object's {self.info.size} bytes")
+        self.offset, self.end, self._hasher = start, end, None
 
     def read(self, max_bytes: int) -> bytes:
-        data = self.content.read_at(self.offset, max(0, min(max_bytes, self.info.size - self.offset)))
+        want = max(0, min(max_bytes, self.end - self.offset))
+        data = self.content.read_at(self.offset, want)
+        where = f"blob {self.info.key!r}"
+        if len(data) < want:  # the content is shorter than the object's recorded size
+            raise damaged(self.info.sha256, where)
         self.offset += len(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
+            if self.offset == self.info.size and self._hasher.hexdigest() != self.info.sha256:
+                raise damaged(self.info.sha256, where)
         return data
 
     def chunks(self, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:

@@ -132,12 +132,17 @@ def _checked(sha256: str, data: bytes) -> bytes:
     return data
 
 
+def damaged(sha256: str, where: str) -> CorruptBlob:
+    """The error for stored content that no longer hashes to its digest."""
+    return CorruptBlob(
+        f"the stored content {sha256} ({where}) no longer matches its sha256: it was damaged at rest; "
+        "deploy the function again (for a blob object: put it again) to store it anew"
+    )
+
+
 def _verified(sha256: str, data: bytes, where: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise CorruptBlob(
-            f"the stored content {sha256} ({where}) no longer matches its sha256: it was damaged at rest; "
-            "deploy the function again (for a blob object: put it again) to store it anew"
-        )
+        raise damaged(sha256, where)
     return data
 
 
