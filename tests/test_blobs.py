@@ -272,6 +272,32 @@ def test_a_guest_reading_a_damaged_object_gets_unavailable_at_its_end(guest_host
     guest_host.blobs.delete("uploads", "docs/damaged")
 
 
+def test_chunks_cross_as_text_whichever_bytes_they_hold(guest_host: Host) -> None:
+    """The Python SDK moves chunks as latin-1 while they are ASCII and as base64 after one that is
+    not: an object that starts as text and turns binary comes back whole, through reads and writes."""
+    data = b"plain text, " * 90_000 + bytes(range(256)) * 2048 + b"and text again"  # 1.6 MiB
+    guest_host.blobs.put("uploads", "docs/mixed", data)
+    digest = hashlib.sha256(data).hexdigest()
+    assert call(guest_host, op="sum", key="docs/mixed") == {"size": len(data), "sha256": digest}
+    assert call(guest_host, op="copy", key="docs/mixed", to="docs/mixed2")["sha256"] == digest
+    assert guest_host.blobs.get("uploads", "docs/mixed2") == data
+
+
+def test_text_chunks_that_are_not_in_their_encoding_are_invalid() -> None:
+    from fnhost.capabilities.errors import HostCallError
+    from fnhost.capabilities.operations import bytes_as_text, bytes_of_text, text_size
+
+    raw = bytes(range(256))
+    for encoding in ("latin1", "base64"):
+        text = bytes_as_text(raw, encoding)  # type: ignore[arg-type]
+        assert bytes_of_text(text, encoding, "blob chunk") == raw  # type: ignore[arg-type]
+        assert text_size(text, encoding) >= len(raw)  # type: ignore[arg-type]
+    with pytest.raises(HostCallError, match="blob chunk has a character above U\\+00FF"):
+        bytes_of_text("caf\u00e9 \u20ac", "latin1", "blob chunk")
+    with pytest.raises(HostCallError, match="blob chunk is not padded base64"):
+        bytes_of_text("abc", "base64", "blob chunk")
+
+
 def test_a_guest_reaches_only_its_granted_bucket_in_its_own_namespace(guest_host: Host) -> None:
     guest_host.blobs.put("secret", "k", b"not yours")
     denied = call(guest_host, op="get", bucket="secret", key="k")

@@ -27,7 +27,7 @@ from ..stores.blobs import BlobInfo, BlobReader, BlobStore, BlobWriter
 from ..stores.errors import StoreError
 from .base import Capability
 from .errors import ErrorKind, HostCallError
-from .operations import U32, operation
+from .operations import U32, ByteText, bytes_as_text, bytes_of_text, operation, text_size
 from .state import CallState
 
 BLOB = "blob"
@@ -174,6 +174,13 @@ class BlobsCapability(Capability):
             raise
 
     @operation(since="0.2.0")
+    def write_text(self, state: CallState, handle: U32, data: str, encoding: ByteText) -> None:
+        """`write`, the chunk as text: a string crosses in bulk, a list<u8> value by value."""
+        if text_size(data, encoding) > MAX_CHUNK_BYTES + 2:  # before decoding (base64 pads up to 2)
+            raise HostCallError(ErrorKind.TOO_LARGE, f"a blob write takes at most {MAX_CHUNK_BYTES} bytes at once")
+        self.write(state, handle, bytes_of_text(data, encoding, "blob chunk"))
+
+    @operation(since="0.2.0")
     def finish(self, state: CallState, handle: U32) -> ObjectInfo:
         handles = self._handles(state)
         writer: BlobWriter = handles.get(handle, BlobWriter)
@@ -208,6 +215,11 @@ class BlobsCapability(Capability):
         n = max(0, min(max_bytes, MAX_CHUNK_BYTES, reader.end - reader.offset))
         state.charge(n)
         return reader.read(n)
+
+    @operation(since="0.2.0")
+    def read_text(self, state: CallState, handle: U32, max_bytes: U32, encoding: ByteText) -> str:
+        """`read`, the bytes as text (see `write_text`)."""
+        return bytes_as_text(self.read(state, handle, max_bytes), encoding)
 
     @operation(since="0.2.0")
     def close_read(self, state: CallState, handle: U32) -> None:

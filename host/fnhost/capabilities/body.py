@@ -17,15 +17,13 @@ bodies through linear memory already (docs/abi.md): nothing is linked for them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 
 import wasmtime
 
 from .base import Capability
 from .errors import ErrorKind, HostCallError
-from .operations import U64, ByteText, operation
+from .operations import U64, ByteText, bytes_as_text, bytes_of_text, operation, text_size
 from .state import CallState, OutputSink
 
 INLINE_MAX = 32 * 1024
@@ -42,8 +40,7 @@ class BodyCapability(Capability):
 
     @operation(since="0.2.0")
     def take_input(self, state: CallState, encoding: ByteText) -> str:
-        data = _take(state)
-        return data.decode("latin-1") if encoding == "latin1" else base64.b64encode(data).decode("ascii")
+        return bytes_as_text(_take(state), encoding)
 
     @operation(since="0.2.0")
     def take_input_file(self, state: CallState) -> str:
@@ -59,14 +56,9 @@ class BodyCapability(Capability):
     @operation(since="0.2.0")
     def set_output(self, state: CallState, data: str, encoding: ByteText) -> None:
         limit = state.max_output_bytes
-        # latin-1 is a byte per character, base64 at most 3 per 4: refused before decoding when too large
-        if (len(data) if encoding == "latin1" else len(data) // 4 * 3 - 2) > limit:
+        if text_size(data, encoding) - (2 if encoding == "base64" else 0) > limit:  # before decoding
             raise _too_large(limit)
-        try:
-            output = data.encode("latin-1") if encoding == "latin1" else base64.b64decode(data, validate=True)
-        except (UnicodeEncodeError, binascii.Error, ValueError):
-            what = "has a character above U+00FF" if encoding == "latin1" else "is not padded base64 (RFC 4648)"
-            raise HostCallError(ErrorKind.INVALID, f"output {what}") from None
+        output = bytes_of_text(data, encoding, "output")
         if len(output) > limit:
             raise _too_large(limit, len(output))
         _set(state, output)

@@ -16,6 +16,8 @@ version (`fnhost:function@X`) that first has the operation; it stays in every la
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import struct
 import typing
@@ -43,6 +45,25 @@ Level = Literal["debug", "info", "warn", "error"]
 """The WIT `log.level` enum; the core ABI passes its index."""
 ByteText = Literal["base64", "latin1"]
 """The WIT `body.byte-text` enum; the core ABI passes its index."""
+
+
+def bytes_as_text(data: bytes, encoding: ByteText) -> str:
+    """`data` written as `encoding` (a string crosses into a component in bulk; a list<u8> does not)."""
+    return data.decode("latin-1") if encoding == "latin1" else base64.b64encode(data).decode("ascii")
+
+
+def text_size(text: str, encoding: ByteText) -> int:
+    """How many bytes `text` holds at most, before it is decoded (refuse an oversized one early)."""
+    return len(text) if encoding == "latin1" else len(text) // 4 * 3
+
+
+def bytes_of_text(text: str, encoding: ByteText, what: str) -> bytes:
+    """The bytes `text` holds in `encoding`; `invalid` naming `what` when it is not in it."""
+    try:
+        return text.encode("latin-1") if encoding == "latin1" else base64.b64decode(text, validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        why = "has a character above U+00FF" if encoding == "latin1" else "is not padded base64 (RFC 4648)"
+        raise HostCallError(ErrorKind.INVALID, f"{what} {why}") from None
 
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
