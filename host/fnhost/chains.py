@@ -20,6 +20,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from .errors import LoopDetected
+
 DEFAULT_MAX_CHAIN_DEPTH = 16
 """AWS Lambda's limit: a chain of 16 invocations caused by each other is taken for a loop."""
 CHAIN_DEPTH_HEADER = "fnhost-chain-depth"
@@ -68,3 +70,9 @@ class ChainGuard:
             self.stopped[(function, where)] = self.stopped.get((function, where), 0) + 1
         for listener in self._listeners:
             listener(function, where)
+
+    def admit(self, function: str, depth: int) -> None:
+        """Refuse (`LoopDetected`, counted) an invocation of `function` at `depth` over the limit."""
+        if depth > self.max_depth:
+            self.count(function, REQUEST)
+            raise LoopDetected(too_deep(f"an invocation of function '{function}'", depth, self.max_depth))

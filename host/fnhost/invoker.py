@@ -25,9 +25,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .capabilities.base import CallState, LogBuffer, LogMemory, VersionGrants
-from .chains import PUBLISH, REQUEST, ChainGuard, too_deep
+from .chains import PUBLISH, ChainGuard
 from .egress import Exchange, exchanges_json
-from .errors import LoopDetected
 from .guest_threads import Abandoned, GuestThreads
 from .recorder import InvocationRecorder
 from .runtime import abi
@@ -181,9 +180,7 @@ class Invoker:
         chain_depth: int = 0,
     ) -> InvocationResult:
         """Run one invocation at `chain_depth` (`fnhost.chains`); deeper than the limit is `LoopDetected`."""
-        if chain_depth > self.chains.max_depth:
-            self.chains.count(name, REQUEST)
-            raise LoopDetected(too_deep(f"an invocation of function '{name}'", chain_depth, self.chains.max_depth))
+        self.chains.admit(name, chain_depth)
         record = self.resolve(name, qualifier)
         prepared, grants = self._get_prepared(record)
         if grants.foreign and self._shared is not None:  # a revoked share applies from the next call

@@ -99,6 +99,7 @@ async def invoke_event_handler(
     server's invocation pool (its shares and limits): the API's direct invoke and the console's. Deeper
     than the host's chain limit (`fnhost.chains`) is `LoopDetected`, answered 508."""
     await ctx.check(request, principal, INVOKE, name)
+    ctx.host.chains.admit(name, chain_depth)  # before the pool: a refused request takes no worker's turn
     call = functools.partial(ctx.host.invoke, name, payload, qualifier=qualifier, chain_depth=chain_depth)
     return await ctx.pool.run(name, call)
 
@@ -144,6 +145,8 @@ async def function_url(request: Request) -> Response:
     headers = [
         (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.decode("latin-1") not in hidden
     ]
+    chain_depth = chain_depth_of(request)
+    ctx.host.chains.admit(name, chain_depth)  # before the body and the pool: a refused request costs neither
     body = await request.body()
     call = functools.partial(
         ctx.host.invoke_http,
@@ -153,7 +156,7 @@ async def function_url(request: Request) -> Response:
         headers,
         body,
         qualifier=version.version,
-        chain_depth=chain_depth_of(request),
+        chain_depth=chain_depth,
     )
     result = await ctx.pool.run(name, call)
     if not result.ok or result.response is None:
