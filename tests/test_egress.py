@@ -342,6 +342,21 @@ def test_each_request_counts_against_the_host_call_budget(env: Env) -> None:
 def test_headers_the_host_owns_are_refused(env: Env) -> None:
     out = fetch(env.host, "fetch", f"{env.server.origin}/echo", headers={"host": "internal.example"})
     error_of(out, "invalid", "'host'", "drop it")
+    before = len(env.server.seen)
+    out = fetch(env.host, "fetch", f"{env.server.origin}/echo", headers={"Fnhost-Chain-Depth": "0"})
+    error_of(out, "invalid", "'Fnhost-Chain-Depth'", "chain depth", "docs/events.md", "drop it")
+    assert len(env.server.seen) == before  # never sent
+
+
+def test_every_request_carries_the_chain_depth_of_what_the_function_sends(env: Env) -> None:
+    """fnhost.chains: an invocation at depth N sends `fnhost-chain-depth: N + 1`, on every redirect hop too."""
+    payload = json.dumps({"url": f"{env.server.origin}/redirect?to={env.server.origin}/echo"}).encode()
+    for depth in (0, 5):
+        result = env.host.invoke("fetch", payload, chain_depth=depth)
+        assert result.ok, result.error
+        echoed = json.loads(json.loads(result.output)["body"])
+        assert {k.lower(): v for k, v in echoed["headers"].items()}["fnhost-chain-depth"] == str(depth + 1)
+        assert env.host.invocations.get(result.invocation_id).chain_depth == depth
 
 
 # --- TLS --------------------------------------------------------------------------------------------------

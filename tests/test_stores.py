@@ -292,6 +292,32 @@ def test_queue_limits_and_arguments(any_db: Database) -> None:
     assert queues.depth("q") == 1
 
 
+def test_queue_messages_of_an_older_schema_get_chain_depth_0_and_keep_it_through_dead_letters(
+    any_db: Database,
+) -> None:
+    """The chain-depth migration (fnhost.chains) on each backend: a message stored before it reads back at
+    depth 0; depths are stored, kept by `move`, and a message over the limit is never stored."""
+    from fnhost.stores.errors import ChainTooDeep
+    from fnhost.stores.queues import MIGRATIONS
+
+    any_db.migrate("queues", MIGRATIONS[:1])  # the schema before the chain_depth column
+    with any_db.transaction() as db:
+        db.execute(
+            "INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at) VALUES ('00', 'q', ?, 0, 0)",
+            [b"from before"],
+        )
+    queues = SQLiteQueueStore(reopen(any_db), max_chain_depth=3)
+    assert [(m.id, m.chain_depth) for m in queues.peek("q")] == [("00", 0)]
+    queues.publish("q", b"deep", chain_depth=3)
+    with pytest.raises(ChainTooDeep, match=r"queue 'q' would be at chain depth 4, over the limit of 3"):
+        queues.publish("q", b"deeper", chain_depth=4)
+    received = queues.receive("q", max_messages=10)
+    assert [(m.body, m.chain_depth) for m in received] == [(b"from before", 0), (b"deep", 3)]
+    queues.move("q", received, "q-dlq")
+    assert [(m.body, m.chain_depth) for m in queues.peek("q-dlq")] == [(b"from before", 0), (b"deep", 3)]
+    assert queues.depth("q") == 0
+
+
 def test_queue_on_postgresql_keeps_the_planner_informed_after_a_burst(postgres_server: Any) -> None:
     """Without statistics PostgreSQL guesses a queue holds ~0.5% of the table, sorts every row of it on each
     receive and joins them all to the claim (30 ms instead of 1 ms at 4,000 messages): the store refreshes

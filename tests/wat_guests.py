@@ -171,3 +171,107 @@ LOG_PAYLOAD = module(
 """,
     imports='(import "fnhost" "log_write" (func $log (param i32 i32 i32)))',
 )
+
+
+# Guests that cause what they are triggered by, for the chain-depth tests (fnhost.chains). Each answers
+# a host error as a failure ([1] + its message, the pending result) and success as an empty event result.
+_CAUSE_IMPORTS = """
+  (import "fnhost@0.2.0" "result_len" (func $result_len (result i32)))
+  (import "fnhost@0.2.0" "result_read" (func $result_read (param i32) (result i32)))
+"""
+_CAUSE_HELPERS = """
+  (func $fail (result i64)
+    (local $n i32) (local $out i32)
+    (local.set $n (call $result_len))
+    (local.set $out (call $alloc (i32.add (local.get $n) (i32.const 1))))
+    (i32.store8 (local.get $out) (i32.const 1))
+    (drop (call $result_read (i32.add (local.get $out) (i32.const 1))))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (i32.add (local.get $n) (i32.const 1)))))
+  ;; 9 zero bytes at 900: [0] [u32 0 output] [u32 0 failed ids]
+  (func $ok (result i64) (i64.or (i64.shl (i64.const 900) (i64.const 32)) (i64.const 9)))
+"""
+
+
+def _data(offset: int, text: str) -> str:
+    raw = text.encode()
+    assert offset + len(raw) <= 900
+    escaped = "".join(f"\\{b:02x}" for b in raw)
+    return f'(data (i32.const {offset}) "{escaped}")'
+
+
+def publishes_to(queue: str) -> bytes:
+    """On any event: publish "ping" to `queue`."""
+    return module(
+        f"""
+  {_data(16, queue)} {_data(400, "ping")}
+  {_CAUSE_HELPERS}
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (if (i64.lt_s (call $publish (i32.const 16) (i32.const {len(queue.encode())}) (i32.const 400) (i32.const 4))
+                  (i64.const 0))
+      (then (return (call $fail))))
+    (call $ok))
+""",
+        imports=_CAUSE_IMPORTS
+        + '(import "fnhost@0.2.0" "queue_publish" (func $publish (param i32 i32 i32 i32) (result i64)))',
+    )
+
+
+def writes_blob(bucket: str, key: str) -> bytes:
+    """On any event: put "hi" at `bucket/key`."""
+    b, k = len(bucket.encode()), len(key.encode())
+    return module(
+        f"""
+  {_data(16, bucket)} {_data(200, key)} {_data(400, "text/plain")} {_data(450, "hi")}
+  {_CAUSE_HELPERS}
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (local $r i64) (local $h i32)
+    (local.set $r (call $open (i32.const 16) (i32.const {b}) (i32.const 200) (i32.const {k}) (i32.const 400)
+                              (i32.const 10)))
+    (if (i64.lt_s (local.get $r) (i64.const 0)) (then (return (call $fail))))
+    (local.set $h (i32.wrap_i64 (local.get $r)))
+    (if (i64.lt_s (call $write (local.get $h) (i32.const 450) (i32.const 2)) (i64.const 0))
+      (then (return (call $fail))))
+    (if (i64.lt_s (call $finish (local.get $h)) (i64.const 0)) (then (return (call $fail))))
+    (call $ok))
+""",
+        imports=_CAUSE_IMPORTS
+        + """
+  (import "fnhost@0.2.0" "blobs_open_write" (func $open (param i32 i32 i32 i32 i32 i32) (result i64)))
+  (import "fnhost@0.2.0" "blobs_write" (func $write (param i32 i32 i32) (result i64)))
+  (import "fnhost@0.2.0" "blobs_finish" (func $finish (param i32) (result i64)))
+""",
+    )
+
+
+def relays_to(url: str) -> bytes:
+    """An HTTP handler that GETs `url` (no headers, no body) and answers with that response's status and,
+    as its body, the whole outbound-response (status, headers, body: docs/abi.md); a host error is 500
+    with its message."""
+    n = len(url.encode())
+    return module(
+        f"""
+  {_data(16, "GET")} {_data(64, url)}
+  {_CAUSE_HELPERS}
+  (func (export "fnhost_handle_http") (param i32 i32) (result i64)
+    (local $r i64) (local $n i32) (local $out i32)
+    ;; the empty header list: 4 zero bytes at 24
+    (local.set $r (call $request (i32.const 16) (i32.const 3) (i32.const 64) (i32.const {n}) (i32.const 24)
+                                 (i32.const 4) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (local.set $n (call $result_len))
+    (local.set $out (call $alloc (i32.add (local.get $n) (i32.const 11))))
+    (drop (call $result_read (i32.add (local.get $out) (i32.const 11))))
+    (i32.store8 (local.get $out) (i32.const 0))
+    (if (i64.lt_s (local.get $r) (i64.const 0))
+      (then (i32.store16 (i32.add (local.get $out) (i32.const 1)) (i32.const 500)))
+      (else (i32.store16 (i32.add (local.get $out) (i32.const 1))
+                         (i32.load16_u (i32.add (local.get $out) (i32.const 11))))))
+    (i32.store (i32.add (local.get $out) (i32.const 3)) (i32.const 0))
+    (i32.store (i32.add (local.get $out) (i32.const 7)) (local.get $n))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (i32.add (local.get $n) (i32.const 11)))))
+""",
+        imports=_CAUSE_IMPORTS
+        + '(import "fnhost@0.2.0" "outbound_http_request" '
+        "(func $request (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i64)))",
+    )

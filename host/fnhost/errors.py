@@ -97,3 +97,11 @@ class InvalidName(FnhostError):
 
     code = "invalid_name"
     http_status = 400
+
+
+class LoopDetected(FnhostError):
+    """A chain of functions triggering each other passed the host's limit (`fnhost.chains`): the request,
+    message or blob event that would continue it is refused."""
+
+    code = "loop_detected"
+    http_status = 508

@@ -24,6 +24,7 @@ from .capabilities import (
     QueueCapability,
     SecretsCapability,
 )
+from .chains import DEFAULT_MAX_CHAIN_DEPTH, ChainGuard
 from .control.auth import Principal
 from .control.grants import authorize_deploy
 from .control.shares import Shares
@@ -128,6 +129,10 @@ class Host:
 
     ``egress`` sets outbound HTTP (`fnhost.egress.EgressConfig`: the mode — ``allowlist`` by
     default, ``public`` or ``off`` — body caps, the per-invocation request cap, extra CAs).
+
+    ``max_chain_depth`` bounds chains of functions that trigger each other (`fnhost.chains`): what an
+    invocation at that depth publishes or writes that would trigger another is refused, and a request
+    deeper than it is `LoopDetected` (508). ``chains`` counts the chains stopped.
     """
 
     def __init__(
@@ -148,7 +153,9 @@ class Host:
         resolve_ttl_s: float | None = None,
         max_blob_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
         egress: EgressConfig | None = None,
+        max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     ) -> None:
+        self.chains = ChainGuard(max_chain_depth)
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._db = open_database(database) if database else Database(self.data_dir / "fnhost.db")
@@ -159,7 +166,9 @@ class Host:
             self._wasm = FileWasmStore(self.data_dir / "wasm")
         self._registry = Registry(self._db)
         self.kv = SQLiteKVStore(self._db, max_value_bytes=max_kv_value_bytes)
-        self.queues = SQLiteQueueStore(self._db, max_message_bytes=max_queue_message_bytes)
+        self.queues = SQLiteQueueStore(
+            self._db, max_message_bytes=max_queue_message_bytes, max_chain_depth=self.chains.max_depth
+        )
         blob_content: ContentStore
         if isinstance(self._db, PostgresDatabase):
             blob_content = DatabaseContentStore(self._db, BLOB_SPACE)
@@ -201,6 +210,7 @@ class Host:
             max_warm_bytes=max_warm_mb << 20,
             cluster_slots=ConcurrencyStore(self._db),
             max_log_memory_bytes=max_log_memory_mb << 20,
+            chains=self.chains,
         )
         if resolve_ttl_s is not None:
             self.resolve_ttl_s = resolve_ttl_s
@@ -309,9 +319,14 @@ class Host:
         return prepared
 
     # invoking ------------------------------------------------------------------------------------
-    def invoke(self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None) -> InvocationResult:
-        """Run the function's event handler with a direct-invoke payload."""
-        return self._invoker.invoke(name, qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke")
+    def invoke(
+        self, name: str, payload: bytes = b"", *, qualifier: str | int | None = None, chain_depth: int = 0
+    ) -> InvocationResult:
+        """Run the function's event handler with a direct-invoke payload. `chain_depth`: invocations that
+        led to this one (`fnhost.chains`; over `max_chain_depth` is `LoopDetected`)."""
+        return self._invoker.invoke(
+            name, qualifier, lambda ctx: Call("event", ctx, payload=bytes(payload)), "invoke", chain_depth
+        )
 
     def invoke_event(
         self,
@@ -320,14 +335,15 @@ class Host:
         *,
         qualifier: str | int | None = None,
         trigger: str = "invoke",
+        chain_depth: int = 0,
     ) -> InvocationResult:
         """Run the event handler with any event: an invoke payload (bytes), an `abi.QueueBatch`, an
         `abi.ScheduleTick` or an `abi.BlobEvent`. `trigger` ("async", "queue", "schedule"...) is kept
-        in the invocation record."""
+        in the invocation record; `chain_depth` as for `invoke`."""
         payload = b"" if isinstance(event, abi.QueueBatch | abi.ScheduleTick | abi.BlobEvent) else bytes(event)
         other = None if isinstance(event, bytes | bytearray | memoryview) else event
         return self._invoker.invoke(
-            name, qualifier, lambda ctx: Call("event", ctx, payload=payload, event=other), trigger
+            name, qualifier, lambda ctx: Call("event", ctx, payload=payload, event=other), trigger, chain_depth
         )
 
     def invoke_http(
@@ -339,14 +355,16 @@ class Host:
         body: bytes = b"",
         *,
         qualifier: str | int | None = None,
+        chain_depth: int = 0,
     ) -> InvocationResult:
-        """Run the function's HTTP handler. `path` includes the query (`/items?id=3`)."""
+        """Run the function's HTTP handler. `path` includes the query (`/items?id=3`); `chain_depth` as
+        for `invoke`."""
         hdrs = [(k.lower(), v) for k, v in (headers or [])]
 
         def build(ctx: abi.Context) -> Call:
             return Call("http", ctx, payload=bytes(body), method=method.upper(), path=path or "/", headers=hdrs)
 
-        return self._invoker.invoke(name, qualifier, build, "http")
+        return self._invoker.invoke(name, qualifier, build, "http", chain_depth)
 
     # registry ------------------------------------------------------------------------------------
     def list_functions(self) -> list[FunctionRecord]:

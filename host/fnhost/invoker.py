@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .capabilities.base import CallState, LogBuffer, LogMemory, VersionGrants
+from .chains import PUBLISH, ChainGuard
 from .egress import Exchange, exchanges_json
 from .guest_threads import Abandoned, GuestThreads
 from .recorder import InvocationRecorder
@@ -54,8 +55,10 @@ class Invoker:
         max_warm_bytes: int = DEFAULT_MAX_WARM_BYTES,
         cluster_slots: ConcurrencyStore | None = None,
         max_log_memory_bytes: int = DEFAULT_MAX_LOG_MEMORY_BYTES,
+        chains: ChainGuard | None = None,
     ) -> None:
         self.registry = registry
+        self.chains = chains or ChainGuard()
         self.cluster_slots = cluster_slots  # limits.cluster_max_concurrency, counted in the shared database
         self.sandbox = sandbox
         self.invocations = invocations
@@ -174,7 +177,10 @@ class Invoker:
         qualifier: str | int | None,
         build: Callable[[abi.Context], Call],
         trigger: str,
+        chain_depth: int = 0,
     ) -> InvocationResult:
+        """Run one invocation at `chain_depth` (`fnhost.chains`); deeper than the limit is `LoopDetected`."""
+        self.chains.admit(name, chain_depth)
         record = self.resolve(name, qualifier)
         prepared, grants = self._get_prepared(record)
         if grants.foreign and self._shared is not None:  # a revoked share applies from the next call
@@ -207,9 +213,13 @@ class Invoker:
                 )
         if refused is not None:
             run = RunResult(Outcome.THROTTLED, error=refused)
-            return self._finish(record, prepared, run, invocation_id, trigger, started, 0.0, [])
+            return self._finish(
+                record, prepared, run, invocation_id, trigger, started, 0.0, [], chain_depth=chain_depth
+            )
         try:
-            return self._run(name, record, prepared, grants, build, trigger, ctx, invocation_id, started, demoted)
+            return self._run(
+                name, record, prepared, grants, build, trigger, ctx, invocation_id, started, demoted, chain_depth
+            )
         finally:
             if slot is not None and self.cluster_slots is not None:
                 self.cluster_slots.release(name, slot)
@@ -229,6 +239,7 @@ class Invoker:
         invocation_id: str,
         started: float,
         demoted: bool,
+        chain_depth: int,
     ) -> InvocationResult:
         limits = prepared.limits
         state = CallState(
@@ -239,6 +250,7 @@ class Invoker:
             logs=LogBuffer(limits.max_log_bytes, self.log_memory),
             calls_left=limits.max_host_calls,
             bytes_left=limits.max_host_bytes,
+            chain_depth=chain_depth,
         )
         t0 = time.perf_counter()
         try:
@@ -269,9 +281,20 @@ class Invoker:
         mean_ms = self._mean_ms[name] = 0.8 * self._mean_ms.get(name, duration_ms) + 0.2 * duration_ms
         if run.outcome in self.LIMIT_OUTCOMES or mean_ms > self.DEMOTE_MEAN_MS:
             self._demoted_until[name] = time.monotonic() + self.DEMOTE_S
+        if state.chain_stopped:
+            self.chains.count(name, PUBLISH)
         try:
             return self._finish(
-                record, prepared, run, invocation_id, trigger, started, duration_ms, state.logs.lines, state.outbound
+                record,
+                prepared,
+                run,
+                invocation_id,
+                trigger,
+                started,
+                duration_ms,
+                state.logs.lines,
+                state.outbound,
+                chain_depth=chain_depth,
             )
         finally:
             state.logs.release()  # the result and the record hold their own copies now
@@ -287,6 +310,8 @@ class Invoker:
         duration_ms: float,
         logs: list[str],
         outbound: list[Exchange] | None = None,
+        *,
+        chain_depth: int = 0,
     ) -> InvocationResult:
         result = InvocationResult(
             invocation_id=invocation_id,
@@ -305,6 +330,7 @@ class Invoker:
             logs=list(logs),
             failed_message_ids=run.failed_message_ids,
             outbound=list(outbound or ()),
+            chain_depth=chain_depth,
         )
         self.invocations.record(
             InvocationRecord(
@@ -323,6 +349,7 @@ class Invoker:
                 logs=bounded_text(logs, self.invocations.store.max_record_bytes),
                 report=result.report,
                 outbound=exchanges_json(result.outbound),
+                chain_depth=chain_depth,
             )
         )
         return result

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from .chains import DEFAULT_MAX_CHAIN_DEPTH
 from .control.audit import AuditLog, FailedAuthentications
 from .control.auth import ApiKeys, Principal
 from .control.bundles import BundleLimits
@@ -97,6 +98,8 @@ class ServerConfig:
     usage_daily_days: int = 400
     egress: EgressConfig = field(default_factory=EgressConfig)
     """Outbound HTTP of functions (`--egress`, `--egress-ca-file`)."""
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+    """The longest chain of functions triggering each other before it is taken for a loop (`fnhost.chains`)."""
 
 
 class Server:
@@ -126,6 +129,7 @@ class Server:
                 usage_retention=UsageRetention(config.usage_hourly_days, config.usage_daily_days),
                 max_blob_bytes=config.max_blob_bytes,
                 egress=config.egress,
+                max_chain_depth=config.max_chain_depth,
             )
         )
         try:

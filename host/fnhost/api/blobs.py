@@ -22,7 +22,7 @@ from ..namespaces import qualify
 from ..stores.blobs import MAX_LIST_LIMIT, BlobInfo, BlobReader, require_key
 from ..stores.errors import CorruptBlob, InvalidArgument
 from .context import blocking, context_of, log, namespace_of
-from .parsing import query_int
+from .parsing import chain_depth_of, query_int
 
 WRITE_BYTES = 1 << 20
 """An upload is handed to the store in pieces of about this size (one thread hop each)."""
@@ -49,7 +49,8 @@ async def put_blob(request: Request) -> Response:
     bucket, key = _bucket(request), _key(request)
     ctx.writable("writing blobs")
     principal = await ctx.authorize(request, ADMIN, namespace=namespace_of(request))
-    writer = await blocking(ctx.host.blobs.writer, bucket, key, request.headers.get("content-type"))
+    content_type, depth = request.headers.get("content-type"), chain_depth_of(request)
+    writer = await blocking(ctx.host.blobs.writer, bucket, key, content_type, chain_depth=depth)
     try:
         pending: list[bytes] = []
         size = 0
@@ -182,7 +183,7 @@ async def delete_blob(request: Request) -> Response:
     ctx.writable("deleting blobs")
     principal = await ctx.authorize(request, ADMIN, namespace=namespace_of(request))
     async with ctx.audited(request, "blob.delete", f"{bucket}/{key}", principal) as note:
-        deleted = await blocking(ctx.host.blobs.delete, bucket, key)
+        deleted = await blocking(ctx.host.blobs.delete, bucket, key, chain_depth=chain_depth_of(request))
         note.detail["deleted"] = deleted
     return JSONResponse({"bucket": request.path_params["bucket"], "key": key, "deleted": deleted})
 

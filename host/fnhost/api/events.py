@@ -19,7 +19,7 @@ from ..stores.errors import InvalidArgument
 from ..triggers import MAX_REDRIVE, QueueMapping, QueueMetrics, Redrive, ScheduleStatus
 from .context import ApiContext, blocking, context_of, namespace_of, require_read
 from .errors import InvalidRequest
-from .parsing import json_object, query_int
+from .parsing import chain_depth_of, json_object, query_int
 from .serialize import jsonable
 
 INVOCATION_TYPE = "x-fnhost-invocation-type"
@@ -68,7 +68,7 @@ async def send_message(request: Request) -> Response:
     ctx.writable("sending to queues")
     await ctx.authorize(request, ADMIN, namespace=namespace_of(request))
     body = await request.body()
-    message_id = await blocking(ctx.host.queues.publish, queue, body)
+    message_id = await blocking(ctx.host.queues.publish, queue, body, chain_depth=chain_depth_of(request))
     return JSONResponse({"queue": queue, "id": message_id}, status_code=201)
 
 

@@ -10,6 +10,7 @@ import functools
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..chains import CHAIN_DEPTH_HEADER
 from ..control.auth import INVOKE, Principal
 from ..errors import FnhostError, NotFound
 from ..host import Version
@@ -20,7 +21,7 @@ from ..triggers import AsyncInvocation
 from . import events
 from .context import READ, ApiContext, blocking, context_of, function_of, namespace_of, require_read
 from .errors import InvalidRequest, error_response, request_id_of
-from .parsing import outcome_of, parse_qualifier, qualifier_of, query_int
+from .parsing import chain_depth_of, outcome_of, parse_qualifier, qualifier_of, query_int
 from .serialize import jsonable
 
 OUTCOME_STATUS: dict[Outcome, int] = {
@@ -78,7 +79,8 @@ async def invoke(request: Request) -> Response:
             f"X-Fnhost-Invocation-Type must be RequestResponse (the default) or Event, not {invocation_type!r}"
         )
     principal = await ctx.authorize(request, INVOKE, name)
-    result = await invoke_event_handler(ctx, request, principal, name, await request.body(), qualifier)
+    payload = await request.body()
+    result = await invoke_event_handler(ctx, request, principal, name, payload, qualifier, chain_depth_of(request))
     if not result.ok:
         return outcome_error(request, result, OUTCOME_STATUS)
     return Response(result.output, media_type="application/octet-stream", headers=invocation_headers(result))
@@ -91,17 +93,23 @@ async def invoke_event_handler(
     name: str,
     payload: bytes,
     qualifier: str | int | None = None,
+    chain_depth: int = 0,
 ) -> InvocationResult:
     """Run function `name`'s event handler on `payload` for a `principal` that may invoke it, through the
-    server's invocation pool (its shares and limits): the API's direct invoke and the console's."""
+    server's invocation pool (its shares and limits): the API's direct invoke and the console's. Deeper
+    than the host's chain limit (`fnhost.chains`) is `LoopDetected`, answered 508."""
     await ctx.check(request, principal, INVOKE, name)
-    return await ctx.pool.run(name, functools.partial(ctx.host.invoke, name, payload, qualifier=qualifier))
+    ctx.host.chains.admit(name, chain_depth)  # before the pool: a refused request takes no worker's turn
+    call = functools.partial(ctx.host.invoke, name, payload, qualifier=qualifier, chain_depth=chain_depth)
+    return await ctx.pool.run(name, call)
 
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 """What a guest never sees unless its manifest says `[http] forward_credentials = true`: one origin
 serves every function, so a browser's cookies and a caller's tokens would reach them all. The
 fnhost API key (`authorization` on a private function) is never forwarded."""
+HOST_HEADERS = frozenset({CHAIN_DEPTH_HEADER})
+"""What a guest never sees: the host reads it (`fnhost.chains`), and sets it on what the guest sends."""
 
 
 async def function_url(request: Request) -> Response:
@@ -112,6 +120,9 @@ async def function_url(request: Request) -> Response:
     are: making a function private closes every URL of it at once, and no alias or old version
     reopens it. The caller is authenticated (private functions) before a byte of the body is read,
     and a guest's error text reaches only callers holding a key that may read the function.
+
+    The invocation runs at the chain depth the request's `fnhost-chain-depth` claims (`fnhost.chains`;
+    the guest does not see that header); deeper than the host's limit is 508 Loop Detected.
     """
     ctx = context_of(request)
     name, qualifier = _function_url_target(request)
@@ -128,15 +139,24 @@ async def function_url(request: Request) -> Response:
     if not public:
         await ctx.authorize(request, INVOKE, name)
     if not version.manifest.forward_credentials:
-        hidden = CREDENTIAL_HEADERS
+        hidden = CREDENTIAL_HEADERS | HOST_HEADERS
     else:
-        hidden = frozenset() if public else frozenset({"authorization"})  # private: the fnhost key
+        hidden = HOST_HEADERS if public else HOST_HEADERS | {"authorization"}  # private: the fnhost key
     headers = [
         (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.decode("latin-1") not in hidden
     ]
+    chain_depth = chain_depth_of(request)
+    ctx.host.chains.admit(name, chain_depth)  # before the body and the pool: a refused request costs neither
     body = await request.body()
     call = functools.partial(
-        ctx.host.invoke_http, name, request.method, path, headers, body, qualifier=version.version
+        ctx.host.invoke_http,
+        name,
+        request.method,
+        path,
+        headers,
+        body,
+        qualifier=version.version,
+        chain_depth=chain_depth,
     )
     result = await ctx.pool.run(name, call)
     if not result.ok or result.response is None:

@@ -103,6 +103,13 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.chains_stopped = Counter(
+            "fnhost_chains_stopped",
+            "Chains of functions triggering each other stopped at the chain-depth limit (--max-chain-depth), by "
+            "the function and where: publish (a queue message or blob event refused) or request (a 508).",
+            ["function", "where"],
+            registry=self.registry,
+        )
         self._origins: set[str] = set()  # destination labels in use (bounded: MAX_ORIGIN_LABELS)
         self.trigger_counters = {
             name: Counter(f"fnhost_{name}", text, [label], registry=self.registry)
@@ -111,10 +118,11 @@ class Metrics:
 
     def watch_runtime(self, host: Host) -> None:
         """Export the threads guests pin past their deadline and the memory idle warm instances hold
-        (read from `host` at each scrape)."""
+        (read from `host` at each scrape), and count the chains it stops (from now on)."""
         collector = _RuntimeCollector(host)
         self.registry.register(collector)
         self._scraped.append(collector)
+        host.chains.subscribe(lambda function, where: self.chains_stopped.labels(function, where).inc())
 
     def watch_triggers(self, triggers: Triggers) -> None:
         """Export the triggers' queue gauges (read at each scrape) and counters (from now on)."""

@@ -6,7 +6,8 @@ as a 400 — never as a `RecursionError` or `OverflowError` deep in a store:
 - JSON nests at most `MAX_JSON_DEPTH` levels (a 100k-deep array is refused, not recursed into);
 - JSON integers and integer query parameters lie within a signed 64-bit integer (SQLite's range);
 - floats are finite (`1e400`, `NaN` and `Infinity` are refused);
-- a qualifier is a version number 1..2^63-1 or an alias name.
+- a qualifier is a version number 1..2^63-1 or an alias name;
+- a chain depth (`fnhost-chain-depth`) that is absent or not a number is 0 (`fnhost.chains`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..chains import CHAIN_DEPTH_HEADER, depth_of_header
 from ..names import ALIAS
 from ..runtime.outcomes import Outcome
 from .errors import InvalidRequest
@@ -126,3 +128,8 @@ def outcome_of(request: Request) -> str | None:
     if raw not in known:
         raise InvalidRequest(f"outcome: must be one of {', '.join(known)}, got {raw[:40]!r}")
     return raw
+
+
+def chain_depth_of(request: Request) -> int:
+    """The chain depth a request claims (the header functions' outbound requests carry); 0 by default."""
+    return depth_of_header(request.headers.get(CHAIN_DEPTH_HEADER))

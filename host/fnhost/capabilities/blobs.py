@@ -11,6 +11,7 @@ write is never visible. Every call counts against the invocation's host-call bud
 moved against `limits.max_host_bytes`: raise it for objects larger than its default (64 MiB).
 
 There is no operation by digest: a guest reaches content only through a granted bucket's keys.
+The events a guest's puts and deletes make carry its chain depth plus one (`fnhost.chains`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from wasmtime.component import Record
 
 from ..manifest import Manifest
 from ..stores.blobs import BlobInfo, BlobReader, BlobStore, BlobWriter
-from ..stores.errors import StoreError
+from ..stores.errors import ChainTooDeep, StoreError
 from .base import Capability
 from .errors import ErrorKind, HostCallError
 from .operations import U32, ByteText, bytes_as_text, bytes_of_text, operation, text_size
@@ -157,7 +158,9 @@ class BlobsCapability(Capability):
     def open_write(self, state: CallState, bucket: str, key: str, content_type: str) -> U32:
         stored = self.store_name(state, bucket)
         state.charge(len(key) + len(content_type))
-        writer = self.store.writer(stored, key, content_type or None, writer=state.function)
+        writer = self.store.writer(
+            stored, key, content_type or None, writer=state.function, chain_depth=state.chain_depth + 1
+        )
         return self._handles(state).add(writer)
 
     @operation(since="0.2.0")
@@ -187,6 +190,8 @@ class BlobsCapability(Capability):
         state.charge(0)
         try:
             return ObjectInfo.of(writer.finish())
+        except ChainTooDeep as e:
+            raise state.stop_chain(e) from None
         finally:
             handles.close(handle)
 
@@ -246,4 +251,7 @@ class BlobsCapability(Capability):
     def delete(self, state: CallState, bucket: str, key: str) -> None:
         stored = self.store_name(state, bucket)
         state.charge(len(key))
-        self.store.delete(stored, key, writer=state.function)
+        try:
+            self.store.delete(stored, key, writer=state.function, chain_depth=state.chain_depth + 1)
+        except ChainTooDeep as e:
+            raise state.stop_chain(e) from None

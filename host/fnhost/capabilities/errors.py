@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from ..stores.errors import CorruptBlob, InvalidArgument, StoreError, StoreUnavailable, TooLarge
+from ..stores.errors import ChainTooDeep, CorruptBlob, InvalidArgument, StoreError, StoreUnavailable, TooLarge
 
 
 class ErrorKind(Enum):
@@ -41,6 +41,8 @@ class HostCallError(Exception):
             return cls(ErrorKind.TOO_LARGE, str(error))
         if isinstance(error, InvalidArgument):
             return cls(ErrorKind.INVALID, str(error))
+        if isinstance(error, ChainTooDeep):
+            return cls(ErrorKind.LIMIT_EXCEEDED, str(error))
         if isinstance(error, StoreUnavailable | CorruptBlob):
             return cls(ErrorKind.UNAVAILABLE, str(error))
         return cls(ErrorKind.UNAVAILABLE, f"store error: {type(error).__name__}")

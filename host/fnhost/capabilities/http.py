@@ -9,7 +9,9 @@ Per call: the origin of the URL — and of every redirect hop — must match a g
 `--egress allowlist`; `public` also lets through any origin on a public address; `off` refuses
 all), the resolved address must pass the SSRF rules (`fnhost.egress.addresses`), and the request
 counts against the invocation's host-call budget (its bytes too) and the host's per-invocation
-request cap. Every hop is recorded in `CallState.outbound` (the invocation record and /metrics).
+request cap. Every hop is recorded in `CallState.outbound` (the invocation record and /metrics), and
+carries `fnhost-chain-depth: N + 1` for an invocation at chain depth N (`fnhost.chains`): a function
+URL it reaches runs at that depth, so a function calling itself stops at the limit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from wasmtime.component import Record
 
+from ..chains import CHAIN_DEPTH_HEADER
 from ..egress import Egress, EgressFailure, EgressMode, Hop, OriginError, OriginGrant, Target, parse_grant
 from ..errors import ManifestError
 from .base import Capability
@@ -123,6 +126,7 @@ class HttpCapability(Capability):
                 deadline=state.deadline,
                 authorize=authorize,
                 log=state.outbound,
+                host_headers=[(CHAIN_DEPTH_HEADER, str(state.chain_depth + 1))],
             )
         except EgressFailure as e:
             if e.kind == "denied":

@@ -1,9 +1,11 @@
 """Publishing to durable queues; each queue must be granted in the manifest. A queue trigger's queue
-and dead-letter queues are resources the manifest hands its function too (authorized at deploy)."""
+and dead-letter queues are resources the manifest hands its function too (authorized at deploy).
+A message carries the chain depth of the invocation that publishes it, plus one (`fnhost.chains`)."""
 
 from __future__ import annotations
 
 from ..manifest import Manifest
+from ..stores.errors import ChainTooDeep
 from ..stores.queues import QueueStore
 from .base import Capability
 from .operations import operation
@@ -35,4 +37,7 @@ class QueueCapability(Capability):
     def publish(self, state: CallState, queue: str, body: bytes) -> str:
         stored = self.store_name(state, queue)
         state.charge(len(queue) + len(body))
-        return self.store.publish(stored, bytes(body))
+        try:
+            return self.store.publish(stored, bytes(body), chain_depth=state.chain_depth + 1)
+        except ChainTooDeep as e:
+            raise state.stop_chain(e) from None

@@ -16,6 +16,7 @@ from .errors import ErrorKind, HostCallError
 
 if TYPE_CHECKING:
     from ..egress import Exchange
+    from ..stores.errors import ChainTooDeep
     from .base import VersionGrants
 
 
@@ -169,6 +170,8 @@ class CallState:
     pending: bytes = b""  # core ABI: the result of the last host call, read with result_read
     deadline: float = math.inf  # time.monotonic() at which the invocation times out
     wasi_clock_origin_ns: int = 0  # time.monotonic_ns() when the store's WASI context was made
+    chain_depth: int = 0  # invocations that led to this one (fnhost.chains); what it causes is at depth + 1
+    chain_stopped: list[str] = field(default_factory=list)  # what it caused that the chain limit refused
     resources: dict[str, Any] = field(default_factory=dict)  # per capability kind: what it opened (blob handles)
     on_end: list[Callable[[], None]] = field(default_factory=list)  # run once when the invocation ends
 
@@ -199,6 +202,11 @@ class CallState:
             )
         self.calls_left -= 1
         self.bytes_left -= nbytes
+
+    def stop_chain(self, error: ChainTooDeep) -> HostCallError:
+        """A message or blob event this invocation caused was refused by the chain limit: `limit-exceeded`."""
+        self.chain_stopped.append(str(error))
+        return HostCallError(ErrorKind.LIMIT_EXCEEDED, str(error))
 
     def deny(self, what: str) -> HostCallError:
         message = f"{what} is not granted to function '{self.function}'; add it to [grants] in fnhost.toml"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..chains import DEFAULT_MAX_CHAIN_DEPTH
 from ..errors import FnhostError
 from ._common import DEFAULT_DATA_DIR, FRACTION, POSITIVE, CliError, command, progress, read_text, say
 
@@ -120,6 +121,14 @@ def serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=1 << 30,
             help="largest blob object, from the API or a guest (default 1 GiB); an upload may take "
             "--body-timeout plus 1 s per MiB",
+        ),
+        click.option(
+            "--max-chain-depth",
+            type=POSITIVE,
+            default=DEFAULT_MAX_CHAIN_DEPTH,
+            show_default=True,
+            help="the longest chain of functions triggering each other (through queues, blob triggers or "
+            "their function URLs) before it is taken for a loop and stopped (docs/events.md)",
         ),
         click.option(
             "--read-timeout",
@@ -294,6 +303,7 @@ def server_config(options: dict[str, Any]) -> ServerConfig:
         usage_hourly_days=options["usage_hourly_days"],
         usage_daily_days=options["usage_daily_days"],
         egress=EgressConfig(mode=options["egress"], ca_file=options["egress_ca_file"]),
+        max_chain_depth=options["max_chain_depth"],
     )
 
 

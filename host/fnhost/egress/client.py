@@ -9,7 +9,9 @@ One `Egress` per host. `request` sends one request of a function and follows its
   the invocation's time left), however slowly the server sends;
 - the request body capped before sending and the response body capped while it is read (a
   response over the cap is abandoned, never buffered whole);
-- every hop appended to `log` as an `Exchange` (method, origin, status, bytes, ms).
+- every hop appended to `log` as an `Exchange` (method, origin, status, bytes, ms);
+- the headers the host owns refused from the guest: those set from the URL and body, and the chain
+  depth (`fnhost.chains`), which the caller passes in `host_headers` and every hop carries.
 Failures are `EgressFailure` with the kind the guest sees (`timeout`, `too-large`, `denied`,
 `unavailable`, `invalid`, `limit-exceeded`) and a message naming the cause and the fix.
 """
@@ -29,6 +31,7 @@ import certifi
 import httpcore
 import httpx
 
+from ..chains import CHAIN_DEPTH_HEADER, DOCS
 from .origins import OriginError, Target, parse_url
 from .transport import DeadlineExceeded, PinnedBackend, Refused, deadline_scope
 
@@ -168,11 +171,13 @@ class Egress:
         deadline: float,
         authorize: Authorize,
         log: list[Exchange],
+        host_headers: Sequence[tuple[str, str]] = (),
     ) -> Reply:
         """Send one request of a function and follow its redirects (module docstring). `log` is the
-        invocation's list of exchanges so far: it is appended to, and bounds the requests made."""
+        invocation's list of exchanges so far: it is appended to, and bounds the requests made.
+        `host_headers` are added to the guest's (which may not set them) on every hop."""
         cfg = self.config
-        req = _Request(_method(method), url, _headers(headers), bytes(body))
+        req = _Request(_method(method), url, [*_headers(headers), *host_headers], bytes(body))
         if len(req.body) > cfg.max_request_bytes:
             raise EgressFailure(
                 "too-large",
@@ -296,6 +301,12 @@ def _headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if name.lower() in _MANAGED:
             raise EgressFailure(
                 "invalid", f"header '{name}' is set by fnhost from the URL and body; drop it from the request"
+            )
+        if name.lower() == CHAIN_DEPTH_HEADER:
+            raise EgressFailure(
+                "invalid",
+                f"header '{name}' is set by fnhost (the chain depth of what a function sends, {DOCS}); "
+                "drop it from the request",
             )
         out.append((name, value))
     return out

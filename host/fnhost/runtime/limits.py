@@ -177,3 +177,5 @@ def refine(prepared: Prepared, result: RunResult, state: CallState) -> None:
     if state.denied and result.outcome in (Outcome.GUEST_ERROR, Outcome.GUEST_TRAP):
         result.outcome = Outcome.DENIED
         result.error = f"{state.denied[0]} (the function failed after: {result.error})"
+    elif state.chain_stopped and result.outcome in (Outcome.GUEST_ERROR, Outcome.GUEST_TRAP):
+        result.error = f"{state.chain_stopped[0]} (the function failed after: {result.error})"

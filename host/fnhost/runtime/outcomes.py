@@ -109,6 +109,7 @@ class InvocationResult:
     logs: list[str] = field(default_factory=list)
     failed_message_ids: list[str] = field(default_factory=list)
     outbound: list[Exchange] = field(default_factory=list)  # outbound HTTP requests, one per hop
+    chain_depth: int = 0  # invocations that led to this one (fnhost.chains)
 
     @property
     def ok(self) -> bool:

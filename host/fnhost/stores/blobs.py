@@ -21,6 +21,8 @@ Invariants:
 - Object-change events (`BlobSubscription`: a function's `[[triggers.blob]]`) are messages in the
   trigger's own queue, published in the metadata transaction: committed together or not at all.
   A write by a function is not an event for that same function (no self-loops: docs/events.md).
+  An event carries the writer's `chain_depth` (`fnhost.chains`); a change whose event would be over
+  the queue store's limit is refused whole (`ChainTooDeep`: the transaction rolls back).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any
 from ._common import SQLiteStore, require_resource_name, sql_migration, translate_sqlite_errors
 from .content import ContentReader, ContentStore, Upload, damaged
 from .database import AnyDatabase
-from .errors import InvalidArgument, TooLarge
+from .errors import ChainTooDeep, InvalidArgument, TooLarge
 from .kv import prefix_successor
 from .queues import QueueStore
 
@@ -153,9 +155,10 @@ class BlobWriter:
         content_type: str,
         max_bytes: int,
         writer: str | None,
+        chain_depth: int = 0,
     ) -> None:
         self.store, self.bucket, self.key, self.content_type = store, bucket, key, content_type
-        self.max_bytes, self.writer = max_bytes, writer
+        self.max_bytes, self.writer, self.chain_depth = max_bytes, writer, chain_depth
         self.upload: Upload = store.content.begin()
 
     @property
@@ -252,12 +255,15 @@ class BlobStore(SQLiteStore):
         *,
         writer: str | None = None,
         max_bytes: int | None = None,
+        chain_depth: int = 0,
     ) -> BlobWriter:
         """Start writing `bucket/key`. `writer` is the function writing it (its own triggers are not
-        told); `max_bytes` lowers the object limit for this write."""
+        told); `max_bytes` lowers the object limit for this write; `chain_depth` is the depth of the
+        events it makes (`fnhost.chains`)."""
         require_resource_name("bucket", bucket)
         limit = self.max_object_bytes if max_bytes is None else min(max_bytes, self.max_object_bytes)
-        return BlobWriter(self, bucket, require_key(key), require_content_type(content_type), limit, writer)
+        key, content_type = require_key(key), require_content_type(content_type)
+        return BlobWriter(self, bucket, key, content_type, limit, writer, chain_depth)
 
     def put(
         self,
@@ -302,7 +308,7 @@ class BlobStore(SQLiteStore):
                 if old is not None and old[0] != sha256:
                     self._collect_later(db, old[0])
                 info = BlobInfo(w.bucket, w.key, w.upload.size, sha256, w.content_type, created, now)
-                self._notify(info, PUT, w.writer)
+                self._notify(info, PUT, w.writer, w.chain_depth)
         except BaseException:
             w.upload.abort()
             if w.upload.done and self.content.size(sha256) is not None:
@@ -362,8 +368,9 @@ class BlobStore(SQLiteStore):
 
     # deleting ------------------------------------------------------------------------------------
     @translate_sqlite_errors
-    def delete(self, bucket: str, key: str, *, writer: str | None = None) -> bool:
-        """Remove the object; False if there was none (that is not an error, and not an event)."""
+    def delete(self, bucket: str, key: str, *, writer: str | None = None, chain_depth: int = 0) -> bool:
+        """Remove the object; False if there was none (that is not an error, and not an event). `writer`
+        and `chain_depth` as for `writer`."""
         require_resource_name("bucket", bucket)
         require_key(key)
         with self._db.transaction() as db:
@@ -376,7 +383,7 @@ class BlobStore(SQLiteStore):
                 return False
             info = _info(bucket, row)
             self._collect_later(db, info.sha256)
-            self._notify(info, DELETE, writer)
+            self._notify(info, DELETE, writer, chain_depth)
         return True
 
     def _collect_later(self, db: Any, sha256: str) -> None:
@@ -430,15 +437,19 @@ class BlobStore(SQLiteStore):
         rows = self._db.db.execute(sql + " ORDER BY function, queue", params).fetchall()
         return [BlobSubscription(r[0], r[1], r[2], r[3], tuple(json.loads(r[4]))) for r in rows]
 
-    def _notify(self, info: BlobInfo, event: str, writer: str | None) -> None:
-        """Inside the change's transaction: one message per matching trigger in its queue."""
+    def _notify(self, info: BlobInfo, event: str, writer: str | None, chain_depth: int) -> None:
+        """Inside the change's transaction: one message per matching trigger in its queue, at `chain_depth`."""
         body: bytes | None = None
         for s in self.subscriptions(info.bucket):
             if event not in s.events or not info.key.startswith(s.prefix) or s.function == writer:
                 continue
             if body is None:
                 body = json.dumps({"event": event, **info.to_dict()}).encode()
-            self.queues.publish(s.queue, body)
+            try:
+                self.queues.publish(s.queue, body, chain_depth=chain_depth)
+            except ChainTooDeep as e:  # named as the writer sees it, not by the trigger's own queue
+                what = f"the {event} of blob {info.bucket}/{info.key}, an event for function '{s.function}',"
+                raise ChainTooDeep(what, e.depth, e.limit) from None
 
 
 def _info(bucket: str, row: Any) -> BlobInfo:

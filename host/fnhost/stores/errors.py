@@ -6,7 +6,8 @@ capabilities into guest errors without knowing which store raised them.
 
 from __future__ import annotations
 
-from ..errors import FnhostError
+from ..chains import too_deep
+from ..errors import FnhostError, LoopDetected
 
 
 class StoreError(FnhostError):
@@ -35,6 +36,15 @@ class StoreUnavailable(StoreError):
 
     code = "unavailable"
     http_status = 503
+
+
+class ChainTooDeep(LoopDetected, StoreError):
+    """A message or blob event that would be deeper in a chain of functions than the host allows
+    (`fnhost.chains`); nothing was stored (WIT `limit-exceeded`). `what` names what was refused."""
+
+    def __init__(self, what: str, depth: int, limit: int) -> None:
+        super().__init__(too_deep(what, depth, limit))
+        self.depth, self.limit = depth, limit
 
 
 class SecretUndecryptable(StoreError):

@@ -67,6 +67,7 @@ MIGRATIONS = [
         "CREATE INDEX invocations_by_recording ON invocations (function, recorded_at)",
     ),
     sql_migration("ALTER TABLE invocations ADD COLUMN outbound TEXT NOT NULL DEFAULT '[]'"),
+    sql_migration("ALTER TABLE invocations ADD COLUMN chain_depth INTEGER NOT NULL DEFAULT 0"),
 ]
 
 
@@ -93,6 +94,8 @@ class InvocationRecord:
     """The REPORT line."""
     outbound: str = "[]"
     """Its outbound HTTP requests, a JSON list of `fnhost.egress.Exchange` (method, origin, status, bytes, ms)."""
+    chain_depth: int = 0
+    """Invocations that led to it (`fnhost.chains`): 0 when started from outside."""
 
 
 _COLUMNS = ", ".join(f.name for f in fields(InvocationRecord))

@@ -11,6 +11,10 @@ them all to the claim, ~30 ms a receive at 4,000 messages instead of ~1 ms. Auto
 statistics only after a minute or more, so the store refreshes them itself (`ANALYZE`, a few ms)
 once it has changed `ANALYZE_AFTER_ROWS` rows since the last refresh, at most every
 `ANALYZE_INTERVAL_S`.
+
+Each message carries the chain depth of what published it (`fnhost.chains`): no message is stored
+deeper than `max_chain_depth` (`publish` raises `ChainTooDeep`); a dead-lettered message keeps its
+depth.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..chains import DEFAULT_MAX_CHAIN_DEPTH
 from ._common import (
     SQLiteStore,
     bytes_within,
@@ -31,7 +36,7 @@ from ._common import (
     translate_sqlite_errors,
 )
 from .database import AnyDatabase
-from .errors import InvalidArgument
+from .errors import ChainTooDeep, InvalidArgument
 
 MAX_RECEIVE = 1000
 """The most messages one `receive` call may ask for."""
@@ -54,6 +59,7 @@ MIGRATIONS = [
         ")",
         "CREATE INDEX queue_messages_visible ON queue_messages (queue, visible_at, id)",
     ),
+    sql_migration("ALTER TABLE queue_messages ADD COLUMN chain_depth INTEGER NOT NULL DEFAULT 0"),
 ]
 
 
@@ -66,6 +72,8 @@ class QueueMessage:
     """Deliveries so far, the current one included (0 for a message seen only by `peek`)."""
     enqueued_at: float
     """Unix seconds."""
+    chain_depth: int = 0
+    """How many invocations led to it: 0 from outside, N + 1 from a function at depth N (`fnhost.chains`)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,9 @@ class QueueStats:
 
 
 class QueueStore(Protocol):
-    def publish(self, queue: str, body: bytes) -> str:
-        """Append a message; return its id (unique, sorts by publish time)."""
+    def publish(self, queue: str, body: bytes, *, chain_depth: int = 0) -> str:
+        """Append a message; return its id (unique, sorts by publish time). `chain_depth` over the
+        store's `max_chain_depth` is `ChainTooDeep`."""
         ...
 
     def receive(
@@ -126,11 +135,13 @@ class QueueStore(Protocol):
         ...
 
 
-_COLUMNS = "id, queue, body, receive_count, enqueued_at"
+_COLUMNS = "id, queue, body, receive_count, enqueued_at, chain_depth"
 
 
 def _message(row: Any) -> QueueMessage:
-    return QueueMessage(id=row[0], queue=row[1], body=bytes(row[2]), receive_count=row[3], enqueued_at=row[4])
+    return QueueMessage(
+        id=row[0], queue=row[1], body=bytes(row[2]), receive_count=row[3], enqueued_at=row[4], chain_depth=row[5]
+    )
 
 
 class SQLiteQueueStore(SQLiteStore):
@@ -141,9 +152,12 @@ class SQLiteQueueStore(SQLiteStore):
     takes a bare id (operators, tests) and deletes whatever delivery is out.
     """
 
-    def __init__(self, db: AnyDatabase, max_message_bytes: int = 256 * 1024) -> None:
+    def __init__(
+        self, db: AnyDatabase, max_message_bytes: int = 256 * 1024, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+    ) -> None:
         super().__init__(db, "queues", MIGRATIONS)
         self.max_message_bytes = max_message_bytes
+        self.max_chain_depth = max_chain_depth
         self._statistics_lock = threading.Lock()
         self._changed_rows = 0
         self._analyzed_at = -ANALYZE_INTERVAL_S
@@ -158,15 +172,22 @@ class SQLiteQueueStore(SQLiteStore):
             self._changed_rows, self._analyzed_at = 0, now
         self._db.analyze("queue_messages")
 
+    def publish(self, queue: str, body: bytes, *, chain_depth: int = 0) -> str:
+        if chain_depth > self.max_chain_depth:
+            raise ChainTooDeep(f"a message to queue '{queue}'", chain_depth, self.max_chain_depth)
+        return self._insert(queue, body, chain_depth)
+
     @translate_sqlite_errors
-    def publish(self, queue: str, body: bytes) -> str:
+    def _insert(self, queue: str, body: bytes, chain_depth: int) -> str:
         require_resource_name("queue", queue)
         data = bytes_within("queue message", body, self.max_message_bytes)
+        int_in_range("chain_depth", chain_depth, 0, 2**31 - 1)
         message_id = new_sortable_id()
         now = self._db.dialect.now
         self._db.db.execute(  # one statement: atomic by itself, one round trip
-            f"INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at) VALUES (?, ?, ?, {now}, {now})",
-            [message_id, queue, data],
+            "INSERT INTO queue_messages (id, queue, body, enqueued_at, visible_at, chain_depth)"
+            f" VALUES (?, ?, ?, {now}, {now}, ?)",
+            [message_id, queue, data, chain_depth],
         )
         self._changed(1)
         return message_id
@@ -220,14 +241,14 @@ class SQLiteQueueStore(SQLiteStore):
 
     @translate_sqlite_errors
     def move(self, queue: str, messages: Sequence[QueueMessage], to_queue: str) -> list[str]:
-        """Dead-letter: each message still in `queue` is deleted there and its body published to `to_queue`,
-        all in one transaction. Returns the ids moved (the others were acked by another consumer)."""
+        """Dead-letter: each message still in `queue` is deleted there and its body (and chain depth) published
+        to `to_queue`, all in one transaction. Returns the ids moved (the others were acked by another consumer)."""
         require_resource_name("queue", queue)
         with self._db.transaction():
             moved = self.ack_many(queue, messages)
-            bodies = {m.id: m.body for m in messages}
-            for message_id in moved:
-                self.publish(to_queue, bodies[message_id])
+            by_id = {m.id: m for m in messages}
+            for message_id in moved:  # its depth kept, even past a limit lowered since: nothing is lost
+                self._insert(to_queue, by_id[message_id].body, by_id[message_id].chain_depth)
         return moved
 
     @translate_sqlite_errors

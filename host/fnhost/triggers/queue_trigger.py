@@ -8,6 +8,9 @@ delivered `max_receive_count` times that fails again — or that is received onc
 e.g. after a crash — moves to the dead-letter queue, body unchanged, in one transaction with its
 deletion from the source queue.
 
+A batch runs at the largest chain depth of its messages (`fnhost.chains`). A batch deeper than the
+host's limit (possible only after the limit was lowered) is not run: it is dead-lettered at once.
+
 Mappings come from the `[[triggers.queue]]` tables of each function's `live` manifest and from
 `QueueTriggers.create` (stored in `fnhost.stores.queue_mappings`); each mapping runs `pollers`
 poller threads on every node (they compete through the store: SKIP LOCKED on PostgreSQL) and
@@ -32,7 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..control.grants import authorize_deploy
-from ..errors import Conflict, ManifestError, NotFound
+from ..errors import Conflict, LoopDetected, ManifestError, NotFound
 from ..manifest import BlobTrigger, Manifest, QueueTrigger
 from ..namespaces import namespace_of, reference, resolve_manifest
 from ..runtime import abi
@@ -144,11 +147,16 @@ class QueuePoller:
         t = self.mapping.trigger
         event = self._event(batch)
         self.counters.inc("queue_delivered", t.queue, len(batch))
+        depth = max(m.chain_depth for m in batch)
         try:
-            result = self.host.invoke_event(self.mapping.function, event, trigger="queue")
+            result = self.host.invoke_event(self.mapping.function, event, trigger="queue", chain_depth=depth)
         except NotFound:  # the function went away: hand the messages back to other consumers
             for m in batch:
                 self.host.queues.release(t.queue, m.id)
+            return
+        except LoopDetected as e:
+            log.warning("fnhost: queue %s -> %s: %s", t.queue, self.mapping.function, e)
+            self._dead_letter(batch)
             return
         ids = {m.id for m in batch}
         if result.outcome is Outcome.OK and set(result.failed_message_ids) <= ids:
