@@ -22,7 +22,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def translate_sqlite_errors(method: Callable[P, R]) -> Callable[P, R]:
+def translate_database_errors(method: Callable[P, R]) -> Callable[P, R]:
     """Turn a backend's "cannot now" errors into a retryable `StoreUnavailable`, and a full disk into
     `InsufficientStorage` naming the database (SQLite rolled the transaction back).
 

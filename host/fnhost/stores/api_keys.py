@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..errors import Conflict, NotFound
 from ..namespaces import DEFAULT
-from ._common import SQLiteStore, epoch_of_iso, rebuild_table, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, epoch_of_iso, rebuild_table, sql_migration, translate_database_errors
 from .database import SQLITE, AnyDatabase
 
 T = TypeVar("T")
@@ -99,7 +99,7 @@ class ApiKeyStore(SQLiteStore):
     def __init__(self, db: AnyDatabase) -> None:
         super().__init__(db, "api_keys", MIGRATIONS)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def insert(
         self,
         key_id: str,
@@ -129,7 +129,7 @@ class ApiKeyStore(SQLiteStore):
             tuple(may_grant), float(created_at), None,
         )  # fmt: skip
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def find(self, key_id: str) -> tuple[str, ApiKeyInfo] | None:
         """The stored token hash and the key `key_id`, or None."""
         row = self._db.db.execute(
@@ -137,18 +137,18 @@ class ApiKeyStore(SQLiteStore):
         ).fetchone()
         return None if row is None else (row[0], _info(row[1:]))
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get(self, key_id: str) -> ApiKeyInfo | None:
         row = self._db.db.execute(f"SELECT {_INFO_COLUMNS} FROM api_keys WHERE id = ?", [key_id]).fetchone()
         return None if row is None else _info(row)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def list(self, namespace: str | None = None) -> list[ApiKeyInfo]:
         """Every key (or those of `namespace`), oldest first."""
         rows = self._db.db.execute(f"SELECT {_INFO_COLUMNS} FROM api_keys ORDER BY created_at, id").fetchall()
         return [info for info in map(_info, rows) if namespace is None or info.namespace == namespace]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def revoke(self, key_id: str, namespace: str | None = None, *, keep_a_global_admin: bool = True) -> ApiKeyInfo:
         """Revoke `key_id` (idempotent); with `namespace`, only a key of that namespace (else `NotFound`).
         With `keep_a_global_admin`, `Conflict` instead of revoking the last active global admin key."""
@@ -172,7 +172,7 @@ class ApiKeyStore(SQLiteStore):
             assert revoked is not None  # updated in this transaction
             return revoked
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def insert_first(self, make: Callable[[], ApiKeyInfo], then: Callable[[ApiKeyInfo], T]) -> T | None:
         """If the table holds no key at all: `make()` (which inserts through this store) and `then(key)`,
         in one transaction under the table lock; returns what `then` returned. None if keys existed.

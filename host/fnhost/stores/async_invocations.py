@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._common import SQLiteStore, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, sql_migration, translate_database_errors
 from .database import AnyDatabase
 from .queues import QueueStore
 
@@ -140,7 +140,7 @@ class AsyncInvocationStore(SQLiteStore):
     def _now(self, db: Any) -> float:
         return float(db.execute(f"SELECT {self._db.dialect.now}").fetchone()[0])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def submit(
         self,
         event_id: str,
@@ -181,12 +181,12 @@ class AsyncInvocationStore(SQLiteStore):
             row = db.execute(f"SELECT {_COLUMNS} FROM async_invocations WHERE id = ?", [event_id]).fetchone()
         return _invocation(row)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get(self, event_id: str) -> AsyncInvocation | None:
         row = self._db.db.execute(f"SELECT {_COLUMNS} FROM async_invocations WHERE id = ?", [event_id]).fetchone()
         return None if row is None else _invocation(row)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def list(
         self, function: str | None = None, status: str | None = None, limit: int = 50
     ) -> builtins.list[AsyncInvocation]:
@@ -203,13 +203,13 @@ class AsyncInvocationStore(SQLiteStore):
         rows = self._db.db.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
         return [_invocation(row) for row in rows]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def pending(self) -> int:
         """Events not finished yet (queued or running)."""
         row = self._db.db.execute("SELECT count(*) FROM async_invocations WHERE status IN (?, ?)", [QUEUED, RUNNING])
         return int(row.fetchone()[0])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def claim(self) -> ClaimedAttempt | None:
         """Take the lease of one due event (queued and due, or running with its lease run out)."""
         with self._db.transaction() as db:
@@ -231,7 +231,7 @@ class AsyncInvocationStore(SQLiteStore):
             )
         return ClaimedAttempt(row[0], row[1], row[2], bytes(row[3]), attempt, row[6], row[7])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def finish(
         self,
         event_id: str,
@@ -273,7 +273,7 @@ class AsyncInvocationStore(SQLiteStore):
             )  # fmt: skip
         return dataclasses.replace(event, dead_letter_message_id=dlq_message)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def prune(self, retention_s: float) -> int:
         """Delete finished events older than `retention_s`, a bounded slice at a time; how many went."""
         with self._db.transaction() as db:

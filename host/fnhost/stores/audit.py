@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._common import SQLiteStore, rebuild_table, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, rebuild_table, sql_migration, translate_database_errors
 from .database import SQLITE, AnyDatabase
 
 GENESIS_HASH = "0" * 64
@@ -128,7 +128,7 @@ class AuditLog(SQLiteStore):
     def __init__(self, db: AnyDatabase) -> None:
         super().__init__(db, "audit", MIGRATIONS)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def record(
         self,
         action: str,
@@ -162,7 +162,7 @@ class AuditLog(SQLiteStore):
             db.execute("UPDATE audit_head SET written = ? WHERE id = 1", [entry_id])
         return _entry((*row, prev_hash, entry_hash))
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def list(self, limit: int = 50, after_id: int | None = None) -> list[AuditEntry]:
         """Entries in id order, oldest first; pass the last id seen as `after_id` for the next page."""
         if not 1 <= limit <= MAX_PAGE:
@@ -172,13 +172,13 @@ class AuditLog(SQLiteStore):
         ).fetchall()
         return [_entry(row) for row in rows]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def head(self) -> tuple[int, str] | None:
         """(id, hash) of the last entry — record it elsewhere to detect a rewritten chain."""
         row = self._db.db.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else (row[0], row[1])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def verify(self) -> VerifyResult:
         """Walk the chain from the first entry; report the first broken link, if any."""
         db = self._db.db

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._common import SQLiteStore, require_resource_name, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, require_resource_name, sql_migration, translate_database_errors
 from .content import ContentReader, ContentStore, Upload, damaged
 from .database import AnyDatabase
 from .errors import ChainTooDeep, InvalidArgument, TooLarge
@@ -283,7 +283,7 @@ class BlobStore(SQLiteStore):
         finally:
             w.abort()
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def _finish(self, w: BlobWriter) -> BlobInfo:
         if w.done:
             raise InvalidArgument("the blob write is already finished or aborted")
@@ -317,7 +317,7 @@ class BlobStore(SQLiteStore):
         return info
 
     # reading -------------------------------------------------------------------------------------
-    @translate_sqlite_errors
+    @translate_database_errors
     def stat(self, bucket: str, key: str) -> BlobInfo | None:
         require_resource_name("bucket", bucket)
         row = self._db.db.execute(
@@ -347,7 +347,7 @@ class BlobStore(SQLiteStore):
         finally:
             reader.close()
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def list(self, bucket: str, prefix: str = "", limit: int = MAX_LIST_LIMIT, after: str = "") -> list[BlobInfo]:
         """Objects whose key starts with `prefix`, in byte order, after key `after`, at most `limit`."""
         require_resource_name("bucket", bucket)
@@ -367,7 +367,7 @@ class BlobStore(SQLiteStore):
         return [_info(bucket, r) for r in rows]
 
     # deleting ------------------------------------------------------------------------------------
-    @translate_sqlite_errors
+    @translate_database_errors
     def delete(self, bucket: str, key: str, *, writer: str | None = None, chain_depth: int = 0) -> bool:
         """Remove the object; False if there was none (that is not an error, and not an event). `writer`
         and `chain_depth` as for `writer`."""
@@ -393,13 +393,13 @@ class BlobStore(SQLiteStore):
             [sha256, time.time() + self.gc_grace_s],
         )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def _collect_later_alone(self, sha256: str) -> None:
         with self._db.transaction() as db:
             if db.execute("SELECT 1 FROM blob_objects WHERE sha256 = ? LIMIT 1", [sha256]).fetchone() is None:
                 self._collect_later(db, sha256)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def collect_garbage(self, limit: int = 100) -> int:
         """Delete up to `limit` contents due for collection that no object references; how many."""
         deleted = 0
@@ -418,7 +418,7 @@ class BlobStore(SQLiteStore):
         return deleted
 
     # object-change events ------------------------------------------------------------------------
-    @translate_sqlite_errors
+    @translate_database_errors
     def set_subscriptions(self, function: str, subscriptions: Iterable[BlobSubscription]) -> None:
         """Replace every blob trigger of `function` (its live manifest's)."""
         with self._db.transaction() as db:
@@ -429,7 +429,7 @@ class BlobStore(SQLiteStore):
                     [function, s.queue, s.bucket, s.prefix, json.dumps(list(s.events))],
                 )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def subscriptions(self, bucket: str | None = None) -> builtins.list[BlobSubscription]:
         sql, params = "SELECT function, queue, bucket, prefix, events FROM blob_subscriptions", []
         if bucket is not None:

@@ -10,7 +10,7 @@ rows unused; raising it adds rows on the first miss.
 
 from __future__ import annotations
 
-from ._common import SQLiteStore, new_sortable_id, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, new_sortable_id, sql_migration, translate_database_errors
 from .database import AnyDatabase, executemany
 
 MIGRATIONS = [
@@ -30,7 +30,7 @@ class ConcurrencyStore(SQLiteStore):
     def __init__(self, db: AnyDatabase) -> None:
         super().__init__(db, "concurrency", MIGRATIONS)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def acquire(self, function: str, limit: int, lease_s: float) -> tuple[int, str] | None:
         """A slot of `function` (its number and this holder's receipt), or None: all `limit` are in use."""
         for attempt in range(2):
@@ -63,7 +63,7 @@ class ConcurrencyStore(SQLiteStore):
                 [(function, slot) for slot in range(1, limit + 1)],
             )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def release(self, function: str, slot: tuple[int, str]) -> None:
         """Give a slot back (a no-op if its lease ran out and another invocation holds it now)."""
         number, holder = slot
@@ -72,7 +72,7 @@ class ConcurrencyStore(SQLiteStore):
             [function, number, holder],
         )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def in_use(self, function: str) -> int:
         row = self._db.db.execute(
             f"SELECT count(*) FROM concurrency_slots WHERE function = ? AND expires_at > {self._db.dialect.now}",

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from .._fs import DISK_FULL_ERRNOS, disk_full
 from ..names import SHA256
-from ._common import SQLiteStore, new_sortable_id, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, new_sortable_id, sql_migration, translate_database_errors
 from .database import AnyDatabase
 from .errors import CorruptBlob, InvalidArgument
 
@@ -334,7 +334,7 @@ class DatabaseContentStore(SQLiteStore):
     def __repr__(self) -> str:
         return f"DatabaseContentStore({self._db!r}, {self.space!r})"
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def _start_upload(self, upload_id: str) -> None:
         with self._db.transaction() as db:
             db.execute(
@@ -342,7 +342,7 @@ class DatabaseContentStore(SQLiteStore):
                 [self.space, upload_id],
             )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def _insert_chunk(self, obj: str, pos: int, data: bytes) -> None:
         with self._db.transaction() as db:
             db.execute(
@@ -350,7 +350,7 @@ class DatabaseContentStore(SQLiteStore):
                 [self.space, obj, pos, data],
             )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def _drop_upload(self, upload_id: str) -> None:
         with self._db.transaction() as db:
             db.execute("DELETE FROM content_chunks WHERE space = ? AND object = ?", [self.space, f"upload:{upload_id}"])
@@ -359,7 +359,7 @@ class DatabaseContentStore(SQLiteStore):
     def begin(self) -> Upload:
         return _RowUpload(self)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def commit(self, upload: Upload) -> str:
         """Inside the caller's transaction when there is one (the blob store commits content and
         metadata together)."""
@@ -390,7 +390,7 @@ class DatabaseContentStore(SQLiteStore):
         size = self.size(sha256)
         return None if size is None else _RowReader(self, sha256, size)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def _read_range(self, sha256: str, offset: int, max_bytes: int) -> bytes:
         if max_bytes <= 0:
             return b""
@@ -412,7 +412,7 @@ class DatabaseContentStore(SQLiteStore):
         if self.size(sha256) is None:
             _store_whole(self, sha256, data)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get(self, sha256: str) -> bytes | None:
         require_digest(sha256)
         if self.size(sha256) is None:
@@ -422,20 +422,20 @@ class DatabaseContentStore(SQLiteStore):
         ).fetchall()
         return _verified(sha256, b"".join(bytes(r[0]) for r in rows), "database rows")
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def header(self, sha256: str) -> bytes | None:
         if self.size(sha256) is None:
             return None
         return self._read_range(sha256, 0, 8)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def size(self, sha256: str) -> int | None:
         row = self._db.db.execute(
             "SELECT size FROM content_objects WHERE space = ? AND sha256 = ?", [self.space, require_digest(sha256)]
         ).fetchone()
         return None if row is None else int(row[0])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def delete(self, sha256: str) -> None:
         with self._db.transaction() as db:
             db.execute(
@@ -443,7 +443,7 @@ class DatabaseContentStore(SQLiteStore):
             )
             db.execute("DELETE FROM content_objects WHERE space = ? AND sha256 = ?", [self.space, sha256])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def sweep_uploads(self, older_than_s: float = STALE_UPLOAD_S) -> int:
         rows = self._db.db.execute(
             f"SELECT id FROM content_uploads WHERE space = ? AND started_at < {self._db.dialect.now} - ?",

@@ -24,7 +24,7 @@ from dataclasses import astuple, dataclass, fields, replace
 from typing import Any
 
 from ..errors import NotFound
-from ._common import SQLiteStore, int_in_range, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, int_in_range, sql_migration, translate_database_errors
 from .database import AnyDatabase, executemany
 
 MAX_LIST_LIMIT = 1000
@@ -172,7 +172,7 @@ class InvocationStore(SQLiteStore):
             rec = replace(rec, logs=logs, error=error)
         return rec
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def record_many(self, recs: Sequence[InvocationRecord]) -> None:
         """Store several records in one transaction, then apply retention once per function."""
         recs = [self._bounded(rec) for rec in recs]
@@ -216,7 +216,7 @@ class InvocationStore(SQLiteStore):
         )
         return int(db.execute("SELECT coalesce(sum(size), 0) FROM invocations").fetchone()[0])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get(self, id: str) -> InvocationRecord | None:
         row = self._db.db.execute(f"SELECT {_COLUMNS} FROM invocations WHERE id = ?", [id]).fetchone()
         return _record(row) if row else None
@@ -227,7 +227,7 @@ class InvocationStore(SQLiteStore):
         """Records newest first, of one function or all; `before` (an id) continues a previous page."""
         return self.page(function, limit, before).records
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def page(
         self, function: str | None = None, limit: int = 50, before: str | None = None, outcome: str | None = None
     ) -> Page:
@@ -267,12 +267,12 @@ class InvocationStore(SQLiteStore):
             records.append(_record(row[1:]))
         return Page(records, None)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def clock(self) -> float:
         """The database's clock now (seconds since the epoch): where a follower starts."""
         return float(self._db.db.execute(f"SELECT {self._db.dialect.now}").fetchone()[0])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def recorded_at(self, id: str, function: str) -> float | None:
         """When `function`'s record `id` was written (database clock), or None if it has none such."""
         row = self._db.db.execute(
@@ -280,7 +280,7 @@ class InvocationStore(SQLiteStore):
         ).fetchone()
         return float(row[0]) if row else None
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def recorded_since(
         self, function: str, after: float, limit: int = 100
     ) -> builtins.list[tuple[float, InvocationRecord]]:

@@ -27,7 +27,7 @@ from ._common import (
     int_in_range,
     require_resource_name,
     sql_migration,
-    translate_sqlite_errors,
+    translate_database_errors,
     utf8_within,
 )
 from .database import AnyDatabase, executemany
@@ -115,7 +115,7 @@ class SQLiteKVStore(SQLiteStore):
         """The condition of a row that has not expired (on the database's clock)."""
         return f"(expires_at IS NULL OR expires_at > {self._db.dialect.now})"
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get(self, bucket: str, key: str) -> bytes | None:
         self._check(bucket, key)
         row = self._db.db.execute(
@@ -123,11 +123,11 @@ class SQLiteKVStore(SQLiteStore):
         ).fetchone()
         return None if row is None else bytes(row[0])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def set(self, bucket: str, key: str, value: bytes) -> None:
         self._set(bucket, key, value, None)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def set_with_ttl(self, bucket: str, key: str, value: bytes, ttl_ms: int) -> None:
         self._set(bucket, key, value, int_in_range("ttl_ms", ttl_ms, 1, MAX_TTL_MS))
 
@@ -147,7 +147,7 @@ class SQLiteKVStore(SQLiteStore):
         with self._db.transaction() as db:
             db.execute(self._UPSERT.format(expiry=expiry), params)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def increment(self, bucket: str, key: str, delta: int) -> int:
         self._check(bucket, key)
         int_in_range("increment delta", delta, *INT64)
@@ -173,7 +173,7 @@ class SQLiteKVStore(SQLiteStore):
             )
         return total
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def compare_and_swap(self, bucket: str, key: str, expected: bytes | None, new: bytes) -> bool:
         self._check(bucket, key)
         data = bytes_within("kv value", new, self.max_value_bytes)
@@ -196,7 +196,7 @@ class SQLiteKVStore(SQLiteStore):
             )
             return bool(cursor.rowcount == 1)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get_many(self, bucket: str, keys: list[str]) -> list[bytes | None]:
         self._check_batch(bucket, keys)
         if not keys:
@@ -210,7 +210,7 @@ class SQLiteKVStore(SQLiteStore):
         found = {k: bytes(v) for k, v in rows}
         return [found.get(k) for k in keys]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def set_many(self, bucket: str, entries: list[tuple[str, bytes]]) -> None:
         self._check_batch(bucket, [k for k, _ in entries])
         now = time.time()
@@ -220,7 +220,7 @@ class SQLiteKVStore(SQLiteStore):
             with self._db.transaction() as db:
                 executemany(db, self._UPSERT.format(expiry="NULL"), rows)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def purge_expired(self, limit: int = 1000) -> int:
         int_in_range("limit", limit, 1, 1_000_000)
         with self._db.transaction() as db:
@@ -231,13 +231,13 @@ class SQLiteKVStore(SQLiteStore):
             )
             return int(cursor.rowcount)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def delete(self, bucket: str, key: str) -> None:
         self._check(bucket, key)
         with self._db.transaction() as db:
             db.execute("DELETE FROM kv_entries WHERE bucket = ? AND key = ?", [bucket, key])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def list_keys(self, bucket: str, prefix: str = "", limit: int = 1000) -> list[str]:
         require_resource_name("kv bucket", bucket)
         int_in_range("limit", limit, 0, 2**32 - 1)

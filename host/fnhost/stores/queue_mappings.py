@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._common import SQLiteStore, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, sql_migration, translate_database_errors
 from .database import AnyDatabase
 
 MIGRATIONS = [
@@ -25,13 +25,13 @@ class QueueMappingStore(SQLiteStore):
     def __init__(self, db: AnyDatabase) -> None:
         super().__init__(db, "queue_mappings", MIGRATIONS)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def list(self) -> list[tuple[str, dict[str, Any]]]:
         """(function, config) of every stored mapping, by function and queue."""
         rows = self._db.db.execute("SELECT function, config FROM queue_mappings ORDER BY function, queue")
         return [(row[0], json.loads(row[1])) for row in rows]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def add(self, function: str, queue: str, config: dict[str, Any]) -> bool:
         """Store a mapping; False if `queue` is already mapped to `function` (two racing adds: one wins)."""
         with self._db.transaction() as db:
@@ -42,7 +42,7 @@ class QueueMappingStore(SQLiteStore):
             ).fetchone()
         return row is not None
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def remove(self, function: str, queue: str) -> bool:
         with self._db.transaction() as db:
             return bool(

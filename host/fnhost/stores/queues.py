@@ -33,7 +33,7 @@ from ._common import (
     new_sortable_id,
     require_resource_name,
     sql_migration,
-    translate_sqlite_errors,
+    translate_database_errors,
 )
 from .database import AnyDatabase
 from .errors import ChainTooDeep, InvalidArgument
@@ -177,7 +177,7 @@ class SQLiteQueueStore(SQLiteStore):
             raise ChainTooDeep(f"a message to queue '{queue}'", chain_depth, self.max_chain_depth)
         return self._insert(queue, body, chain_depth)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def _insert(self, queue: str, body: bytes, chain_depth: int) -> str:
         require_resource_name("queue", queue)
         data = bytes_within("queue message", body, self.max_message_bytes)
@@ -192,7 +192,7 @@ class SQLiteQueueStore(SQLiteStore):
         self._changed(1)
         return message_id
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def receive(
         self, queue: str, max_messages: int = 10, visibility_timeout_s: float = 30.0
     ) -> list[QueueMessage]:
@@ -214,14 +214,14 @@ class SQLiteQueueStore(SQLiteStore):
         self._changed(len(rows))
         return sorted((_message(row) for row in rows), key=lambda m: m.id)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def ack(self, queue: str, message_id: str) -> bool:
         require_resource_name("queue", queue)
         with self._db.transaction() as db:
             cursor = db.execute("DELETE FROM queue_messages WHERE queue = ? AND id = ?", [queue, message_id])
             return bool(cursor.rowcount > 0)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def ack_many(self, queue: str, deliveries: Sequence[QueueMessage]) -> list[str]:
         """Delete several processed deliveries in one transaction; the ids deleted. The receive count is the
         receipt: a late ack from a delivery whose timeout passed cannot delete the message's redelivery."""
@@ -239,7 +239,7 @@ class SQLiteQueueStore(SQLiteStore):
         self._changed(len(deleted))
         return [m.id for m in deliveries if m.id in deleted]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def move(self, queue: str, messages: Sequence[QueueMessage], to_queue: str) -> list[str]:
         """Dead-letter: each message still in `queue` is deleted there and its body (and chain depth) published
         to `to_queue`, all in one transaction. Returns the ids moved (the others were acked by another consumer)."""
@@ -251,7 +251,7 @@ class SQLiteQueueStore(SQLiteStore):
                 self._insert(to_queue, by_id[message_id].body, by_id[message_id].chain_depth)
         return moved
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def release(self, queue: str, message_id: str, delay_s: float = 0.0) -> bool:
         require_resource_name("queue", queue)
         delay = _seconds("delay_s", delay_s, MAX_VISIBILITY_TIMEOUT_S)
@@ -262,19 +262,19 @@ class SQLiteQueueStore(SQLiteStore):
             )
             return bool(cursor.rowcount > 0)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def depth(self, queue: str) -> int:
         require_resource_name("queue", queue)
         row = self._db.db.execute("SELECT count(*) FROM queue_messages WHERE queue = ?", [queue]).fetchone()
         return int(row[0])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def queues(self) -> list[str]:
         return [
             row[0] for row in self._db.db.execute("SELECT DISTINCT queue FROM queue_messages ORDER BY queue")
         ]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def queue_stats(self) -> list[QueueStats]:
         rows = self._db.db.execute(
             f"SELECT queue, count(*), sum(CASE WHEN visible_at > {self._db.dialect.now} THEN 1 ELSE 0 END) "
@@ -282,7 +282,7 @@ class SQLiteQueueStore(SQLiteStore):
         )
         return [QueueStats(queue=row[0], depth=int(row[1]), in_flight=int(row[2])) for row in rows]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def peek(self, queue: str, limit: int = 10) -> list[QueueMessage]:
         require_resource_name("queue", queue)
         int_in_range("limit", limit, 1, MAX_RECEIVE)
@@ -291,7 +291,7 @@ class SQLiteQueueStore(SQLiteStore):
         )
         return [_message(row) for row in rows]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def purge(self, queue: str) -> int:
         require_resource_name("queue", queue)
         with self._db.transaction() as db:

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import Conflict, NotFound
 from ..names import ALIAS, SHA256
 from ..namespaces import QUALIFIED_FUNCTION_RE
-from ._common import SQLiteStore, require_pattern, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, require_pattern, sql_migration, translate_database_errors
 from .database import AnyDatabase, Connection
 from .errors import InvalidArgument
 
@@ -107,7 +107,7 @@ class Registry(SQLiteStore):
         """Record a deploy; return the new version, or the newest one if it is identical."""
         return self.record_deploy(name, sha256, manifest_json, created_by)[0]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def record_deploy(
         self, name: str, sha256: str, manifest_json: str, created_by: str | None = None, *, go_live: bool = True
     ) -> tuple[VersionRecord, bool]:
@@ -151,18 +151,18 @@ class Registry(SQLiteStore):
                 self._db.notify(db, f"function:{name}")
             return record, True
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get_version(self, name: str, version: int) -> VersionRecord | None:
         row = self._db.db.execute(
             f"SELECT {_VERSION_COLUMNS} FROM versions WHERE name = ? AND version = ?", [name, version]
         ).fetchone()
         return _version(row) if row else None
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def latest(self, name: str) -> VersionRecord | None:
         return self._latest(self._db.db, name)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def versions(self, name: str) -> list[VersionRecord]:
         """Every version of `name`, oldest first ([] for an unknown function)."""
         rows = self._db.db.execute(
@@ -170,7 +170,7 @@ class Registry(SQLiteStore):
         )
         return [_version(row) for row in rows]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def functions(self) -> list[FunctionRecord]:
         """Every function with its newest version number and aliases, sorted by name."""
         db = self._db.db
@@ -188,7 +188,7 @@ class Registry(SQLiteStore):
             for name, created_at, latest in rows
         ]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get_function(self, name: str) -> FunctionRecord | None:
         db = self._db.db
         row = db.execute(
@@ -200,11 +200,11 @@ class Registry(SQLiteStore):
             return None
         return FunctionRecord(name, row[0], row[1], tuple(self._aliases(db, name)))
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def aliases(self, name: str) -> list[AliasRecord]:
         return self._aliases(self._db.db, name)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def resolve(self, name: str, qualifier: str | int | None = None) -> VersionRecord:
         """The version a qualifier names: None means `live`, digits a version number, else an alias.
 
@@ -228,7 +228,7 @@ class Registry(SQLiteStore):
             )
         return self._existing_version(db, name, row[0])
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def set_alias(self, name: str, alias: str, version: int) -> AliasRecord:
         """Point `alias` at `version` and pin it. Setting `live` stops it following new deploys."""
         require_pattern("alias", alias, ALIAS.pattern, f"use {ALIAS.rule}")
@@ -242,7 +242,7 @@ class Registry(SQLiteStore):
             self._db.notify(db, f"function:{name}")
         return AliasRecord(alias, version, True)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def release(self, moves: Sequence[tuple[str, str, int]]) -> list[AliasMove]:
         """Point several aliases, of several functions, at versions in one transaction: all move or none.
 
@@ -281,7 +281,7 @@ class Registry(SQLiteStore):
                 self._db.notify(db, f"function:{name}")
         return out
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def unpin_live(self, name: str) -> AliasRecord:
         """Make `live` follow deploys again; it points at the newest version at once."""
         with self._db.transaction() as db:
@@ -295,7 +295,7 @@ class Registry(SQLiteStore):
             self._db.notify(db, f"function:{name}")
         return AliasRecord(LIVE, newest.version, False)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def delete_alias(self, name: str, alias: str) -> bool:
         """Remove an alias other than `live`; False if it did not exist."""
         if alias == LIVE:
@@ -306,7 +306,7 @@ class Registry(SQLiteStore):
             self._db.notify(db, f"function:{name}")
             return bool(db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias]).rowcount > 0)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def delete_function(self, name: str) -> list[str]:
         """Remove a function with its versions and aliases.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import SQLiteStore, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, sql_migration, translate_database_errors
 from .database import AnyDatabase
 
 MIGRATIONS = [
@@ -46,7 +46,7 @@ class ScheduleStateStore(SQLiteStore):
     def __init__(self, db: AnyDatabase) -> None:
         super().__init__(db, "schedules", MIGRATIONS)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get(self, key: str) -> ScheduleState | None:
         row = self._db.db.execute(
             "SELECT spec, next_due_ms, last_due_ms, last_started_at, last_invocation_id, last_outcome, fired,"
@@ -55,7 +55,7 @@ class ScheduleStateStore(SQLiteStore):
         ).fetchone()
         return None if row is None else ScheduleState(*row)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def restart(self, key: str, spec: str, next_due_ms: int) -> None:
         """Start `key` (new, or its definition changed) at `next_due_ms`; a row already on `spec` is kept."""
         now = self._db.dialect.now
@@ -67,7 +67,7 @@ class ScheduleStateStore(SQLiteStore):
                 [key, spec, next_due_ms],
             )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def advance(
         self, key: str, spec: str, from_due_ms: int, to_due_ms: int, fired_ms: int | None, skipped: int
     ) -> bool:
@@ -82,7 +82,7 @@ class ScheduleStateStore(SQLiteStore):
             )
             return bool(cursor.rowcount == 1)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def record_run(self, key: str, tick_ms: int, started_at: float, invocation_id: str | None, outcome: str) -> None:
         """What tick `tick_ms` did (ignored if a later tick has been claimed since)."""
         with self._db.transaction() as db:

@@ -22,7 +22,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ._common import SQLiteStore, require_resource_name, sql_migration, translate_sqlite_errors, utf8_within
+from ._common import SQLiteStore, require_resource_name, sql_migration, translate_database_errors, utf8_within
 from .database import AnyDatabase
 from .errors import MasterKeyError, SecretUndecryptable
 
@@ -86,7 +86,7 @@ class SQLiteSecretStore(SQLiteStore):
         self.max_value_bytes = max_value_bytes
         self._check_master_key()
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def _check_master_key(self) -> None:
         """The first key to use a database is its key; any other is refused (`MasterKeyError`)."""
         with self._db.transaction() as db:
@@ -102,7 +102,7 @@ class SQLiteSecretStore(SQLiteStore):
                 f"{MASTER_KEY_ENV} (or the data dir's {MASTER_KEY_FILE}); set it to that key"
             )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def set(self, name: str, value: str) -> None:
         require_resource_name("secret", name)
         plaintext = utf8_within(f"secret {name!r} value", value, self.max_value_bytes, allow_empty=True)
@@ -117,7 +117,7 @@ class SQLiteSecretStore(SQLiteStore):
                 [name, nonce, ciphertext, self._fingerprint, time.time()],
             )
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get(self, name: str) -> str | None:
         require_resource_name("secret", name)
         row = self._db.db.execute(
@@ -138,13 +138,13 @@ class SQLiteSecretStore(SQLiteStore):
             ) from None
         return plaintext.decode("utf-8")
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def delete(self, name: str) -> bool:
         require_resource_name("secret", name)
         with self._db.transaction() as db:
             return bool(db.execute("DELETE FROM secrets WHERE name = ?", [name]).rowcount > 0)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def names(self) -> list[str]:
         return [row[0] for row in self._db.db.execute("SELECT name FROM secrets ORDER BY name")]
 

@@ -14,7 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from ._common import SQLiteStore, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, sql_migration, translate_database_errors
 from .database import AnyDatabase
 
 DEFAULT_TTL_S = 8 * 3600
@@ -57,7 +57,7 @@ class SessionStore(SQLiteStore):
             raise ValueError(f"session lifetime must be 60 s..30 days, got {ttl_s} s")
         self.ttl_s = float(ttl_s)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def create(self, key_id: str) -> str:
         """Open a session for API key `key_id`; return its id (shown to the browser once, never stored)."""
         session_id = secrets.token_urlsafe(32)
@@ -71,7 +71,7 @@ class SessionStore(SQLiteStore):
             )
         return session_id
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def get(self, session_id: str | None) -> Session | None:
         """The live session `session_id` names, or None (unknown, malformed, signed out or expired)."""
         if session_id is None or not SESSION_ID_RE.fullmatch(session_id):
@@ -83,7 +83,7 @@ class SessionStore(SQLiteStore):
         ).fetchone()
         return None if row is None else Session(row[0], float(row[1]), float(row[2]))
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def delete(self, session_id: str) -> bool:
         """Sign out: forget the session; False if there was none."""
         if not SESSION_ID_RE.fullmatch(session_id):
@@ -92,7 +92,7 @@ class SessionStore(SQLiteStore):
             cursor = db.execute("DELETE FROM console_sessions WHERE id_sha256 = ?", [_hash(session_id)])
             return bool(cursor.rowcount > 0)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def delete_for_key(self, key_id: str) -> int:
         """Forget every session of API key `key_id` (it was revoked); how many there were."""
         with self._db.transaction() as db:

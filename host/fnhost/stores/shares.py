@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import NotFound
 from ..namespaces import check_namespace, qualify
-from ._common import SQLiteStore, new_sortable_id, require_resource_name, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, new_sortable_id, require_resource_name, sql_migration, translate_database_errors
 from .database import AnyDatabase
 from .errors import InvalidArgument
 
@@ -68,7 +68,7 @@ class ShareStore(SQLiteStore):
         self._lock = threading.Lock()
         self._active: tuple[float, frozenset[tuple[str, str, str]]] = (0.0, frozenset())
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def create(self, owner: str, kind: str, name: str, grantee: str, created_by: str | None = None) -> Share:
         """Share `owner`'s resource `name` of `kind` with namespace `grantee` (an active identical
         share is returned as it is)."""
@@ -95,7 +95,7 @@ class ShareStore(SQLiteStore):
         self._forget()
         return share
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def revoke(self, owner: str, share_id: str, revoked_by: str | None = None) -> Share:
         """Revoke a share of `owner` (idempotent); functions lose the resource at their next call."""
         with self._db.transaction() as db:
@@ -109,7 +109,7 @@ class ShareStore(SQLiteStore):
         self._forget()
         return share
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def list(self, namespace: str | None = None) -> list[Share]:
         """Every share, or those `namespace` made or received, oldest first."""
         rows = self._db.db.execute(f"SELECT {_COLUMNS} FROM shares ORDER BY created_at, id").fetchall()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..namespaces import namespace_of
-from ._common import SQLiteStore, int_in_range, sql_migration, translate_sqlite_errors
+from ._common import SQLiteStore, int_in_range, sql_migration, translate_database_errors
 from .database import AnyDatabase, executemany
 from .errors import InvalidArgument
 from .invocations import InvocationRecord
@@ -226,7 +226,7 @@ class UsageStore(SQLiteStore):
                 row[-1] = max(row[-1], rec.duration_ms)
         return [(*key, namespace_of(key[0]), *row) for key, row in rows.items()]
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def record_many(self, records: Sequence[InvocationRecord]) -> None:
         """Add finished invocations to their hour's and day's rollups (one round trip, in the caller's
         transaction when there is one)."""
@@ -235,7 +235,7 @@ class UsageStore(SQLiteStore):
             with self._db.transaction() as db:
                 executemany(db, self._upsert, rows)
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def query(
         self,
         *,
@@ -299,7 +299,7 @@ class UsageStore(SQLiteStore):
             )
         return out
 
-    @translate_sqlite_errors
+    @translate_database_errors
     def purge(self, retention: UsageRetention, now: float | None = None) -> int:
         """Delete rollups older than `retention` allows; the number of rows deleted."""
         now = time.time() if now is None else now
