@@ -157,5 +157,18 @@ def test_a_function_calling_its_own_function_url_gets_508_at_the_limit(tmp_path:
         direct = httpx.get(f"{server.url}/fn/relay/", headers={CHAIN_DEPTH_HEADER: str(LIMIT + 1)})
         assert direct.status_code == 508
         assert "--max-chain-depth" in direct.json()["error"]["message"]
+        # an async invoke (X-Fnhost-Invocation-Type: Event) runs later at the depth its request claimed
         metrics = httpx.get(f"{server.url}/metrics", headers=auth).text
         assert 'fnhost_chains_stopped_total{function="relay",where="request"} 3.0' in metrics
+
+        # an async invoke (X-Fnhost-Invocation-Type: Event) runs later, at the depth its request claimed
+        host.deploy("echo", g.ECHO, {"name": "echo"})
+        event = {**auth, "x-fnhost-invocation-type": "Event"}
+        too_deep = httpx.post(f"{server.url}/v1/functions/echo/invoke", headers={**event, CHAIN_DEPTH_HEADER: "4"})
+        assert too_deep.status_code == 508 and too_deep.json()["error"]["code"] == "loop_detected"
+        accepted = httpx.post(f"{server.url}/v1/functions/echo/invoke", headers={**event, CHAIN_DEPTH_HEADER: "2"})
+        assert accepted.status_code == 202, accepted.text
+        events = server.server.triggers.async_invocations
+        wait_for(lambda: events.get(accepted.json()["id"]).status == "succeeded", what="the async invoke")
+        assert [(r.trigger, r.chain_depth) for r in host.invocations.list("echo", limit=10)] == [("async", 2)]
+        assert host.chains.stopped[("echo", "request")] == 1

@@ -30,6 +30,8 @@ async def invoke_async(request: Request, name: str, qualifier: str | int | None)
     """POST /v1/functions/{name}/invoke with `X-Fnhost-Invocation-Type: Event`: 202 once stored."""
     ctx = context_of(request)
     await ctx.authorize(request, INVOKE, name)
+    chain_depth = chain_depth_of(request)
+    ctx.host.chains.admit(name, chain_depth)  # before the body: a refused request does not read it
     payload = await request.body()
     submit = functools.partial(
         ctx.triggers.invoke_async,
@@ -37,6 +39,7 @@ async def invoke_async(request: Request, name: str, qualifier: str | int | None)
         payload,
         qualifier=qualifier,
         idempotency_key=request.headers.get(IDEMPOTENCY_KEY),
+        chain_depth=chain_depth,
     )
     accepted = await blocking(submit)
     location = f"/v1/invocations/{accepted.id}"

@@ -49,6 +49,8 @@ MIGRATIONS = [
         "CREATE INDEX async_invocations_finished ON async_invocations (updated_at)"
         " WHERE status IN ('succeeded', 'failed')",
     ),
+    # the chain depth the event runs at (fnhost.chains): what its caller's request claimed
+    sql_migration("ALTER TABLE async_invocations ADD COLUMN chain_depth INTEGER NOT NULL DEFAULT 0"),
 ]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
@@ -100,6 +102,7 @@ class ClaimedAttempt:
     attempt: int
     max_attempts: int
     dead_letter_queue: str | None
+    chain_depth: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class AsyncInvocationStore(SQLiteStore):
         dead_letter_queue: str | None,
         idempotency_key: str | None,
         idempotency_window_s: float,
+        chain_depth: int = 0,
     ) -> AsyncInvocation:
         """Store a queued event, or return the one already stored under `idempotency_key` within the window."""
         with self._db.transaction() as db:
@@ -165,12 +169,12 @@ class AsyncInvocationStore(SQLiteStore):
                 )
             inserted = db.execute(
                 "INSERT INTO async_invocations (id, function, qualifier, payload, status, max_attempts, lease_s,"
-                " dead_letter_queue, idempotency_key, created_at, updated_at, next_attempt_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " dead_letter_queue, idempotency_key, created_at, updated_at, next_attempt_at, chain_depth)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (function, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
                 " RETURNING id",
                 [event_id, function, qualifier, payload, QUEUED, max_attempts, lease_s, dead_letter_queue,
-                 idempotency_key, now, now, now],
+                 idempotency_key, now, now, now, chain_depth],
             ).fetchone()  # fmt: skip
             if inserted is None:
                 row = db.execute(
@@ -215,8 +219,8 @@ class AsyncInvocationStore(SQLiteStore):
         with self._db.transaction() as db:
             now = self._now(db)
             row = db.execute(
-                "SELECT id, function, qualifier, payload, attempts, lease_s, max_attempts, dead_letter_queue"
-                " FROM async_invocations"
+                "SELECT id, function, qualifier, payload, attempts, lease_s, max_attempts, dead_letter_queue,"
+                " chain_depth FROM async_invocations"
                 " WHERE status IN (?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at"
                 f" LIMIT 1{self._db.dialect.skip_locked}",
                 [QUEUED, RUNNING, now],
@@ -229,7 +233,7 @@ class AsyncInvocationStore(SQLiteStore):
                 " WHERE id = ?",
                 [RUNNING, attempt, now + row[5], now, row[0]],
             )
-        return ClaimedAttempt(row[0], row[1], row[2], bytes(row[3]), attempt, row[6], row[7])
+        return ClaimedAttempt(row[0], row[1], row[2], bytes(row[3]), attempt, row[6], row[7], row[8])
 
     @translate_database_errors
     def finish(

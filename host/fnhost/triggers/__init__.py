@@ -103,9 +103,13 @@ class Triggers:
         *,
         qualifier: str | int | None = None,
         idempotency_key: str | None = None,
+        chain_depth: int = 0,
     ) -> AsyncInvocation:
-        """Accept an event for `function`'s event handler; it is durable when this returns."""
-        return self.async_invocations.submit(function, payload, qualifier=qualifier, idempotency_key=idempotency_key)
+        """Accept an event for `function`'s event handler; it is durable when this returns and runs at
+        `chain_depth` (fnhost.chains: what the request that sent it claimed)."""
+        return self.async_invocations.submit(
+            function, payload, qualifier=qualifier, idempotency_key=idempotency_key, chain_depth=chain_depth
+        )
 
     def queue_mappings(self) -> list[QueueMapping]:
         return self.queue_triggers.list()

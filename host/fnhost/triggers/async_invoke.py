@@ -95,13 +95,16 @@ class AsyncInvocations:
         *,
         qualifier: str | int | None = None,
         idempotency_key: str | None = None,
+        chain_depth: int = 0,
     ) -> AsyncInvocation:
         """Store an event for `function` and return it (status 'queued'); it is durable on return.
+        It runs at `chain_depth` (fnhost.chains); one deeper than the host's limit is `LoopDetected`.
 
         With an `idempotency_key`, a second submit for the same function and key within
         `idempotency_window_s` returns the first event instead of storing another.
         Raises `NotFound` for an unknown function or qualifier.
         """
+        self.host.chains.admit(function, chain_depth)
         version = self.host.get_version(function, qualifier)
         body = bytes_within("async invoke payload", payload, self.max_payload_bytes)
         if idempotency_key is not None and (
@@ -124,6 +127,7 @@ class AsyncInvocations:
             dead_letter_queue=config.dead_letter_queue,
             idempotency_key=idempotency_key,
             idempotency_window_s=self.idempotency_window_s,
+            chain_depth=chain_depth,
         )
         if event.id == event_id:  # not an earlier event with the same idempotency key
             self.counters.inc("async_submitted", function)
@@ -161,7 +165,9 @@ class AsyncInvocations:
     def _attempt(self, claimed: ClaimedAttempt) -> None:
         event_id, function, attempt = claimed.id, claimed.function, claimed.attempt
         try:
-            result = self.host.invoke_event(function, claimed.payload, qualifier=claimed.qualifier, trigger="async")
+            result = self.host.invoke_event(
+                function, claimed.payload, qualifier=claimed.qualifier, trigger="async", chain_depth=claimed.chain_depth
+            )
         except NotFound as e:  # deleted since it was accepted: retrying cannot help
             self._finish(claimed, FAILED, "not_found", str(e), None, None, final=True)
             return
