@@ -1,6 +1,6 @@
 """Real HTTP(S) servers on 127.0.0.1 for the outbound-HTTP tests, and a throwaway CA to sign for them.
 
-Paths: `/echo` (the request as JSON), `/bytes?n=N` (N bytes), `/trickle` (a byte every 0.1 s,
+Paths: `/echo` (the request as JSON), `/raw` (the request body as is), `/bytes?n=N` (N bytes), `/trickle` (a byte every 0.1 s,
 never done), `/sleep?s=S` (headers after S seconds), `/redirect?to=URL[&status=302]`,
 `/loop` (redirects to itself), `/status?code=N`.
 """
@@ -50,6 +50,8 @@ class Handler(BaseHTTPRequestHandler):
                 "body": body.decode(),
             }
             self._reply(200, json.dumps(out).encode(), {"content-type": "application/json", "x-echo": "1"})
+        elif url.path == "/raw":
+            self._reply(200, body, {"content-type": "application/octet-stream"})
         elif url.path == "/bytes":
             self._reply(200, b"x" * int(q["n"]))
         elif url.path == "/trickle":

@@ -74,6 +74,17 @@ def test_outbound_http_in_every_guest_language(world: tuple[Host, Server, Server
     assert ungranted.seen == []
 
 
+def test_python_bodies_cross_as_text_whatever_bytes_they_hold(world: tuple[Host, Server, Server]) -> None:
+    """The Python SDK sends and receives bodies through `request-text` (latin-1 for ASCII, base64
+    otherwise, the host choosing the response's): non-ASCII bytes come back exactly."""
+    host, server, _ = world
+    name = deployed(host, "python", server.origin)
+    for body in ["héllo ✓ — ünïcode", "plain ascii", ""]:
+        out = call(host, name, url=f"{server.origin}/raw", method="POST", body=body)
+        assert out["status"] == 200 and out["body"] == body, out
+        assert server.seen[-1][0] == "POST"
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_a_request_past_the_invocation_time_is_a_timeout_error(world: tuple[Host, Server, Server], lang: str) -> None:
     host, server, _ = world

@@ -27,7 +27,7 @@ from ..egress import Egress, EgressFailure, EgressMode, Hop, OriginError, Origin
 from ..errors import ManifestError
 from .base import Capability
 from .errors import ErrorKind, HostCallError
-from .operations import U16, U32, operation
+from .operations import U16, U32, ByteText, bytes_as_text, bytes_of_text, operation
 from .state import CallState
 
 HTTP = "http"
@@ -41,6 +41,16 @@ class OutboundResponse(Record):
     status: U16
     headers: list[tuple[str, str]]
     body: bytes
+
+
+@dataclass(frozen=True, eq=False)
+class OutboundTextResponse(Record):
+    """The WIT `outbound-http.outbound-text-response`: the body as text in `body_encoding`."""
+
+    status: U16
+    headers: list[tuple[str, str]]
+    body: str
+    body_encoding: ByteText
 
 
 @functools.lru_cache(maxsize=4096)
@@ -140,6 +150,25 @@ class HttpCapability(Capability):
             )
         state.bytes_left -= len(reply.body)
         return OutboundResponse(reply.status, reply.headers, reply.body)
+
+    @operation(since="0.2.0")
+    def request_text(
+        self,
+        state: CallState,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: str,
+        body_encoding: ByteText,
+        timeout_ms: U32 | None,
+    ) -> OutboundTextResponse:
+        """`request` with both bodies as text: a string crosses a component's boundary in bulk, a
+        list<u8> one value per byte. The response's encoding is the host's choice: latin-1 when the
+        body is ASCII (a copy for the guest), else base64."""
+        data = bytes_of_text(body, body_encoding, "request body")
+        reply = self.request(state, method, url, headers, data, timeout_ms)
+        encoding: ByteText = "latin1" if reply.body.isascii() else "base64"
+        return OutboundTextResponse(reply.status, reply.headers, bytes_as_text(reply.body, encoding), encoding)
 
     @staticmethod
     def _denied(state: CallState, message: str) -> HostCallError:

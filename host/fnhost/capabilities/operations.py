@@ -139,6 +139,7 @@ _FIELDS: dict[Any, Callable[[Any], bytes]] = {
     str: lambda v: struct.pack("<I", len(v.encode())) + v.encode(),
     bytes: lambda v: struct.pack("<I", len(v)) + bytes(v),
     list[tuple[str, str]]: encode_pairs,
+    ByteText: lambda v: struct.pack("<B", typing.get_args(ByteText).index(v)),
 }
 """How each field of a record result is written into its core-ABI buffer (docs/abi.md, records)."""
 

@@ -160,6 +160,15 @@ def _lift_bytes(c: Any) -> bytes:
         ffi.wasmtime_component_vallist_delete(byref(c.of.list))
 
 
+def _field(val: Any, name: str) -> Any:
+    """A record field's value: the attribute named as in WIT (a wasmtime `Record`'s), or its
+    snake_case spelling (a host dataclass's: `body_encoding` for `body-encoding`)."""
+    try:
+        return getattr(val, name)
+    except AttributeError:
+        return getattr(val, name.replace("-", "_"))
+
+
 def _record(ty: t.RecordType) -> Codec:
     fields = [(name, codec(field_ty)) for name, field_ty in ty.fields]
     names = [name for name, _ in fields]
@@ -173,7 +182,7 @@ def _record(ty: t.RecordType) -> Codec:
         data = raw.data
         for i, name in enumerate(names):  # names first: freeing the record on failure frees them all
             data[i].name = ffi.str_to_capi(name)
-        pairs = ((lower_field, getattr(val, name)) for lower_field, name in zip(lowers, names, strict=True))
+        pairs = ((lower_field, _field(val, name)) for lower_field, name in zip(lowers, names, strict=True))
         free = lambda: ffi.wasmtime_component_valrecord_delete(byref(raw))  # noqa: E731
         _lower_into(store, lambda i: data[i].val, pairs, n, free)
         ptr.contents.kind = _RECORD
