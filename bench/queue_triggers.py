@@ -51,6 +51,7 @@ def run(
         if instance_reuse:
             limits["instance_reuse"] = instance_reuse
         host.deploy("hello", wasm, {**manifest, "limits": limits, "triggers": {"queue": [trigger]}})
+        host.wait_for_tier_up()  # the Cranelift code (a first run compiles it; later runs load it from the cache)
         for i in range(messages):
             host.queues.publish("bench", f"message {i}".encode())
         triggers = Triggers(host, queue_idle_max_s=0.01)
