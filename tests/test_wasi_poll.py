@@ -121,7 +121,8 @@ def test_absolute_monotonic_clock_is_on_the_guests_clock() -> None:
     wait_ms = 60
     errno, nevents, events, elapsed = guest.poll([clock(8, guest.monotonic_now() + wait_ms * MS, absolute=True)])
     assert (errno, nevents, event(events[0])[:3]) == (ESUCCESS, 1, (8, ESUCCESS, CLOCK))
-    assert abs(elapsed * 1000 - wait_ms) < 2
+    # never early (a wrong origin that is behind shows here), late only by scheduling on a loaded box
+    assert -1 < elapsed * 1000 - wait_ms < 15
     errno, nevents, _, elapsed = guest.poll([clock(9, 1, absolute=True)])  # long past: ready at once
     assert (errno, nevents) == (ESUCCESS, 1) and elapsed < 0.01
 
