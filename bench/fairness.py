@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "host"), str(ROOT / "bench")]
 
-from http_load import CACHE, fnhost_serve, python_load, wrk  # noqa: E402
+from http_load import CACHE, fnhost_serve, wrk  # noqa: E402
 
 from fnhost import Host  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
@@ -91,7 +91,9 @@ def main() -> None:
     args = ap.parse_args()
     options = args.serve_options.split()
     hogs = args.hogs.split(",")
-    load = wrk if shutil.which("wrk") else python_load
+    if not shutil.which("wrk"):  # a load generator in Python caps the good traffic itself (2026-12-04)
+        raise SystemExit("bench/fairness.py needs wrk (apt-get install wrk)")
+    load = wrk
     print(
         f"fnhost bench/fairness.py — load: {load.__name__}, good: {args.connections} connections, "
         f"{args.seconds}s; hostile: {args.hostile} connections over {', '.join(hogs)}; {os.cpu_count()} cores; "

@@ -5,7 +5,7 @@
 Starts, one after the other on free loopback ports: a bare Starlette JSON endpoint (bench/bare_app.py)
 and `fnhost serve` (the same Hypercorn settings) with two public functions deployed — the C hello
 (a tiny core module) and the Python hello (a component). Each target gets the same bounded load
-from wrk (Debian's `wrk`; else a small threaded Python client), and the script prints req/s, p50
+from wrk (Debian's `wrk`, required: a Python client caps what it measures), and the script prints req/s, p50
 and p99, and each function's throughput as a fraction of the bare endpoint's.
 """
 
@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,29 +85,6 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
     return rps, latency("50"), latency("99")
 
 
-def python_load(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
-    samples: list[float] = []
-    stop = time.monotonic() + seconds
-    lock = threading.Lock()
-
-    def worker() -> None:
-        with httpx.Client() as client:
-            while time.monotonic() < stop:
-                t = time.perf_counter()
-                r = client.get(url)
-                r.raise_for_status()
-                with lock:
-                    samples.append(time.perf_counter() - t)
-
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    samples.sort()
-    return len(samples) / seconds, samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000
-
-
 @contextlib.contextmanager
 def fnhost_serve(data: Path, processes: int, *extra: str) -> Iterator[str]:
     """`fnhost serve` on a free loopback port over `data`, ready (every process answering); yields its URL."""
@@ -142,7 +118,9 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--processes", type=int, default=1, help="fnhost serve --processes")
     args = ap.parse_args()
-    load = wrk if shutil.which("wrk") else python_load
+    if not shutil.which("wrk"):  # a load generator in Python caps what it measures: no figure worth keeping
+        raise SystemExit("bench/http_load.py needs wrk (apt-get install wrk)")
+    load = wrk
     print(
         f"fnhost bench/http_load.py — load: {load.__name__}, {args.connections} connections, {args.seconds}s each, "
         f"{os.cpu_count()} cores, fnhost serve --processes {args.processes}"
