@@ -20,6 +20,9 @@ rust_debs := "rustc libstd-rust-dev-wasm32 lld-14"
 browser_debs := "chromium"
 # The shared backend's tests: Debian bookworm's PostgreSQL 15 server (the suite runs initdb itself, as the postgres user).
 postgres_debs := "postgresql-15"
+# The HTTP benchmarks' load generator (bench/http_load.py, fairness.py, peers.py, cluster.py): Debian's wrk. A load
+# generator in Python caps the traffic it measures. Not needed by the tests.
+bench_debs := "wrk"
 # JavaScript guests: componentize-js 0.23.0 is the release verified against fnhost's WIT (jco componentize fails on it);
 # preview2-shim: componentize-js imports it but declares it only as a dev dependency (^0.17.4), so it is installed here.
 # rolldown bundles a guest's npm packages and es-module-lexer finds its imports (both also pulled in by componentize-js
@@ -69,6 +72,9 @@ setup-postgres: (_debs postgres_debs)
 
 # The console's browser test: Debian's chromium (Playwright drives it; it never downloads a browser). Needs root or sudo.
 setup-browser: (_debs browser_debs)
+
+# wrk for the HTTP benchmarks. Needs root or sudo.
+setup-bench: (_debs bench_debs)
 
 # Debian packages, installed only when one is missing (a warm run is one `dpkg -s`).
 _debs packages:
@@ -136,7 +142,7 @@ lint: setup-python
     "{{venv_python}}" -m mypy
 
 # Benchmarks: prints ratios measured side by side in one run (see docs/performance.md).
-bench: setup
+bench: setup setup-bench
     PATH="{{venv_bin}}:$PATH" FNHOST_CACHE_DIR={{cache}} "{{venv_python}}" bench/invoke.py
 
 # Start the host on 127.0.0.1:8080 with SQLite in .fnhost/ and the example functions deployed.
