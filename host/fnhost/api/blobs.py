@@ -22,6 +22,7 @@ from ..namespaces import qualify
 from ..stores.blobs import MAX_LIST_LIMIT, BlobInfo, BlobReader, require_key
 from ..stores.errors import CorruptBlob, InvalidArgument
 from .context import blocking, context_of, log, namespace_of
+from .errors import error_response, request_id_of
 from .parsing import chain_depth_of, query_int
 
 WRITE_BYTES = 1 << 20
@@ -93,30 +94,28 @@ async def get_blob(request: Request) -> Response:
         "x-fnhost-sha256": info.sha256,
         "x-fnhost-updated-at": f"{info.updated_at:.3f}",
     }
-    status = 200
+    streamed = False  # once true, the response's body iterator closes the reader
     try:
         if _matches(request.headers.get("if-none-match"), etag):
-            await blocking(reader.close)
             return Response(status_code=304, headers=headers)
-        wanted = None
-        if request.headers.get("if-range", etag) == etag:
-            wanted = byte_range(request.headers.get("range"), info.size)
+        status = 200
+        fresh = request.headers.get("if-range", etag) == etag  # a stale If-Range: the whole object
+        wanted = byte_range(request.headers.get("range"), info.size) if fresh else None
         if wanted is not None:
             reader.byte_range(*wanted)
             status = 206
             headers["content-range"] = f"bytes {wanted[0]}-{wanted[1] - 1}/{info.size}"
+        headers["content-length"] = str(reader.end - reader.offset)
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers, media_type=info.content_type)
+        streamed = True
+        return StreamingResponse(_chunks(reader), status_code=status, headers=headers, media_type=info.content_type)
     except RangeNotSatisfiable as e:
-        await blocking(reader.close)
-        return JSONResponse(
-            {"error": {"code": "range_not_satisfiable", "message": str(e)}},
-            status_code=416,
-            headers={**headers, "content-range": f"bytes */{info.size}"},
-        )
-    headers["content-length"] = str(reader.end - reader.offset)
-    if request.method == "HEAD":
-        await blocking(reader.close)
-        return Response(status_code=status, headers=headers, media_type=info.content_type)
-    return StreamingResponse(_chunks(reader), status_code=status, headers=headers, media_type=info.content_type)
+        headers["content-range"] = f"bytes */{info.size}"
+        return error_response(416, "range_not_satisfiable", str(e), request_id=request_id_of(request), headers=headers)
+    finally:
+        if not streamed:
+            await blocking(reader.close)
 
 
 _BYTE_RANGE = re.compile(r"(\d*)\s*-\s*(\d*)", re.ASCII)  # one range; a list of several does not match

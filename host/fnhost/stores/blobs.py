@@ -210,14 +210,13 @@ class BlobReader:
     def read(self, max_bytes: int) -> bytes:
         want = max(0, min(max_bytes, self.end - self.offset))
         data = self.content.read_at(self.offset, want)
-        where = f"blob {self.info.key!r}"
         if len(data) < want:  # the content is shorter than the object's recorded size
-            raise damaged(self.info.sha256, where)
+            raise damaged(self.info.sha256, f"blob {self.info.key!r}")
         self.offset += len(data)
         if self._hasher is not None:
             self._hasher.update(data)
             if self.offset == self.info.size and self._hasher.hexdigest() != self.info.sha256:
-                raise damaged(self.info.sha256, where)
+                raise damaged(self.info.sha256, f"blob {self.info.key!r}")
         return data
 
     def chunks(self, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
