@@ -11,6 +11,7 @@ until every byte is written.
 
 from __future__ import annotations
 
+import binascii
 import os
 import sys
 
@@ -28,6 +29,23 @@ except ImportError:  # built against 0.1.0: every body is in the record
 
 INLINE_MAX = 32 * 1024
 """Outputs up to this many bytes stay in the record (the host's threshold for inputs is the same)."""
+
+
+def as_text(data: bytes | memoryview) -> tuple[str, object]:
+    """Bytes for a `*-text` host call (blobs, outbound-http) and their `byte-text`: latin-1 when they
+    are ASCII (a copy), else base64, which this CPython turns into an ASCII string ~1.5x faster than
+    it lowers latin-1's non-ASCII characters (docs/performance.md, blobs)."""
+    assert _body is not None
+    raw = bytes(data)
+    if raw.isascii():
+        return raw.decode("latin-1"), _body.ByteText.LATIN1
+    return binascii.b2a_base64(raw, newline=False).decode("ascii"), _body.ByteText.BASE64
+
+
+def from_text(text: str, encoding: object) -> bytes:
+    """The bytes a `*-text` host call returned as `text` in `encoding`."""
+    assert _body is not None
+    return text.encode("latin-1") if encoding == _body.ByteText.LATIN1 else binascii.a2b_base64(text)
 
 
 def take_input(inline: bytes) -> bytes:

@@ -19,7 +19,6 @@ dropped when the invocation ends.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import io
 from collections.abc import Iterable, Iterator
@@ -33,19 +32,11 @@ try:
 except ImportError:  # built against fnhost:function@0.1.0, which has no blobs: fail at the first use
     _blobs = None  # type: ignore[assignment]
 
+from ._body import as_text, from_text
 from ._errors import NotFound, host_error
 
 CHUNK_BYTES = 1 << 20
 """How much one host call moves (the host takes at most 4 MiB per call)."""
-
-
-def _as_text(chunk: bytes | memoryview) -> tuple[str, ByteText]:
-    """A chunk as text for `write-text`: latin-1 when it is ASCII (a copy), else base64, which this
-    CPython turns into an ASCII string ~1.5x faster than it lowers latin-1's non-ASCII characters."""
-    data = bytes(chunk)
-    if data.isascii():
-        return data.decode("latin-1"), ByteText.LATIN1
-    return binascii.b2a_base64(data, newline=False).decode("ascii"), ByteText.BASE64
 
 
 @dataclass(frozen=True)
@@ -93,7 +84,7 @@ class Writer(io.RawIOBase):
         view = memoryview(data).cast("B")
         for start in range(0, len(view), CHUNK_BYTES):
             try:
-                _blobs.write_text(self._handle, *_as_text(view[start : start + CHUNK_BYTES]))
+                _blobs.write_text(self._handle, *as_text(view[start : start + CHUNK_BYTES]))
             except Err as e:
                 self._handle = None  # the host ended it (over the limit, or the store failed)
                 raise host_error(e) from None
@@ -154,12 +145,11 @@ class Reader(io.RawIOBase):
             raise ValueError("read from a closed blob reader")
         if size is None or size < 0:
             return b"".join(self.chunks())
-        text = _call(_blobs.read_text, self._handle, min(size, 4 << 20), self._encoding)
-        if self._encoding == ByteText.BASE64:
-            return binascii.a2b_base64(text)
+        encoding = self._encoding
+        text = _call(_blobs.read_text, self._handle, min(size, 4 << 20), encoding)
         if not text.isascii():
             self._encoding = ByteText.BASE64
-        return text.encode("latin-1")
+        return from_text(text, encoding)
 
     def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
         data = self.read(len(buffer))

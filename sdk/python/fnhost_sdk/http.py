@@ -14,13 +14,13 @@ not work inside a function: this module is the way out.
 
 from __future__ import annotations
 
-import binascii
 import json as _json
 from collections.abc import Mapping
 from typing import Any
 
 from componentize_py_types import Err
 
+from ._body import as_text, from_text
 from ._errors import Denied, HostError, InvalidArgument, LimitExceeded, Timeout, TooLarge, Unavailable
 from ._http import Headers
 
@@ -87,14 +87,9 @@ def request(
         if not any(k.lower() == "content-type" for k, _ in pairs):
             pairs.append(("content-type", "application/json"))
     # Both bodies cross as text (`request-text`): a string crosses in bulk, a list<u8> one value per
-    # byte (~1 s per MiB). ASCII goes as latin-1 (a copy), anything else as base64.
-    from wit_world.imports.body import ByteText
-
-    if data.isascii():
-        text, encoding = data.decode("latin-1"), ByteText.LATIN1
-    else:
-        text, encoding = binascii.b2a_base64(data, newline=False).decode("ascii"), ByteText.BASE64
-    binding = _binding()
+    # byte (~1 s per MiB); the host picks the response's encoding.
+    binding = _binding()  # first: a guest built against 0.1.0 gets its clear error
+    text, encoding = as_text(data)
     try:
         r = binding.request_text(method, url, pairs, text, encoding, timeout_ms)
     except Err as e:
@@ -102,9 +97,7 @@ def request(
         if cls is None:
             raise
         raise cls(getattr(e.value, "value", "")) from None
-    if r.body_encoding == ByteText.LATIN1:
-        return Response(r.status, Headers(r.headers), r.body.encode("latin-1"))
-    return Response(r.status, Headers(r.headers), binascii.a2b_base64(r.body))
+    return Response(r.status, Headers(r.headers), from_text(r.body, r.body_encoding))
 
 
 def get(url: str, **kwargs: Any) -> Response:
