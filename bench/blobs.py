@@ -7,7 +7,8 @@ Rows (MB/s, best of --repeat; ratios against the row above it):
 - store: `BlobStore.put` (streamed in 1 MiB writes) / `BlobStore.get`, on the embedded default (files);
 - API: PUT / GET /v1/blobs/... against a real `fnhost serve` on loopback, streamed both ways (httpx);
 - guest (py): the Python example `guests/python/files` (component) writing zeros in 1 MiB writes
-  (`fill`) and reading in 1 MiB reads while hashing (`sum`), warm instance, Cranelift code;
+  (`fill`) and reading in 1 MiB reads while hashing (`sum`), warm instance, Cranelift code; then
+  the same reads of random bytes, and a `copy` of them through a 64 KiB buffer (read + write);
 - guest (rust): the Rust counter (core module) copying an object in 64 KiB reads and writes, then
   reading the copy whole (`blob-copy`): MB/s of object moved through the core ABI (read + write + read).
 """
@@ -153,6 +154,11 @@ def main() -> None:
                 actual = mib * CHUNK
                 put, get = actual / put_s / MB, actual / get_s / MB
                 print(f"{size // MB:>4} MB {'guest (py)':<10} put {put:8.1f} MB/s  get {get:8.1f} MB/s", flush=True)
+                host.blobs.put("uploads", "random", os.urandom(size))  # not ASCII: chunks cross as base64
+                get_s = best(args.repeat, lambda: invoke(op="sum", key="random"))
+                copy_s = best(args.repeat, lambda: invoke(op="copy", key="random", to="random-copy"))
+                print(f"{size // MB:>4} MB {'guest (py)':<10} random bytes: get {size / get_s / MB:8.1f} MB/s  "
+                      f"copy {size / copy_s / MB:8.1f} MB/s (object size over read + write time)", flush=True)  # fmt: skip
         if rust_sizes:
             built = build_guest(ROOT / "guests" / "rust" / "counter")
             limits = dataclasses.replace(built.manifest.limits, timeout_ms=900_000, max_host_bytes=1 << 40,
