@@ -229,11 +229,14 @@ class SQLiteQueueStore(SQLiteStore):
         deleted: set[str] = set()
         for start in range(0, len(deliveries), ACK_CHUNK):  # one statement per chunk, each atomic
             chunk = deliveries[start : start + ACK_CHUNK]
+            # `id IN (...)` is what lets SQLite find the rows by the primary key: the row values alone made it
+            # scan every message of the queue (O(depth) per ack); the receipts then filter those rows.
+            ids = ", ".join("?" for _ in chunk)
             receipts = ", ".join("(?, ?)" for _ in chunk)
             rows = self._db.db.execute(
-                "DELETE FROM queue_messages WHERE queue = ?"
+                f"DELETE FROM queue_messages WHERE queue = ? AND id IN ({ids})"
                 f" AND (id, receive_count) IN (VALUES {receipts}) RETURNING id",
-                [queue, *(v for m in chunk for v in (m.id, m.receive_count))],
+                [queue, *(m.id for m in chunk), *(v for m in chunk for v in (m.id, m.receive_count))],
             ).fetchall()
             deleted.update(row[0] for row in rows)
         self._changed(len(deleted))
