@@ -17,8 +17,8 @@ into a value slot (the `wasmtime_component_val_t` itself, not a `ctypes.pointer`
 each); a string is copied into Wasmtime's memory by one `wasm_byte_vec_new` call (wasmtime-py's
 `str_to_capi` makes three); a record starts as one `wasmtime_component_valrecord_copy` of a template
 that already holds its field names (instead of one allocation per name) and gets its fields lowered
-over the template's placeholder booleans. A queue batch of 10 messages lowered in 456 µs before,
-a small HTTP request in 141 µs (bench/invoke.py prints them now).
+over the template's placeholder booleans. `python bench/convert.py` measures it next to wasmtime-py's
+conversion (docs/performance.md has the figures).
 """
 
 from __future__ import annotations
