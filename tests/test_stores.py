@@ -339,6 +339,28 @@ def test_queue_on_postgresql_keeps_the_planner_informed_after_a_burst(postgres_s
     db.close()
 
 
+def test_prepared_statements_on_postgresql_survive_a_column_another_node_adds(postgres_server: Any) -> None:
+    """The stores' hot statements are prepared (psycopg, from their 5th run on a connection): a migration
+    on another node must not break them ("cached plan must not change result type" hits `SELECT *`)."""
+    from fnhost.stores.database import PostgresDatabase
+
+    db = PostgresDatabase(postgres_server.new_database())
+    queues = SQLiteQueueStore(db)
+    for i in range(8):
+        queues.publish("q", b"m%d" % i)
+        assert queues.ack_many("q", queues.receive("q", 1)) != []
+    prepared = db.db.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+    assert prepared >= 3, prepared  # publish, receive and ack on this connection
+    other = PostgresDatabase(db.dsn)
+    with other.transaction() as o:
+        o.execute("ALTER TABLE queue_messages ADD COLUMN added_later TEXT")
+    queues.publish("q", b"after")
+    (message,) = queues.receive("q", 1)
+    assert message.body == b"after" and queues.ack_many("q", [message]) == [message.id]
+    other.close()
+    db.close()
+
+
 def reopen(db: Any) -> Any:
     """Another handle on the same database, as another process or node would have."""
     from fnhost.stores.database import PostgresDatabase
