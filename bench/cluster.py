@@ -8,8 +8,9 @@ then prints:
   serve`: SQLite with 1 node, PostgreSQL with 1, 2 and 3 nodes (each node its own data dir, one
   shared database). With N nodes, N wrk processes run at once, one per node (connections split),
   and their req/s add up: the load balancer is wrk itself. Ratios are to SQLite with 1 node.
-- Queue-trigger msg/s at batch 1, 10 and 100 (one consumer, the Python hello, in-process), on
-  SQLite and on PostgreSQL.
+- Queue-trigger msg/s at batch 1, 10 and 100 (one consumer, in-process, a fresh instance per batch),
+  on SQLite and on PostgreSQL: for the C hello (what the trigger and the store cost) and for the
+  Python hello (where a Python interpreter's start per batch dominates).
 - Database round trips per HTTP invoke of a function whose alias is cached (in-process Host over
   PostgreSQL; invocation records are written in batches by a background thread and counted apart).
 On 2 cores every node, the database and wrk share the same CPUs: more nodes cannot add capacity
@@ -110,7 +111,7 @@ def http_rows(args: argparse.Namespace, pg: PostgresServer, built: dict[str, tup
 
 
 def queue_rate(batch: int, messages: int, built: tuple[bytes, dict[str, object]], database: str | None) -> float:
-    """bench/queue.py's measurement, on SQLite (None) or on `database`."""
+    """bench/queue_triggers.py's measurement, on SQLite (None) or on `database`."""
     wasm, manifest = built
     rate, _, _, _ = bench_queue.run(batch, messages, wasm, {**manifest, "name": "hello"}, database=database, master_key=KEY)
     return float(rate)
@@ -153,11 +154,12 @@ def main() -> None:
             for label, by_lang in rows.items():
                 for lang, rps in by_lang.items():
                     print(f"http {lang:<6} hello  {label:<20} {rps:8.0f} req/s  ({rps / base[lang]:4.2f}x sqlite 1 node)")
-            for batch in (1, 10, 100):
-                sqlite = queue_rate(batch, args.messages, built["python"], None)
-                postgres = queue_rate(batch, args.messages, built["python"], pg.new_database())
-                print(f"queue batch {batch:<3}  sqlite {sqlite:7.0f} msg/s  postgresql {postgres:7.0f} msg/s  "
-                      f"({postgres / sqlite:4.2f}x sqlite)")  # fmt: skip
+            for lang in ("c", "python"):
+                for batch in (1, 10, 100):
+                    sqlite = queue_rate(batch, args.messages, built[lang], None)
+                    postgres = queue_rate(batch, args.messages, built[lang], pg.new_database())
+                    print(f"queue {lang:<6} hello batch {batch:<3}  sqlite {sqlite:7.0f} msg/s  "
+                          f"postgresql {postgres:7.0f} msg/s  ({postgres / sqlite:4.2f}x sqlite)")  # fmt: skip
             per_invoke, per_record = round_trips(pg.new_database(), built["c"], tmp)
             print(f"database round trips per cached-alias HTTP invoke: {per_invoke:.2f} "
                   f"(+ {per_record:.2f} for its batched invocation record)")  # fmt: skip

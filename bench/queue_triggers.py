@@ -7,8 +7,10 @@ For each batch size and poller count: a fresh data dir (SQLite, or with `--postg
 database on a PostgreSQL server this script starts, as the test suite does), the Python `hello`
 component deployed with a `[[triggers.queue]]` mapping (its event handler returns at once and acks
 the whole batch), N messages published up front, then `Triggers` started; the clock runs from start
+from the first ack (threads started, the first instance made, statements prepared: the steady state)
 until every message is acked (the host process's CPU time is measured over the same span: on a shared
-machine it moves less than the wall clock). Each poller receives (one claim statement), invokes once per batch
+machine it moves less than the wall clock). Each row runs at least 100 batches (more messages than
+`--messages` when the batch is large). Each poller receives (one claim statement), invokes once per batch
 (fresh instance) and acks (one statement, sent by its ack thread while it goes on). Printed per
 row: msg/s, the ratio to the first poller count of that batch size, and with `--postgres` the
 database round trips per batch (every thread of the process: receives, acks, invocation records).
@@ -45,6 +47,7 @@ def run(
 ) -> tuple[float, int, float | None, float]:
     """(msg/s, invocations, database round trips per batch or None on SQLite, this process's CPU µs per
     message) through one queue trigger with `pollers` pollers; on SQLite in a temp dir, or on `database`."""
+    messages = max(messages, 100 * batch_size)
     with tempfile.TemporaryDirectory() as tmp, Host(
         Path(tmp) / "data", cache_dir=CACHE / "compiled", database=database, master_key=master_key
     ) as host:
@@ -58,27 +61,30 @@ def run(
         host.wait_for_tier_up()  # the Cranelift code (a first run compiles it; later runs load it from the cache)
         for i in range(messages):
             host.queues.publish("bench", f"message {i}".encode())
+        db = host.open_store(lambda db: db)
         acked, all_acked, lock = [0], threading.Event(), threading.Lock()
+        first: list[tuple[int, float, float, int]] = []  # (acked, clock, CPU, round trips) at the first ack
 
         def on_ack(queue: str, ids: list[str]) -> None:  # after each ack commits (no polling of the queue's depth)
             with lock:
                 acked[0] += len(ids)
+                if not first:
+                    first.append((acked[0], time.perf_counter(), time.process_time(), getattr(db, "round_trips", 0)))
                 if acked[0] >= messages:
                     all_acked.set()
 
         triggers = Triggers(host, queue_idle_max_s=0.01, on_ack=on_ack)
-        db = host.open_store(lambda db: db)
-        round_trips = getattr(db, "round_trips", None)
-        started, cpu = time.perf_counter(), time.process_time()
         triggers.start()
         all_acked.wait(600)
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        ended, cpu_ended = time.perf_counter(), time.process_time()
         triggers.stop()
-        per_batch = None if round_trips is None else (db.round_trips - round_trips) / (messages / batch_size)
-        invocations = len(host.invocations.list("hello", limit=1000))
         if host.queues.depth("bench"):
             raise SystemExit(f"batch size {batch_size}: the queue did not drain within 600 s")
-        return messages / elapsed, invocations, per_batch, cpu * 1e6 / messages
+        counted, started, cpu_started, round_trips = first[0]
+        counted = messages - counted  # the steady state: from the first ack (threads started, statements prepared)
+        per_batch = None if not hasattr(db, "round_trips") else (db.round_trips - round_trips) / (counted / batch_size)
+        invocations = len(host.invocations.list("hello", limit=1000))
+        return counted / (ended - started), invocations, per_batch, (cpu_ended - cpu_started) * 1e6 / counted
 
 
 def main() -> None:
@@ -104,7 +110,7 @@ def main() -> None:
         backend = "postgresql" if args.postgres else "sqlite"
         instances = f"warm instances (instance_reuse={args.instance_reuse})" if args.instance_reuse else "fresh instances"
         guest = "python hello component" if args.guest == "python" else "C hello core module"
-        print(f"queue trigger -> {guest}, {args.messages} messages, {backend}, {instances}")
+        print(f"queue trigger -> {guest}, {args.messages} messages (100 batches at least), {backend}, {instances}")
         print(f"{'batch size':>10}  {'pollers':>7}  {'messages/s':>10}  {'ratio':>5}  {'invocations':>11}"
               f"  {'per message':>11}  {'cpu/message':>11}  {'round trips/batch':>17}")  # fmt: skip
         for size in (int(s) for s in args.batch_sizes.split(",")):
