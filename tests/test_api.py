@@ -6,7 +6,9 @@ command), deployed under several manifests. Compiled code is shared across tests
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import re
 import sqlite3
 import threading
@@ -202,6 +204,35 @@ def test_function_url_passes_the_request_through(api: Api, wasm: dict[str, bytes
     assert (r.content, r.headers["content-type"]) == (b"\x00\xffraw", "image/x-test")
     error(api.call("GET", "/fn/nope/x"), 401, "unauthorized")  # no key: existence is not revealed
     error(api.call("GET", "/fn/nope/x", api.admin), 404, "not_found")
+
+
+def test_a_function_url_query_that_is_not_utf8_is_a_400_that_says_so(api: Api, wasm: dict[str, bytes]) -> None:
+    """Raw bytes over 0x7f in the query (clients percent-encode them; Hypercorn refuses them, another ASGI
+    server an embedder runs may not) were a UnicodeDecodeError, a 500; valid UTF-8 reaches the guest as sent."""
+    api.deploy("hello", pack_bundle(HELLO, wasm["hello"]))
+
+    def get(query: bytes) -> tuple[int, bytes]:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": "/fn/hello/x", "raw_path": b"/fn/hello/x", "query_string": query, "root_path": "",
+            "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {api.admin}".encode())],
+            "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {},
+        }  # fmt: skip
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        asyncio.run(api.client.app(scope, receive, send))  # type: ignore[arg-type]
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    status, body = get(b"name=\xff\xfe")
+    assert status == 400 and b"the query string is not UTF-8; percent-encode its bytes" in body, body
+    status, body = get("name=é".encode())
+    assert status == 200 and json.loads(body)["query"] == {"name": "é"}, body
 
 
 def test_invocation_failures_map_to_statuses(api: Api, wasm: dict[str, bytes]) -> None:

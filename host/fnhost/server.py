@@ -300,6 +300,7 @@ class Server:
         """Stop what still runs and close the host (when this server made it)."""
         if self.triggers.started:
             self.stop()
+        self.app.state.fnhost.pool.close()
         if self._owns_host:
             self.host.close()
 

@@ -6,10 +6,12 @@ Handlers stay thin: parse the request, `authorize`, call one Host/control method
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -67,6 +69,11 @@ class InvocationPool:
     admissions, and one function at most `function_share` of them (each at least one), so a
     function that is slow or misbehaving queues behind its own share, and a team's functions
     together behind their namespace's, while the others keep theirs.
+
+    It is on every function URL's path, so it is plain asyncio: semaphores that do not yield to the
+    loop when a share is free (anyio's capacity limiters checkpoint on every acquire) and a thread
+    pool of `workers` threads, whose queue is the wait for a worker. A call whose caller goes away
+    keeps its shares until its thread returns.
     """
 
     def __init__(
@@ -82,7 +89,7 @@ class InvocationPool:
         for what, share in (("function", function_share), ("namespace", namespace_share)):
             if not 0 < share <= 1:
                 raise ValueError(f"{what} share must be in (0, 1], got {share}")
-        self.limiter = anyio.CapacityLimiter(workers)
+        self._workers = ThreadPoolExecutor(workers, thread_name_prefix="fnhost-invoke")
         self.max_in_flight = max_in_flight
         self.function_workers = max(1, int(workers * function_share))
         self.function_in_flight = max(1, int(max_in_flight * function_share))
@@ -90,8 +97,8 @@ class InvocationPool:
         self.namespace_in_flight = max(1, int(max_in_flight * namespace_share))
         self.in_flight = 0
         self.metrics = metrics
-        self._functions: dict[str, tuple[anyio.CapacityLimiter, list[int]]] = {}
-        self._namespaces: dict[str, tuple[anyio.CapacityLimiter, list[int]]] = {}
+        self._functions: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._namespaces: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
 
     async def run(self, function: str, call: Callable[[], R]) -> R:
         if self.in_flight >= self.max_in_flight:
@@ -109,12 +116,11 @@ class InvocationPool:
         admitted[0] += 1
         space_admitted[0] += 1
         self.metrics.in_flight.inc()
-        try:
-            # the function's share of the workers, then its namespace's (a call waiting for its own
-            # function's share holds none of the namespace's), then a worker
-            async with limiter, space_limiter:
-                result = await anyio.to_thread.run_sync(call, limiter=self.limiter)
-        finally:
+        held: list[asyncio.Semaphore] = []
+
+        def release() -> None:  # on the event loop
+            for semaphore in held:
+                semaphore.release()
             self.in_flight -= 1
             admitted[0] -= 1
             space_admitted[0] -= 1
@@ -123,9 +129,37 @@ class InvocationPool:
                 del self._functions[function]
             if not space_admitted[0]:
                 del self._namespaces[namespace]
+
+        try:
+            # the function's share of the workers, then its namespace's (a call waiting for its own
+            # function's share holds none of the namespace's), then a worker
+            for semaphore in (limiter, space_limiter):
+                await semaphore.acquire()
+                held.append(semaphore)
+            work = self._workers.submit(call)
+        except BaseException:
+            release()
+            raise
+        try:
+            result = await asyncio.wrap_future(work)
+        except asyncio.CancelledError:
+            if work.cancel():  # still waiting for a worker: it never runs
+                release()
+            else:  # running: its shares stay taken until its thread returns
+                loop = asyncio.get_running_loop()
+                work.add_done_callback(lambda _: loop.call_soon_threadsafe(release))
+            raise
+        except BaseException:
+            release()
+            raise
+        release()
         if isinstance(result, InvocationResult):
             self.metrics.observe(result)
         return result
+
+    def close(self) -> None:
+        """No more calls start; running ones finish on their threads."""
+        self._workers.shutdown(wait=False, cancel_futures=True)
 
     def _admit(self, function: str, who: str, admitted: int, limit: int, level: str) -> None:
         if admitted >= limit:
@@ -137,11 +171,11 @@ class InvocationPool:
 
     @staticmethod
     def _share(
-        shares: dict[str, tuple[anyio.CapacityLimiter, list[int]]], key: str, workers: int
-    ) -> tuple[anyio.CapacityLimiter, list[int]]:
+        shares: dict[str, tuple[asyncio.Semaphore, list[int]]], key: str, workers: int
+    ) -> tuple[asyncio.Semaphore, list[int]]:
         share = shares.get(key)
         if share is None:
-            share = shares[key] = (anyio.CapacityLimiter(workers), [0])
+            share = shares[key] = (asyncio.Semaphore(workers), [0])
         return share
 
 

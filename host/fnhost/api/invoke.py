@@ -127,8 +127,14 @@ async def function_url(request: Request) -> Response:
     ctx = context_of(request)
     name, qualifier = _function_url_target(request)
     path = "/" + request.path_params.get("path", "")
-    if request.url.query:
-        path += "?" + request.url.query
+    query = request.scope["query_string"]  # as sent (request.url would rebuild the whole URL to get it)
+    if query:
+        try:
+            path += "?" + query.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(
+                "the query string is not UTF-8; percent-encode its bytes (%FF), as browsers and HTTP clients do"
+            ) from None
     try:
         version = await _version_of(ctx, name, qualifier)
         live = version if qualifier is None else await _version_of(ctx, name, None)
