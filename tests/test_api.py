@@ -235,6 +235,23 @@ def test_a_function_url_query_that_is_not_utf8_is_a_400_that_says_so(api: Api, w
     assert status == 200 and json.loads(body)["query"] == {"name": "é"}, body
 
 
+def test_a_guest_cannot_set_the_invocation_headers_or_the_framing(api: Api) -> None:
+    """X-Fnhost-Outcome / -Version / -Invocation-Id are fnhost's word on what ran, and the framing is the
+    server's: a guest's own values for them are dropped, its other headers pass."""
+    from wat_guests import http_answer
+
+    answer = http_answer(200, [("X-Fnhost-Outcome", "spoofed"), ("x-fnhost-version", "99"),
+                               ("X-Fnhost-Invocation-Id", "inv_fake"), ("Content-Length", "5"), ("X-Custom", "kept")],
+                         b"hi")  # fmt: skip
+    api.host.deploy("says", answer, {"name": "says", "http": {"public": True}})
+    r = api.call("GET", "/fn/says/x")
+    assert r.status_code == 200 and r.content == b"hi"
+    for name, value in (("x-fnhost-outcome", "ok"), ("x-fnhost-version", "1"), ("content-length", "2"),
+                        ("x-custom", "kept")):  # fmt: skip
+        assert r.headers.get_list(name) == [value], (name, r.headers.raw)
+    assert r.headers["x-fnhost-invocation-id"] != "inv_fake"
+
+
 def test_invocation_failures_map_to_statuses(api: Api, wasm: dict[str, bytes]) -> None:
     api.deploy("chaos", pack_bundle(CHAOS, wasm["chaos"]))
     cases = [

@@ -6,6 +6,8 @@ Each follows docs/abi.md: `memory`, a bump `fnhost_alloc`, and `fnhost_handle_ev
 
 from __future__ import annotations
 
+import struct
+
 import wasmtime
 
 PRELUDE = """
@@ -110,6 +112,22 @@ def http_status(status: int) -> bytes:
   (data (i32.const 16) "\\00\\{lo:02x}\\{hi:02x}\\00\\00\\00\\00\\00\\00\\00\\00")
   (func (export "fnhost_handle_http") (param i32 i32) (result i64)
     (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 11)))
+""")
+
+
+def http_answer(status: int, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
+    """An HTTP handler answering `status` with `headers` and `body` (its output, encoded here: docs/abi.md)."""
+
+    def field(data: bytes) -> bytes:
+        return struct.pack("<I", len(data)) + data
+
+    out = b"\x00" + struct.pack("<HI", status, len(headers))
+    out += b"".join(field(k.encode()) + field(v.encode()) for k, v in headers) + field(body)
+    data = "".join(f"\\{b:02x}" for b in out)
+    return module(f"""
+  (data (i32.const 16) "{data}")
+  (func (export "fnhost_handle_http") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const {len(out)})))
 """)
 
 

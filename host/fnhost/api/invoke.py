@@ -6,6 +6,8 @@ Outcome → HTTP status is defined once here (`OUTCOME_STATUS`) and documented i
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -44,15 +46,16 @@ FUNCTION_URL_STATUS: dict[Outcome, int] = {
     Outcome.GUEST_ERROR: 500,
 }
 # Headers the server computes itself; a guest's own values would contradict the body we send.
-_RESPONSE_HEADERS_DROPPED = {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
+INVOCATION_HEADERS = ("X-Fnhost-Invocation-Id", "X-Fnhost-Outcome", "X-Fnhost-Version")
+_GUEST_HEADERS_DROPPED = frozenset(
+    name.lower().encode("latin-1")
+    for name in ("content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", *INVOCATION_HEADERS)
+)
+"""What a guest's response may not set: framing (the server's), and the invocation headers (fnhost's)."""
 
 
 def invocation_headers(result: InvocationResult) -> dict[str, str]:
-    return {
-        "X-Fnhost-Invocation-Id": result.invocation_id,
-        "X-Fnhost-Outcome": result.outcome.value,
-        "X-Fnhost-Version": str(result.version),
-    }
+    return dict(zip(INVOCATION_HEADERS, (result.invocation_id, result.outcome.value, str(result.version)), strict=True))
 
 
 def outcome_error(request: Request, result: InvocationResult, statuses: dict[Outcome, int]) -> Response:
@@ -153,7 +156,7 @@ async def function_url(request: Request) -> Response:
     ]
     chain_depth = chain_depth_of(request)
     ctx.host.chains.admit(name, chain_depth)  # before the body and the pool: a refused request costs neither
-    body = await request.body()
+    body = await request.body() if _may_have_body(request.scope) else b""
     call = functools.partial(
         ctx.host.invoke_http,
         name,
@@ -169,16 +172,24 @@ async def function_url(request: Request) -> Response:
         if public and result.outcome is not Outcome.THROTTLED and not await _may_read(request, name):
             return _generic_error(request, result)
         return outcome_error(request, result, FUNCTION_URL_STATUS)
-    response = Response(result.response.body, status_code=result.response.status)
-    response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-type"]
+    response = Response(result.response.body, status_code=result.response.status)  # content-length only
     response.raw_headers.extend(
-        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        (header, v.encode("latin-1"))
         for k, v in result.response.headers
-        if k.lower() not in _RESPONSE_HEADERS_DROPPED
+        if (header := k.lower().encode("latin-1")) not in _GUEST_HEADERS_DROPPED
     )
-    for k, v in invocation_headers(result).items():
-        response.headers[k] = v
+    response.raw_headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in invocation_headers(result).items()
+    )
     return response
+
+
+def _may_have_body(scope: Mapping[str, Any]) -> bool:
+    """False for an HTTP/1.x request that declares neither a length nor chunks: it has no body (RFC 9112
+    §6.3), so a GET skips the body's read (and its timeout scope). HTTP/2 frames a body without them."""
+    if scope.get("http_version") not in ("1.1", "1.0"):
+        return True
+    return any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
 
 
 def _function_url_target(request: Request) -> tuple[str, str | int | None]:
