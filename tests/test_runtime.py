@@ -438,6 +438,19 @@ def test_invocations_are_recorded(host: Host) -> None:
     assert rec is not None and rec.outcome == "ok" and rec.report == r.report
 
 
+def test_the_record_is_the_invocation_as_it_ended(host: Host) -> None:
+    # the recorder makes the row with its batch, after the caller has the result: what the caller
+    # does to the result's lists must not reach the record
+    deploy(host, g.LOG_PAYLOAD)
+    r = host.invoke("f", b"logged line")
+    assert r.logs == ["[info] logged line"], r.logs
+    r.logs.append("added by the caller")
+    rec = host.invocations.get(r.invocation_id)
+    assert rec is not None
+    assert (rec.logs, rec.outbound, rec.report) == ("[info] logged line", "[]", r.report)
+    assert (rec.fuel_consumed, rec.memory_used_bytes, rec.billed_ms) == (r.fuel_consumed, r.memory_used_bytes, r.billed_ms)
+
+
 def test_a_version_number_reused_after_delete_never_runs_the_old_code(tmp_path: Path) -> None:
     """Two hosts on one data dir (as `--processes 2`): one deletes and redeploys, so version 1 is new code."""
     a, b = Host(tmp_path / "data", cache_dir=tmp_path / "c"), Host(tmp_path / "data", cache_dir=tmp_path / "c")

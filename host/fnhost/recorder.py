@@ -1,6 +1,10 @@
 """Invocation records written off the hot path: appended to a list by the invoker (no thread
-wake-up per invocation), written in batches by one background thread (one transaction per batch).
-Reads flush first, so a caller always sees the record of an invocation that has returned.
+wake-up per invocation), made and written in batches by one background thread (one transaction per
+batch). Reads flush first, so a caller always sees the record of an invocation that has returned.
+
+The invoker hands over the `InvocationResult` with its logs and outbound requests as they were when
+it ended; the row (bounded logs, the REPORT line, the outbound JSON) is derived from them here,
+with the batch, not on the invocation's path.
 
 The same transaction adds the batch to the usage rollups (`stores.usage`: one more round trip per
 batch), so a record and its usage are stored together or not at all; the thread also purges
@@ -13,8 +17,11 @@ import builtins
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
-from .stores import InvocationRecord, InvocationStore, Page
+from .egress import Exchange, exchanges_json
+from .runtime.outcomes import InvocationResult
+from .stores import InvocationRecord, InvocationStore, Page, bounded_text
 from .stores.usage import UsageRetention, UsageStore
 
 log = logging.getLogger("fnhost")
@@ -34,7 +41,7 @@ class InvocationRecorder:
         self.retention = retention or UsageRetention()
         self._interval = interval_s
         self._lock = threading.Lock()
-        self._buffer: list[InvocationRecord] = []
+        self._buffer: list[InvocationRecord | tuple[InvocationResult, list[str], Sequence[Exchange]]] = []
         self._writing = threading.Lock()  # held while a batch is being written
         self._wake = threading.Event()
         self._stop = False
@@ -45,6 +52,32 @@ class InvocationRecorder:
     def record(self, rec: InvocationRecord) -> None:
         with self._lock:
             self._buffer.append(rec)
+
+    def record_result(self, result: InvocationResult, logs: list[str], outbound: Sequence[Exchange]) -> None:
+        """Record a finished invocation. `logs` and `outbound` are the recorder's from here on (not the
+        result's own lists, which its caller may change before the batch is written)."""
+        with self._lock:
+            self._buffer.append((result, logs, outbound))
+
+    def _record_of(self, result: InvocationResult, logs: list[str], outbound: Sequence[Exchange]) -> InvocationRecord:
+        return InvocationRecord(
+            id=result.invocation_id,
+            function=result.function,
+            version=result.version,
+            trigger=result.trigger,
+            outcome=result.outcome.value,
+            error=result.error,
+            started_at=result.started_at,
+            duration_ms=result.duration_ms,
+            billed_ms=result.billed_ms,
+            fuel_consumed=result.fuel_consumed,
+            memory_used_bytes=result.memory_used_bytes or 0,
+            memory_limit_mb=result.memory_limit_mb,
+            logs=bounded_text(logs, self.store.max_record_bytes),
+            report=result.report,
+            outbound=exchanges_json(outbound),
+            chain_depth=result.chain_depth,
+        )
 
     def flush(self) -> None:
         """Write everything recorded so far (in this thread)."""
@@ -93,16 +126,17 @@ class InvocationRecorder:
     def _write_batch(self) -> None:
         with self._writing:
             with self._lock:
-                batch, self._buffer = self._buffer, []
-            if not batch:
+                pending, self._buffer = self._buffer, []
+            if not pending:
                 return
             try:
+                batch = [rec if isinstance(rec, InvocationRecord) else self._record_of(*rec) for rec in pending]
                 with self.store.transaction():
                     self.store.record_many(batch)
                     if self.usage is not None:
                         self.usage.record_many(batch)
             except Exception:  # a failed write must not stop later ones; the invocations did run
-                log.exception("fnhost: could not record %d invocation(s)", len(batch))
+                log.exception("fnhost: could not record %d invocation(s)", len(pending))
 
     def _purge(self) -> None:
         if self.usage is None or time.monotonic() < self._next_purge:

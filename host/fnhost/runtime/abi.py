@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .outcomes import HttpResponse
 
@@ -61,8 +62,9 @@ Event = bytes | QueueBatch | ScheduleTick | BlobEvent
 """What the event handler is called with: an invoke payload, a queue batch or a schedule tick."""
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
+    """What a handler is told about its invocation (a tuple: one is made per invocation)."""
+
     invocation_id: str
     function_name: str
     function_version: str
