@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -89,9 +90,22 @@ def _headers(out: list[bytes], headers: list[tuple[str, str]]) -> None:
 
 
 def _context(out: list[bytes], ctx: Context) -> None:
-    invocation_id, name, version = ctx.invocation_id.encode(), ctx.function_name.encode(), ctx.function_version.encode()
-    out += (_U32.pack(len(invocation_id)), invocation_id, _U32.pack(len(name)), name, _U32.pack(len(version)), version)
-    out.append(_DEADLINE_MEMORY.pack(ctx.deadline_unix_ms, ctx.memory_limit_mb))
+    invocation_id = ctx.invocation_id.encode()
+    out += (
+        _U32.pack(len(invocation_id)),
+        invocation_id,
+        _name_and_version(ctx.function_name, ctx.function_version),
+        _DEADLINE_MEMORY.pack(ctx.deadline_unix_ms, ctx.memory_limit_mb),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _name_and_version(name: str, version: str) -> bytes:
+    """The same for every invocation of a version: encoded once."""
+    out: list[bytes] = []
+    _bytes(out, name.encode())
+    _bytes(out, version.encode())
+    return b"".join(out)
 
 
 def encode_http_input(

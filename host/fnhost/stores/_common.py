@@ -182,6 +182,7 @@ class _SortableIds:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._sequence = 0
+        self._prefix = f"{0:012x}"  # `_last_ms` in hex
         self._random = ""  # hex digits drawn and not used yet, from `_next`
         self._next = 0
         os.register_at_fork(after_in_child=self._forget_random)
@@ -200,12 +201,14 @@ class _SortableIds:
                     self._sequence = 0
             else:
                 self._sequence = 0
+            if ms != self._last_ms:
+                self._prefix = f"{ms:012x}"
             self._last_ms = ms
             if self._next >= len(self._random):
                 self._random, self._next = os.urandom(8 * self.RANDOM_BATCH).hex(), 0
             start = self._next
             self._next = start + 16
-            return f"{ms:012x}{self._sequence:04x}{self._random[start : start + 16]}"
+            return f"{self._prefix}{self._sequence:04x}{self._random[start : start + 16]}"
 
 
 new_sortable_id = _SortableIds()
