@@ -1,13 +1,13 @@
 """The few Wasmtime C API calls every invocation makes, bound by fnhost for its own call path.
 
 wasmtime-py wraps each C function in a Python function over a ctypes prototype whose `argtypes`
-check and convert every pointer: 0.8-2.3 µs a call here. A warm core-module invocation makes seven
-(fuel in, the epoch deadline, two guest calls, two memory-size reads, fuel out), so these are bound
-again from the library wasmtime-py loaded, taking plain addresses: 0.4-1.3 µs each. Nothing of
-wasmtime-py changes; other code in the process, and every other call of fnhost's, still goes
-through it. The calls that neither block nor call back into Python keep the GIL (`PYFUNCTYPE`), so
-an invocation does not hand the interpreter to another thread at each of them; a guest call
-releases it, as wasmtime-py's does.
+check and convert every pointer. A warm core-module invocation makes seven such calls (fuel in, the
+epoch deadline, two guest calls, two memory-size reads, fuel out), so these are bound again from
+the library wasmtime-py loaded, taking plain addresses: about half the cost, or a third
+(`python bench/capi.py`, docs/performance.md). Nothing of wasmtime-py changes; other code in the
+process, and every other call of fnhost's, still goes through it. The calls that neither block nor
+call back into Python keep the GIL (`PYFUNCTYPE`), so an invocation does not hand the interpreter
+to another thread at each of them; a guest call releases it, as wasmtime-py's does.
 
 The prototypes are wasmtime.h's; tests/test_capi.py checks them against wasmtime-py's bindings,
 so a Wasmtime upgrade that changes one fails there, not in a guest call.
