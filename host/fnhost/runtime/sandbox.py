@@ -113,7 +113,7 @@ class Sandbox:
                 self._instantiate(tier, prepared, warm)
             if call.kind not in prepared.exports:
                 raise GuestFailure(f"function does not export a {call.kind} handler")
-            if warm.exports is None:
+            if warm.exports is None:  # a component (a core instance has its exports once instantiated)
                 result = call_component(prepared, warm.store, warm.instance, call, state)
             else:
                 result = call_core(prepared, warm.exports, call)
