@@ -248,6 +248,65 @@ def test_instance_discarded_after_trap(host: Host) -> None:
     assert host.invoke("f").outcome is Outcome.MEMORY_LIMIT  # a fresh instance fails the same way
 
 
+def test_warm_instance_meets_every_limit_again(host: Host) -> None:
+    # The warm path caches the instance's exports and its store's context: each call must still set
+    # its own fuel and deadline, and measure memory as it is now. The misbehaving instance is dropped.
+    deploy(host, g.after_first_call(g.SPIN), name="spins", instance_reuse=10, timeout_ms=200, fuel=10**15)
+    deploy(host, g.after_first_call(g.SPIN), name="burns", instance_reuse=10, timeout_ms=60_000, fuel=5_000_000)
+    deploy(host, g.after_first_call(g.GROW_UNTIL_REFUSED), name="grows", instance_reuse=10, memory_mb=4)
+    deploy(host, g.after_first_call("unreachable"), name="traps", instance_reuse=10)
+    for name, outcome in (
+        ("spins", Outcome.TIMEOUT),
+        ("burns", Outcome.FUEL_EXHAUSTED),
+        ("grows", Outcome.MEMORY_LIMIT),
+        ("traps", Outcome.GUEST_TRAP),
+    ):
+        first = host.invoke(name, b"a")
+        assert first.outcome is Outcome.OK and first.output.endswith(b"a"), (name, first.error)
+        t0 = time.monotonic()
+        again = host.invoke(name, b"b")  # the same instance, warm
+        assert again.outcome is outcome, (name, again.error)
+        assert time.monotonic() - t0 < 0.4 if name == "spins" else True
+        if name == "burns":
+            assert again.fuel_consumed == 5_000_000
+        if name == "grows":
+            assert again.memory_used_bytes is not None and again.memory_used_bytes <= 4 * 2**20
+        fresh = host.invoke(name, b"c")  # a fresh instance: the failed one was not kept
+        assert fresh.outcome is Outcome.OK and fresh.output.endswith(b"c"), (name, fresh.error)
+
+
+def test_warm_instance_gets_its_whole_budget_each_call(host: Host) -> None:
+    counts = g.module("""
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (local $i i32)
+    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+    (call $echo_input (local.get 0) (local.get 1)))
+""")
+    deploy(host, counts, name="probe")
+    per_call = host.invoke("probe", b"x" * 100).fuel_consumed
+    deploy(host, counts, instance_reuse=100, fuel=per_call * 3 // 2)  # two calls' worth would not fit
+    results = [host.invoke("f", b"x" * 100) for _ in range(5)]
+    assert [r.outcome for r in results] == [Outcome.OK] * 5, results[-1].error
+    assert len({r.fuel_consumed for r in results}) == 1  # each call counted from its own budget
+    deploy(host, g.ECHO, name="brief", instance_reuse=100, timeout_ms=100)
+    assert host.invoke("brief").outcome is Outcome.OK
+    time.sleep(0.25)  # past the first call's deadline: the next call has its own
+    assert host.invoke("brief").outcome is Outcome.OK
+
+
+def test_warm_instance_moves_data_while_its_memory_grows(host: Host) -> None:
+    # 100 KB per call grows ECHO's memory in fnhost_alloc and again in the handler, every call: the
+    # host must write and read at the memory's address as it is after each growth.
+    deploy(host, g.ECHO, instance_reuse=10, memory_mb=16)
+    sizes = []
+    for i in range(5):
+        payload = bytes([i]) * 100_000
+        r = host.invoke("f", payload)
+        assert r.outcome is Outcome.OK and r.output.endswith(struct.pack("<I", len(payload)) + payload), r.error
+        sizes.append(r.memory_used_bytes)
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
+
+
 def test_concurrent_invokes_and_throttling(host: Host) -> None:
     deploy(host, g.LOOP, name="slow", timeout_ms=300, max_concurrency=2)
     deploy(host, g.ECHO, name="fast")
@@ -377,6 +436,19 @@ def test_invocations_are_recorded(host: Host) -> None:
     r = host.invoke("f", b"x")
     rec = host.invocations.get(r.invocation_id)
     assert rec is not None and rec.outcome == "ok" and rec.report == r.report
+
+
+def test_the_record_is_the_invocation_as_it_ended(host: Host) -> None:
+    # the recorder makes the row with its batch, after the caller has the result: what the caller
+    # does to the result's lists must not reach the record
+    deploy(host, g.LOG_PAYLOAD)
+    r = host.invoke("f", b"logged line")
+    assert r.logs == ["[info] logged line"], r.logs
+    r.logs.append("added by the caller")
+    rec = host.invocations.get(r.invocation_id)
+    assert rec is not None
+    assert (rec.logs, rec.outbound, rec.report) == ("[info] logged line", "[]", r.report)
+    assert (rec.fuel_consumed, rec.memory_used_bytes, rec.billed_ms) == (r.fuel_consumed, r.memory_used_bytes, r.billed_ms)
 
 
 def test_a_version_number_reused_after_delete_never_runs_the_old_code(tmp_path: Path) -> None:

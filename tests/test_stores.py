@@ -237,6 +237,22 @@ def test_new_sortable_id_unique_and_ordered() -> None:
     assert int(ids[0][:12], 16) == pytest.approx(time.time() * 1000, abs=5_000)
 
 
+def test_new_sortable_id_random_part_differs_in_a_forked_child() -> None:
+    # the random bits are drawn ahead in batches: a child must not reuse what its parent drew
+    new_sortable_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, new_sortable_id().encode())
+        os._exit(0)
+    os.close(write)
+    mine = new_sortable_id()
+    os.waitpid(pid, 0)
+    theirs = os.read(read, 64).decode()
+    os.close(read)
+    assert len(theirs) == 32 and theirs[16:] != mine[16:]
+
+
 def test_queue_visibility_timeout_redelivers(any_db: Database) -> None:
     queues = SQLiteQueueStore(any_db)
     message_id = queues.publish("q", b"work")

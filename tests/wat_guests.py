@@ -51,6 +51,22 @@ LOOP = module("""
     (loop $l (br $l)) (i64.const 0))
 """)
 
+
+def after_first_call(misbehaviour: str) -> bytes:
+    """Echoes on an instance's first call; every later call of the same (warm) instance runs
+    `misbehaviour` first: a warm instance must meet the limits a fresh one does."""
+    return module(f"""
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "fnhost_handle_event") (param i32 i32) (result i64)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (if (i32.gt_u (global.get $calls) (i32.const 1)) (then {misbehaviour}))
+    (call $echo_input (local.get 0) (local.get 1)))
+""")
+
+
+SPIN = "(loop $l (br $l))"
+GROW_UNTIL_REFUSED = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable"
+
 # Grows memory a page at a time until the host refuses, then traps (as an allocator would abort).
 MEMORY_BOMB = module("""
   (func (export "fnhost_handle_event") (param i32 i32) (result i64)

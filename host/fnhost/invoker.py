@@ -26,13 +26,13 @@ from collections.abc import Callable
 
 from .capabilities.base import CallState, LogBuffer, LogMemory, VersionGrants
 from .chains import PUBLISH, ChainGuard
-from .egress import Exchange, exchanges_json
+from .egress import Exchange
 from .guest_threads import Abandoned, GuestThreads
 from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.outcomes import InvocationResult, Outcome
 from .runtime.sandbox import Call, Prepared, RunResult, Sandbox
-from .stores import InvocationRecord, Registry, VersionRecord, bounded_text, new_sortable_id
+from .stores import Registry, VersionRecord, new_sortable_id
 from .stores.concurrency import ConcurrencyStore
 from .warm import DEFAULT_MAX_WARM_BYTES, WarmPool
 
@@ -332,26 +332,7 @@ class Invoker:
             outbound=list(outbound or ()),
             chain_depth=chain_depth,
         )
-        self.invocations.record(
-            InvocationRecord(
-                id=invocation_id,
-                function=record.name,
-                version=record.version,
-                trigger=trigger,
-                outcome=result.outcome.value,
-                error=result.error,
-                started_at=started,
-                duration_ms=duration_ms,
-                billed_ms=result.billed_ms,
-                fuel_consumed=result.fuel_consumed,
-                memory_used_bytes=result.memory_used_bytes or 0,
-                memory_limit_mb=result.memory_limit_mb,
-                logs=bounded_text(logs, self.invocations.store.max_record_bytes),
-                report=result.report,
-                outbound=exchanges_json(result.outbound),
-                chain_depth=chain_depth,
-            )
-        )
+        self.invocations.record_result(result, logs, tuple(outbound or ()))
         return result
 
     def _enter(self, name: str, limit: int, demoted: bool) -> str | None:

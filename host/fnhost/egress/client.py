@@ -92,6 +92,8 @@ MAX_RECORDED = 1000
 
 def exchanges_json(exchanges: Sequence[Exchange]) -> str:
     """The invocation record's `outbound` column: a JSON list of the exchanges, at most `MAX_RECORDED`."""
+    if not exchanges:  # most invocations: no json.dumps on the invocation's path
+        return "[]"
     return json.dumps([dataclasses.asdict(e) for e in exchanges[:MAX_RECORDED]], separators=(",", ":"))
 
 

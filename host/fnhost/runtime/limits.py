@@ -22,10 +22,12 @@ import wasmtime
 from ..capabilities.base import CallState
 from ..capabilities.body import GUEST_DIR
 from ..capabilities.state import OutputSink
+from .capi import StoreContext
 from .outcomes import Outcome, RunResult
 from .wasi_poll import DEADLINE_TRAP_PREFIX
 
 if TYPE_CHECKING:
+    from .core_call import CoreExports
     from .prepare import Prepared
 
 WASM_PAGE = 65536
@@ -69,9 +71,10 @@ class Instance:
     """A store and (once instantiated) its instance; kept between calls with `instance_reuse`."""
 
     store: wasmtime.Store
+    context: StoreContext  # the store's per-call limits (fuel, epoch deadline), through capi.py
     stdio: Stdio
     instance: Any = None
-    exports: Any = None  # core modules: the instance's exports, looked up once
+    exports: CoreExports | None = None  # core modules: the instance's exports, looked up once
     wasi_clock_origin_ns: int = 0  # Wasmtime counts the guest's monotonic clock from the WASI context
     uses: int = 0
     # fresh instances with a large input only: preopened read-only at capabilities.body.GUEST_DIR,
@@ -101,7 +104,7 @@ def new_store(engine: wasmtime.Engine, prepared: Prepared, input_dir: bool = Fal
         directory = tempfile.mkdtemp(prefix="fnhost-input-", dir=INPUT_ROOT)
         wasi.preopen_dir(directory, GUEST_DIR, fs_mutable=False)
     store.set_wasi(wasi)
-    instance = Instance(store, stdio, wasi_clock_origin_ns=origin, input_dir=directory)
+    instance = Instance(store, StoreContext(store), stdio, wasi_clock_origin_ns=origin, input_dir=directory)
     if directory is not None:
         weakref.finalize(instance, shutil.rmtree, directory, ignore_errors=True)
     return instance
@@ -126,15 +129,14 @@ def trap_summary(e: BaseException) -> str:
     return f"{cause} (backtrace: {'; '.join(frames)})" if frames else cause
 
 
-def core_memory_size(store: wasmtime.Store, exports: Any) -> int | None:
-    try:
-        memory = exports["memory"]
-        return int(memory.data_len(store))
-    except (KeyError, wasmtime.WasmtimeError):
+def core_memory_size(warm: Instance | None) -> int | None:
+    """A core instance's memory now (None: no core instance yet)."""
+    if warm is None or warm.exports is None:
         return None
+    return warm.exports.memory.refresh()
 
 
-def classify(prepared: Prepared, store: wasmtime.Store | None, warm: Instance | None, e: Exception) -> RunResult:
+def classify(prepared: Prepared, warm: Instance | None, e: Exception) -> RunResult:
     limits = prepared.limits
     code = getattr(e, "trap_code", None)
     text = str(e)
@@ -154,10 +156,9 @@ def classify(prepared: Prepared, store: wasmtime.Store | None, warm: Instance | 
     )
     if code is None and "memory" in text and ("limit" in text or "exceed" in text):
         return memory_error  # instantiation needs more memory than the cap
-    if warm is not None and warm.exports is not None and store is not None:
-        size = core_memory_size(store, warm.exports)
-        if size is not None and size + WASM_PAGE > limits.memory_mb * 2**20:
-            return memory_error
+    size = core_memory_size(warm)
+    if size is not None and size + WASM_PAGE > limits.memory_mb * 2**20:
+        return memory_error
     if code is wasmtime.TrapCode.STACK_OVERFLOW:
         return RunResult(Outcome.GUEST_TRAP, error=f"stack overflow: {summary}")
     return RunResult(Outcome.GUEST_TRAP, error=summary)

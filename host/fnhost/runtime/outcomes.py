@@ -117,14 +117,33 @@ class InvocationResult:
 
     @property
     def billed_ms(self) -> int:
-        return max(1, math.ceil(self.duration_ms))
+        return billed_ms(self.duration_ms)
 
     @property
     def report(self) -> str:
         """A Lambda-style REPORT line."""
-        used = "n/a" if self.memory_used_bytes is None else f"{math.ceil(self.memory_used_bytes / 2**20)} MB"
-        return (
-            f"REPORT RequestId: {self.invocation_id}\tDuration: {self.duration_ms:.2f} ms\t"
-            f"Billed Duration: {self.billed_ms} ms\tMemory Size: {self.memory_limit_mb} MB\t"
-            f"Max Memory Used: {used}\tFuel: {self.fuel_consumed}\tOutcome: {self.outcome.value}"
+        return report_line(
+            self.invocation_id, self.duration_ms, self.memory_limit_mb, self.memory_used_bytes, self.fuel_consumed,
+            self.outcome,
         )
+
+
+def billed_ms(duration_ms: float) -> int:
+    return max(1, math.ceil(duration_ms))
+
+
+def report_line(
+    invocation_id: str,
+    duration_ms: float,
+    memory_limit_mb: int,
+    memory_used_bytes: int | None,
+    fuel_consumed: int,
+    outcome: Outcome,
+) -> str:
+    """An invocation's Lambda-style REPORT line (`InvocationResult.report`, and its record's)."""
+    used = "n/a" if memory_used_bytes is None else f"{math.ceil(memory_used_bytes / 2**20)} MB"
+    return (
+        f"REPORT RequestId: {invocation_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {billed_ms(duration_ms)} ms\tMemory Size: {memory_limit_mb} MB\t"
+        f"Max Memory Used: {used}\tFuel: {fuel_consumed}\tOutcome: {outcome.value}"
+    )

@@ -80,6 +80,8 @@ class Prepared:
             self.exports = {k: v for k, v in CORE_HANDLER_EXPORTS.items() if v in names}
             if not self.exports:
                 raise InvalidWasm("core module exports neither fnhost_handle_http nor fnhost_handle_event")
+            if not any(e.name == "memory" and isinstance(e.type, wasmtime.MemoryType) for e in compiled.exports):
+                raise InvalidWasm("core module's export `memory` is not a memory; see docs/abi.md (Guest exports)")
             check_signature(compiled, "fnhost_alloc", [I32], [I32])
             for export in self.exports.values():
                 check_signature(compiled, export, [I32, I32], [I64])

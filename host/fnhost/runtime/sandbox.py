@@ -25,7 +25,7 @@ from ..errors import InvalidWasm
 from ..manifest import Manifest
 from . import convert
 from .component_call import call_component
-from .core_call import call_core, call_i32s
+from .core_call import CoreExports, call_core
 from .engine import EpochTicker
 from .limits import Instance, Stdio, classify, core_memory_size, first_line, new_store, refine
 from .outcomes import GuestFailure, Outcome, RunResult
@@ -95,35 +95,34 @@ class Sandbox:
         warm = prepared.take_warm()
         set_current_state(state)
         convert.signatures.cache = prepared.host_signatures
-        store: wasmtime.Store | None = None
         fuel_set = 0
         try:
             if warm is None:
                 takes_input = prepared.takes_bodies and len(call.payload) > INLINE_MAX
                 warm = new_store(tier.engine, prepared, input_dir=bool(takes_input))
                 self._stdio.add(warm.stdio)
-            store = warm.store
+            context = warm.context
             state.input_dir = warm.input_dir
             warm.stdio.attach(state)
-            store.set_fuel(limits.fuel)
+            context.set_fuel(limits.fuel)
             fuel_set = limits.fuel
-            store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_ms))
+            context.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_ms))
             state.deadline = time.monotonic() + limits.timeout_ms / 1000
             state.wasi_clock_origin_ns = warm.wasi_clock_origin_ns
             if warm.instance is None:
                 self._instantiate(tier, prepared, warm)
             if call.kind not in prepared.exports:
                 raise GuestFailure(f"function does not export a {call.kind} handler")
-            if prepared.component:
-                result = call_component(prepared, store, warm.instance, call, state)
+            if warm.exports is None:  # a component (a core instance has its exports once instantiated)
+                result = call_component(prepared, warm.store, warm.instance, call, state)
             else:
-                result = call_core(prepared, store, warm.exports, call)
+                result = call_core(prepared, warm.exports, call)
         except GuestFailure as e:
             result = RunResult(Outcome.GUEST_ERROR, error=str(e))
         except wasmtime.Trap as e:
-            result = classify(prepared, store, warm, e)
+            result = classify(prepared, warm, e)
         except wasmtime.WasmtimeError as e:
-            result = classify(prepared, store, warm, e)
+            result = classify(prepared, warm, e)
         finally:
             set_current_state(None)
             state.end()
@@ -134,13 +133,13 @@ class Sandbox:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(warm.input_dir, INPUT_FILE))
             state.logs.flush()
-        if store is not None and fuel_set:
+        if warm is not None and fuel_set:
             try:
-                result.fuel_consumed = fuel_set - store.get_fuel()
+                result.fuel_consumed = fuel_set - warm.context.fuel()
             except wasmtime.WasmtimeError:
                 result.fuel_consumed = fuel_set
-        if warm is not None and warm.exports is not None:
-            result.memory_used_bytes = core_memory_size(warm.store, warm.exports)
+        if result.memory_used_bytes is None:  # a core call that returned has set it already
+            result.memory_used_bytes = core_memory_size(warm)
         refine(prepared, result, state)
         if result.outcome is Outcome.OK and warm is not None and limits.instance_reuse:
             warm.uses += 1
@@ -161,9 +160,9 @@ class Sandbox:
             warm.instance = tier.component_linker.instantiate(warm.store, prepared.compiled)
             return
         warm.instance = prepared.pre.instantiate(warm.store)
-        warm.exports = warm.instance.exports(warm.store)
-        if prepared.initialize:
-            call_i32s(warm.store, warm.exports["_initialize"], (), None)
+        warm.exports = CoreExports(warm.context, warm.instance, prepared)
+        if warm.exports.initialize is not None:
+            warm.exports.initialize()
 
 
 __all__ = ["Call", "Prepared", "RunResult", "Sandbox"]
