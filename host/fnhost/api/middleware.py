@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
 import anyio
 from starlette.datastructures import Headers, MutableHeaders
@@ -32,7 +31,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-        request_id = given if REQUEST_ID.matches(given) else uuid.uuid4().hex
+        request_id = given if REQUEST_ID.matches(given) else os.urandom(16).hex()  # 32 hex digits, as uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
