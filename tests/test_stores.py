@@ -120,9 +120,7 @@ def test_kv_size_limits_name_limit_and_actual_size(any_db: Database) -> None:
         ("b", "k", "text", "kv value must be bytes, got str"),
     ],
 )
-def test_kv_rejects_malformed_arguments(
-    any_db: Database, bucket: str, key: str, value: Any, message: str
-) -> None:
+def test_kv_rejects_malformed_arguments(any_db: Database, bucket: str, key: str, value: Any, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         SQLiteKVStore(any_db).set(bucket, key, value)
 
@@ -344,6 +342,7 @@ def test_queue_on_postgresql_keeps_the_planner_informed_after_a_burst(postgres_s
     queues = SQLiteQueueStore(db)
     for i in range(1500):
         queues.publish("burst", b"m%d" % i)
+
     def plan(sql: str) -> dict[str, Any]:
         return dict(db.db.execute("EXPLAIN (FORMAT JSON) " + sql).fetchone()[0][0]["Plan"])
 
@@ -375,6 +374,12 @@ def test_prepared_statements_on_postgresql_survive_a_column_another_node_adds(po
     assert message.body == b"after" and queues.ack_many("q", [message]) == [message.id]
     other.close()
     db.close()
+
+
+def test_queue_acks_go_to_the_background_only_where_writes_overlap(any_db: Database) -> None:
+    from fnhost.stores.database import PostgresDatabase
+
+    assert SQLiteQueueStore(any_db).acks_in_background is isinstance(any_db, PostgresDatabase)
 
 
 def reopen(db: Any) -> Any:
@@ -654,7 +659,10 @@ def test_registry_resolve_qualifiers_and_errors(any_db: Database) -> None:
     with pytest.raises(NotFound) as missing:
         registry.resolve("gamma")
     # the others are not named: the caller may not be allowed to know of them
-    assert str(missing.value) == "function 'gamma' does not exist; `fnhost list` (GET /v1/functions) shows the ones you may use"
+    assert (
+        str(missing.value)
+        == "function 'gamma' does not exist; `fnhost list` (GET /v1/functions) shows the ones you may use"
+    )
     with pytest.raises(NotFound) as no_version:
         registry.resolve("alpha", "7")
     assert str(no_version.value) == "function 'alpha' has no version 7 (its versions are 1..2)"

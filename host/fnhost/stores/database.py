@@ -79,6 +79,9 @@ class Dialect:
     """Appended to a `SELECT` that claims rows for one of several competing consumers."""
     for_update: str
     """Appended to a `SELECT` whose row the transaction then changes (SQLite's writer lock covers it already)."""
+    concurrent_writers: bool
+    """Writes on several connections proceed at once (PostgreSQL: each is a round trip worth overlapping), or
+    take turns on one lock (SQLite: the writer that finds it taken sleeps in the busy handler, 1 ms and up)."""
 
     def json_array_has(self, column: str) -> str:
         """A condition: the JSON array of strings in text `column` holds the string given as one `?` parameter."""
@@ -95,12 +98,13 @@ class Dialect:
 
 
 # SQLite has one writer on one machine, so its clock is the host's (a function every connection registers).
-SQLITE = Dialect(name="sqlite", now="fnhost_now()", skip_locked="", for_update="")
+SQLITE = Dialect(name="sqlite", now="fnhost_now()", skip_locked="", for_update="", concurrent_writers=False)
 POSTGRESQL = Dialect(
     name="postgresql",
     now="extract(epoch from clock_timestamp())",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     for_update=" FOR UPDATE",
+    concurrent_writers=True,
 )
 
 _SCHEMA_VERSIONS = "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"

@@ -86,6 +86,11 @@ class QueueStats:
 
 
 class QueueStore(Protocol):
+    @property
+    def acks_in_background(self) -> bool:
+        """Whether a consumer should ack on another thread while it goes on (its backend's writes overlap)."""
+        ...
+
     def publish(self, queue: str, body: bytes, *, chain_depth: int = 0) -> str:
         """Append a message; return its id (unique, sorts by publish time). `chain_depth` over the
         store's `max_chain_depth` is `ChainTooDeep`."""
@@ -171,6 +176,13 @@ class SQLiteQueueStore(SQLiteStore):
                 return
             self._changed_rows, self._analyzed_at = 0, now
         self._db.analyze("queue_messages")
+
+    @property
+    def acks_in_background(self) -> bool:
+        """Whether a consumer gains by acking on another thread while it goes on: on PostgreSQL an ack is
+        a round trip to overlap; on SQLite it would contend with the consumer's own next receive for the
+        one writer lock, and lose more than it saves (docs/performance.md, "Queue triggers")."""
+        return self._db.dialect.concurrent_writers
 
     def publish(self, queue: str, body: bytes, *, chain_depth: int = 0) -> str:
         if chain_depth > self.max_chain_depth:

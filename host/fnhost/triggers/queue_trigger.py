@@ -16,10 +16,12 @@ Mappings come from the `[[triggers.queue]]` tables of each function's `live` man
 poller threads on every node (they compete through the store: SKIP LOCKED on PostgreSQL) and
 follows redeploys within `refresh_interval_s`.
 
-A poller's ack is sent by its own ack thread while the poller receives and invokes the next batch,
-so the ack's round trip overlaps the next invocation instead of adding to it; at most one ack per
-poller is outstanding (the next batch's ack waits for it), and a failed ack is raised in the poller
-(logged, the messages come back after their visibility timeout).
+On PostgreSQL a poller's ack is sent by its own ack thread while the poller receives and invokes the
+next batch, so the ack's round trip overlaps the next invocation instead of adding to it; at most one
+ack per poller is outstanding (the next batch's ack waits for it). On SQLite the poller acks inline:
+there an ack is no round trip, and on another thread it would take turns with the poller's own next
+receive for the one writer lock (`QueueStore.acks_in_background`). A failed ack is raised in the
+poller (logged, the messages come back after their visibility timeout).
 """
 
 from __future__ import annotations
@@ -184,10 +186,15 @@ class QueuePoller:
             self._dead_letter(spent)
 
     def _ack(self, deliveries: list[QueueMessage]) -> None:
-        """Hand `deliveries` to the ack thread, after the previous ack (raised here if it failed) is done."""
+        """Ack `deliveries` — on the ack thread when the store gains by it — after the previous ack (raised
+        here if it failed) is done."""
         self.wait_for_ack()
-        if deliveries:
+        if not deliveries:
+            return
+        if self.host.queues.acks_in_background:
             self._pending_ack = self._acks.submit(self._ack_now, deliveries)
+        else:
+            self._ack_now(deliveries)
 
     def wait_for_ack(self) -> None:
         pending, self._pending_ack = self._pending_ack, None
