@@ -327,6 +327,7 @@ def _variant_like(ty: t.VariantType | t.OptionType | t.ResultType) -> Codec:
         for _, case in cases:
             classes |= case.classes if case is not None else {object}
     kind = _VARIANT if isinstance(ty, t.VariantType) else _OPTION if isinstance(ty, t.OptionType) else _RESULT
+    encoded_names = {name: name.encode("utf-8") for name, _ in cases}  # a variant's discriminant, once
 
     def pick(val: Any) -> tuple[str, Codec | None, Any]:
         if tagged:
@@ -352,16 +353,16 @@ def _variant_like(ty: t.VariantType | t.OptionType | t.ResultType) -> Codec:
             raw = ffi.wasmtime_component_val_t()
             case.lower(store, payload, raw)
             boxed = ffi.wasmtime_component_val_new(byref(raw))
-        contents = slot
-        contents.kind = kind
+        slot.kind = kind
         if kind == _VARIANT:
-            contents.of.variant.discriminant = ffi.str_to_capi(name)
-            contents.of.variant.val = boxed
+            encoded = encoded_names[name]
+            _byte_vec_new(byref(slot.of.variant.discriminant), len(encoded), encoded)
+            slot.of.variant.val = boxed
         elif kind == _OPTION:
-            contents.of.option = boxed
+            slot.of.option = boxed
         else:
-            contents.of.result.is_ok = name == "ok"
-            contents.of.result.val = boxed
+            slot.of.result.is_ok = name == "ok"
+            slot.of.result.val = boxed
 
     def lift(c: Any) -> Any:
         if c.kind != kind:
