@@ -307,8 +307,8 @@ class _PostgresConnection:
         if query is None:
             query = self._translated[sql] = _pg_placeholders(sql)
         # psycopg prepares a statement on its 5th execution on a connection (prepare_threshold): the hot
-        # ones (receive, ack, claim, record) then skip the server's parse and plan, which cost more than
-        # running them (0.8 ms planning vs 0.4 ms executing an ack of 10). A plan cached this way is
+        # ones (receive, ack, claim, record) then skip the server's parse and plan, which cost about as much
+        # as running them (`python bench/queue_store.py --postgres` compares). A plan cached this way is
         # re-planned by the server after ANALYZE or DDL; no store selects `*`, so a column added by a
         # migration on another node cannot change a prepared statement's result type.
         return self.conn.execute(query, list(params))
