@@ -49,3 +49,36 @@ def test_one_namespace_cannot_take_the_workers_of_another() -> None:
 def test_shares_are_checked() -> None:
     with pytest.raises(ValueError, match=r"namespace share must be in \(0, 1\]"):
         InvocationPool(4, 8, Metrics(), namespace_share=0)
+
+
+def test_a_call_whose_caller_goes_away_keeps_its_shares_until_its_thread_returns() -> None:
+    """A client that disconnects cancels its request's task, not the guest: the worker and the shares stay
+    taken while the invocation runs (else a flood of abandoned requests would run past every limit), and a
+    call still waiting for a worker is dropped at once."""
+    pool = InvocationPool(1, 8, Metrics(), function_share=1.0)
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    async def scenario() -> None:
+        with anyio.move_on_after(0.3):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pool.run, "f", hold)
+                await anyio.sleep(0.1)
+                tg.start_soon(pool.run, "f", lambda: "never runs")  # waits for the one worker
+                await anyio.sleep(1)
+        assert started.is_set()
+        assert pool.in_flight == 1 and pool._functions  # the running call keeps its shares
+        release.set()
+        for _ in range(100):
+            if pool.in_flight == 0:
+                break
+            await anyio.sleep(0.05)
+        assert pool.in_flight == 0 and not pool._functions and not pool._namespaces
+
+    anyio.run(scenario)
+    pool.close()
