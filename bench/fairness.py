@@ -7,7 +7,8 @@ module, public) and three hostile ones — `hog-loop` (spins until its 1 s deadl
 (guests/python/pinned: a WASI preview-2 sleep of 4 s that its 1 s deadline cannot interrupt) and
 `hog-alloc` (touches 200 MiB, then again). First the good traffic runs alone (wrk, bounded);
 then again while `--hostile` connections (spread over the three hogs) invoke them back to back
-until the good run ends; `--rounds` times, alternated. Prints every run, then the ratio of the median p99s:
+until the good run ends; `--rounds` times, alternated. `fnhost serve` isolates demoted functions
+by default (`--isolate`); `--serve-options "... --no-isolate"` measures them in the same process. Prints every run, then the ratio of the median p99s:
 `good p99 under attack / solo p99: R.RRx` (goal ≤ 2x).
 """
 
@@ -125,6 +126,7 @@ def main() -> None:
                 time.sleep(4)  # the pinned sleeps return before the next solo round
             metrics = httpx.get(f"{base_url}/metrics").text
     pinned = [line for line in metrics.splitlines() if line.startswith("fnhost_pinned_threads ")]
+    isolated = [line for line in metrics.splitlines() if line.startswith("fnhost_isolated_invocations_total ")]
     medians = {}
     for label, runs in (("solo", solo), ("under attack", under)):
         for rps, p50, p99 in runs:
@@ -132,6 +134,7 @@ def main() -> None:
         medians[label] = statistics.median(p99 for _, _, p99 in runs)
     print("hostile outcomes: " + ", ".join(f"{k} x{v}" for k, v in sorted(outcomes.items())))
     print(f"after the attack: {pinned[0] if pinned else 'fnhost_pinned_threads missing'}")
+    print(f"run in the isolation process: {isolated[0] if isolated else 'none (--no-isolate)'}")
     print(f"median p99 of {args.rounds} rounds: solo {medians['solo']:.2f} ms, under attack {medians['under attack']:.2f} ms")
     print(f"good p99 under attack / solo p99: {medians['under attack'] / medians['solo']:.2f}x")
 

@@ -31,6 +31,7 @@ from .control.shares import Shares
 from .egress import Egress, EgressConfig
 from .errors import InvalidWasm, ManifestError, NotFound
 from .invoker import DEFAULT_MAX_LOG_MEMORY_BYTES, Invoker
+from .isolation import Isolation, Ran, isolation_options
 from .manifest import Manifest
 from .namespaces import resolve_manifest, split
 from .recorder import InvocationRecorder
@@ -100,6 +101,10 @@ class RuntimeStats:
     log_bytes: int = 0
     """Log lines running invocations hold in memory, together (each line at its bytes + 57)."""
     max_log_bytes: int = 0
+    isolated_invocations: int = 0
+    """Invocations of demoted functions run in the isolation process (`fnhost.isolation`) so far."""
+    isolation_up: bool = False
+    """Is the isolation process running?"""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -133,6 +138,10 @@ class Host:
     ``max_chain_depth`` bounds chains of functions that trigger each other (`fnhost.chains`): what an
     invocation at that depth publishes or writes that would trigger another is refused, and a request
     deeper than it is `LoopDetected` (508). ``chains`` counts the chains stopped.
+
+    ``isolate=True`` runs demoted functions (those that recently hit a limit or run long) in a child
+    process of their own, so that their memory traffic and CPU cannot slow the others
+    (`fnhost.isolation`; `fnhost serve` turns it on). The child starts at the first demotion.
     """
 
     def __init__(
@@ -154,7 +163,28 @@ class Host:
         max_blob_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
         egress: EgressConfig | None = None,
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+        isolate: bool = False,
     ) -> None:
+        # isolate: demoted functions run in a child process made from these same arguments (fnhost.isolation)
+        self._isolation = (
+            Isolation(
+                isolation_options(
+                    data_dir=data_dir,
+                    cache_dir=cache_dir,
+                    master_key=master_key,
+                    engine_settings=engine_settings,
+                    max_kv_value_bytes=max_kv_value_bytes,
+                    max_queue_message_bytes=max_queue_message_bytes,
+                    database=database,
+                    max_log_memory_mb=max_log_memory_mb,
+                    max_blob_bytes=max_blob_bytes,
+                    egress=egress,
+                    max_chain_depth=max_chain_depth,
+                )
+            )
+            if isolate
+            else None
+        )
         self.chains = ChainGuard(max_chain_depth)
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -211,6 +241,7 @@ class Host:
             cluster_slots=ConcurrencyStore(self._db),
             max_log_memory_bytes=max_log_memory_mb << 20,
             chains=self.chains,
+            isolation=self._isolation,
         )
         if resolve_ttl_s is not None:
             self.resolve_ttl_s = resolve_ttl_s
@@ -463,7 +494,14 @@ class Host:
         hold (`/metrics`)."""
         warm, logs = self._invoker.warm, self._invoker.log_memory
         return RuntimeStats(
-            self._invoker.pinned(), self._invoker.max_pinned, warm.used, warm.max_bytes, logs.used, logs.max_bytes
+            self._invoker.pinned(),
+            self._invoker.max_pinned,
+            warm.used,
+            warm.max_bytes,
+            logs.used,
+            logs.max_bytes,
+            self._invoker.isolated_calls,
+            self._isolation is not None and self._isolation.pid is not None,
         )
 
     def cluster_slots_in_use(self, name: str) -> int | None:
@@ -504,7 +542,20 @@ class Host:
         else:
             self._invoker.invalidate_all()
 
+    def run_here(
+        self, name: str, version: int, sha256: str, call: Call, invocation_id: str, chain_depth: int
+    ) -> Ran:
+        """One call for the host this one is the isolation process of (`fnhost.isolation`)."""
+        return self._invoker.run_here(name, version, sha256, call, invocation_id, chain_depth)
+
+    @property
+    def isolation(self) -> Isolation | None:
+        """The isolation process's handle (None: demoted functions run in this process)."""
+        return self._isolation
+
     def close(self) -> None:
+        if self._isolation is not None:
+            self._isolation.close()
         self._stop_listening()
         self._invoker.close()
         self._compiler.close()

@@ -14,7 +14,8 @@ running.
 CPU: a function whose invocations recently hit a limit (timeout, fuel, memory, pinned), or whose
 invocations run long on average (over `DEMOTE_MEAN_MS`, a moving average), runs on demoted threads
 (lower CPU priority) for `DEMOTE_S`: contending for the cores with short, well-behaved functions,
-it gets what they leave.
+it gets what they leave. With an `Isolation`, it runs in a second process instead (`fnhost.isolation`):
+there it shares neither the memory map nor the GIL with them either.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from .capabilities.base import CallState, LogBuffer, LogMemory, VersionGrants
 from .chains import PUBLISH, ChainGuard
 from .egress import Exchange
 from .guest_threads import Abandoned, GuestThreads
+from .isolation import Isolation, IsolationLost, Ran
+from .manifest import Limits
 from .recorder import InvocationRecorder
 from .runtime import abi
 from .runtime.outcomes import InvocationResult, Outcome
@@ -56,8 +59,11 @@ class Invoker:
         cluster_slots: ConcurrencyStore | None = None,
         max_log_memory_bytes: int = DEFAULT_MAX_LOG_MEMORY_BYTES,
         chains: ChainGuard | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         self.registry = registry
+        self.isolation = isolation  # demoted functions' calls run there once it is up
+        self.isolated_calls = 0
         self.chains = chains or ChainGuard()
         self.cluster_slots = cluster_slots  # limits.cluster_max_concurrency, counted in the shared database
         self.sandbox = sandbox
@@ -242,35 +248,36 @@ class Invoker:
         chain_depth: int,
     ) -> InvocationResult:
         limits = prepared.limits
-        state = CallState(
-            invocation_id=invocation_id,
-            function=name,
-            version=record.version,
-            grants=grants,
-            logs=LogBuffer(limits.max_log_bytes, self.log_memory),
-            calls_left=limits.max_host_calls,
-            bytes_left=limits.max_host_bytes,
-            chain_depth=chain_depth,
-        )
+        state = self._state(name, record.version, grants, limits, invocation_id, chain_depth)
         t0 = time.perf_counter()
         try:
             call = build(ctx)
+            isolation = self.isolation if demoted else None
+            if isolation is not None and isolation.ready():
+                self.isolated_calls += 1
+                args = (name, record.version, record.sha256, call, invocation_id, chain_depth)
+                work: Callable[[], RunResult] = lambda: self._adopt(state, isolation.run(args))  # noqa: E731
+            else:
+                work = lambda: self.sandbox.run(prepared, call, state)  # noqa: E731
             if prepared.component or demoted:
                 run = self.threads.run(
-                    lambda: self.sandbox.run(prepared, call, state),
+                    work,
                     limits.timeout_ms / 1000 + self.DEADLINE_GRACE_S,
                     demoted=demoted,
                     on_abandon=lambda: self._pin(name),
                     on_late=lambda: self._unpin(name),
                 )
             else:  # every wait of a core module ends at its deadline (wasi_poll): no thread hop needed
-                run = self.sandbox.run(prepared, call, state)
+                run = work()
         except Abandoned:
             run = RunResult(
                 Outcome.TIMEOUT,
                 error=f"timed out after {limits.timeout_ms} ms (limits.timeout_ms); the guest is blocked in a "
                 "host wait that cannot be interrupted, so its thread stays pinned until the wait returns",
             )
+        except IsolationLost as e:
+            self._leave(name)
+            run = RunResult(Outcome.GUEST_TRAP, error=str(e))
         except BaseException:
             self._leave(name)
             state.logs.release()
@@ -298,6 +305,47 @@ class Invoker:
             )
         finally:
             state.logs.release()  # the result and the record hold their own copies now
+
+    def _state(
+        self, name: str, version: int, grants: VersionGrants, limits: Limits, invocation_id: str, chain_depth: int
+    ) -> CallState:
+        return CallState(
+            invocation_id=invocation_id,
+            function=name,
+            version=version,
+            grants=grants,
+            logs=LogBuffer(limits.max_log_bytes, self.log_memory),
+            calls_left=limits.max_host_calls,
+            bytes_left=limits.max_host_bytes,
+            chain_depth=chain_depth,
+        )
+
+    @staticmethod
+    def _adopt(state: CallState, ran: Ran) -> RunResult:
+        """What the isolation process gathered for a call, in this process's state of it."""
+        for line in ran.logs:
+            state.logs.add(line)
+        state.outbound.extend(ran.outbound)
+        state.chain_stopped.extend(ran.chain_stopped)
+        return ran.run
+
+    def run_here(
+        self, name: str, version: int, sha256: str, call: Call, invocation_id: str, chain_depth: int
+    ) -> Ran:
+        """One call of an exact version, for the host whose isolation process this is: the run and
+        what its state gathered; the admission, the deadline and the record are that host's."""
+        record = self.registry.resolve(name, version)
+        if record.sha256 != sha256:
+            raise IsolationLost(f"{name} version {version} is not the binary the host asked for; it was redeployed")
+        prepared, grants = self._get_prepared(record)
+        if grants.foreign and self._shared is not None:
+            grants = grants.shared_only(self._shared)
+        state = self._state(name, version, grants, prepared.limits, invocation_id, chain_depth)
+        try:
+            run = self.sandbox.run(prepared, call, state)
+            return Ran(run, state.logs.lines, list(state.outbound), list(state.chain_stopped))
+        finally:
+            state.logs.release()
 
     def _finish(
         self,

@@ -70,6 +70,8 @@ class ServerConfig:
     max_pinned: int = 16
     max_pinned_per_function: int = 2
     max_warm_mb: int = 1024
+    isolate: bool = True
+    """Demoted functions run in a second process (`fnhost.isolation`)."""
     max_log_memory_mb: int = 256
     """Log lines all running invocations hold together (see docs/security.md)."""
     max_blob_bytes: int = DEFAULT_MAX_OBJECT_BYTES
@@ -125,6 +127,7 @@ class Server:
                 max_pinned_per_function=config.max_pinned_per_function,
                 max_pinned=config.max_pinned,
                 max_warm_mb=config.max_warm_mb,
+                isolate=config.isolate,
                 max_log_memory_mb=config.max_log_memory_mb,
                 usage_retention=UsageRetention(config.usage_hourly_days, config.usage_daily_days),
                 max_blob_bytes=config.max_blob_bytes,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -262,7 +262,14 @@ class _RuntimeCollector(Collector):
         logs.add_metric([], stats.log_bytes)
         logs_limit = GaugeMetricFamily("fnhost_log_memory_bytes_limit", "The most running invocations' logs may hold.")
         logs_limit.add_metric([], stats.max_log_bytes)
-        yield from (total, per_function, limit, warm, warm_limit, logs, logs_limit)
+        isolated = CounterMetricFamily(
+            "fnhost_isolated_invocations",
+            "Invocations of demoted functions run in the isolation process (fnhost serve --isolate).",
+        )
+        isolated.add_metric([], stats.isolated_invocations)
+        isolation = GaugeMetricFamily("fnhost_isolation_up", "1 while the isolation process runs.")
+        isolation.add_metric([], int(stats.isolation_up))
+        yield from (total, per_function, limit, warm, warm_limit, logs, logs_limit, isolated, isolation)
 
 
 class _QueueCollector(Collector):

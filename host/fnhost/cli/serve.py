@@ -98,6 +98,13 @@ def serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "limits.memory_mb (default 1024)",
         ),
         click.option(
+            "--isolate/--no-isolate",
+            default=True,
+            show_default=True,
+            help="run demoted functions (those that recently hit a limit or ran long) in a second process at a "
+            "lower CPU priority, so their memory traffic and CPU cannot slow the others (docs/security.md)",
+        ),
+        click.option(
             "--max-log-memory-mb",
             type=POSITIVE,
             default=256,
@@ -289,6 +296,7 @@ def server_config(options: dict[str, Any]) -> ServerConfig:
         max_pinned=options["max_pinned"],
         max_pinned_per_function=options["max_pinned_per_function"],
         max_warm_mb=options["max_warm_mb"],
+        isolate=options["isolate"],
         max_log_memory_mb=options["max_log_memory_mb"],
         max_blob_bytes=options["max_blob_bytes"],
         max_body_bytes=options["max_body_bytes"],

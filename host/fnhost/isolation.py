@@ -1,0 +1,264 @@
+"""Demoted functions run in a second process, so that what they do to a process cannot reach the others.
+
+A demoted thread (`fnhost.guest_threads`) gets less of the cores, but it shares everything else with
+the well-behaved functions: the process's memory map (a guest that maps and touches 200 MiB per
+invocation makes every other invocation's instantiation and page faults wait on it), the GIL and
+the allocator. So a host with isolation on runs a demoted function's invocations in one child
+process (`_serve`), whole: its own `Host` over the same data dir or database,
+at a lower CPU priority (nice `ISOLATED_NICE`), with no warm instances. The invoker keeps every
+decision — admission, shares, pinned threads, deadlines, the invocation record — and waits for the
+child's answer on a guest thread as it would for a guest (`GuestThreads.run`): a call the child
+has not answered by the deadline is abandoned and pinned like any other.
+
+The child starts at the first demotion, in the background; until it is ready, demoted calls run
+here on demoted threads as before. If it dies (killed, out of memory), the calls it had get an
+error outcome that says so, the host goes on, and the next demoted call starts a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .egress import Exchange
+    from .runtime.outcomes import RunResult
+
+log = logging.getLogger("fnhost.isolation")
+
+ISOLATED_NICE = 10
+"""The child's nice value above the host's: while it contends for the cores, the host's own
+invocations get about ten times its share (Linux CFS weights)."""
+START_TIMEOUT_S = 120.0
+"""How long the child may take to be ready (it imports Wasmtime and opens the stores)."""
+
+
+class IsolationLost(Exception):
+    """The child process ended before it answered."""
+
+
+@dataclass
+class Ran:
+    """What the child hands back for one call: the run and what the invocation's state gathered."""
+
+    run: RunResult
+    logs: list[str] = field(default_factory=list)
+    outbound: list[Exchange] = field(default_factory=list)
+    chain_stopped: list[str] = field(default_factory=list)
+
+
+class _Child:
+    """One running child: its process, its end of the socket, and the callers waiting for answers."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        ours, theirs = socket.socketpair()
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a ^C to the server's terminal stops the server, which stops this
+            )
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[threading.Event, list[Any]]] = {}
+        self._next = 0
+        self.lost = False
+        self.conn.send(options)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        if not self.conn.poll(timeout_s):
+            raise IsolationLost(f"the isolation process was not ready within {timeout_s:.0f} s")
+        kind, detail = self.conn.recv()
+        if kind != "ready":
+            raise IsolationLost(f"the isolation process failed to start: {detail}")
+        threading.Thread(target=self._read, name="fnhost-isolation-reader", daemon=True).start()
+
+    def call(self, args: tuple[Any, ...]) -> Ran:
+        done = threading.Event()
+        box: list[Any] = []
+        with self._lock:
+            if self.lost:
+                raise IsolationLost("the isolation process has ended")
+            self._next += 1
+            call_id = self._next
+            self._waiting[call_id] = (done, box)
+        try:
+            with self._send_lock:
+                self.conn.send((call_id, args))
+        except (OSError, EOFError, ValueError) as e:
+            with self._lock:
+                self._waiting.pop(call_id, None)
+            raise IsolationLost(f"the isolation process cannot be reached ({e})") from None
+        done.wait()  # the caller (a guest thread) is abandoned at the deadline; the reader always answers
+        ok, value = box
+        if not ok:
+            raise value if isinstance(value, BaseException) else IsolationLost(str(value))
+        return value  # type: ignore[no-any-return]
+
+    def _read(self) -> None:
+        while True:
+            try:
+                call_id, ok, value = self.conn.recv()
+            except (EOFError, OSError, pickle.UnpicklingError):
+                break
+            with self._lock:
+                entry = self._waiting.pop(call_id, None)
+            if entry is not None:
+                entry[1][:] = [ok, value]
+                entry[0].set()
+        try:
+            code: int | None = self.process.wait(5)  # its end of the socket closed: it is exiting
+        except subprocess.TimeoutExpired:
+            code = None
+        detail = "it closed its socket" if code is None else f"exit status {code}" if code >= 0 else f"signal {-code}"
+        with self._lock:
+            self.lost = True
+            waiting, self._waiting = self._waiting, {}
+        lost = IsolationLost(
+            f"the isolation process running demoted functions ended ({detail}) before this invocation "
+            "finished; it is restarted for the next one"
+        )
+        for done, box in waiting.values():
+            box[:] = [False, lost]
+            done.set()
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()  # the child sees the end of its input and exits
+        with contextlib.suppress(OSError):
+            self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class Isolation:
+    """The host's side: a child made on first use, calls sent to it, a lost child replaced."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options  # `Host` keyword arguments, data_dir included
+        self._lock = threading.Lock()
+        self._child: _Child | None = None
+        self._starting = False
+        self._closed = False
+        self.started = 0  # children started, the first included (a restart after a loss adds one)
+
+    def ready(self) -> bool:
+        """Is a child up to take calls? If not, one is started in the background and the answer is
+        no: the caller runs this call itself."""
+        with self._lock:
+            child = self._child
+            if child is not None and not child.lost:
+                return True
+            if self._starting or self._closed:
+                return False
+            self._starting = True
+        threading.Thread(target=self._start, name="fnhost-isolation-start", daemon=True).start()
+        return False
+
+    def _start(self) -> None:
+        child = None
+        try:
+            child = _Child(self._options)
+            child.wait_ready(START_TIMEOUT_S)
+        except Exception as e:  # logged; demoted calls keep running on this process's demoted threads
+            log.warning("demoted functions stay in this process: %s", e)
+            if child is not None:
+                child.stop()
+            child = None
+        with self._lock:
+            self._starting = False
+            if child is not None and self._closed:
+                stale, child = child, None
+                stale.stop()
+            if child is not None:
+                old, self._child = self._child, child
+                self.started += 1
+                if old is not None:
+                    old.stop()
+
+    def run(self, args: tuple[Any, ...]) -> Ran:
+        """Run `Invoker.run_here(*args)` in the child; `IsolationLost` if it ends first."""
+        with self._lock:
+            child = self._child
+        if child is None:
+            raise IsolationLost("the isolation process is not running")
+        return child.call(args)
+
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            child = self._child
+        return child.process.pid if child is not None and not child.lost else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            child, self._child = self._child, None
+        if child is not None:
+            child.stop()
+
+
+def _serve(fd: int) -> None:
+    """The child: a `Host` from the options it is sent, then one thread per call until its input ends."""
+    conn = Connection(fd)
+    options = conn.recv()
+    from .host import Host
+
+    try:
+        host = Host(**options)
+    except Exception as e:
+        conn.send(("failed", f"{type(e).__name__}: {e}"))
+        return
+    send_lock = threading.Lock()
+
+    def answer(call_id: int, args: tuple[Any, ...]) -> None:
+        try:
+            reply: tuple[int, bool, Any] = (call_id, True, host.run_here(*args))
+        except Exception as e:
+            reply = (call_id, False, IsolationLost(f"the isolation process could not run it: {type(e).__name__}: {e}"))
+        with send_lock, contextlib.suppress(OSError, ValueError):
+            conn.send(reply)
+
+    with contextlib.suppress(OSError, AttributeError):  # after starting at full speed; every thread after this inherits it
+        os.nice(ISOLATED_NICE)
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            call_id, args = conn.recv()
+        except (EOFError, OSError):
+            break  # the host closed its end, or is gone
+        threading.Thread(target=answer, args=(call_id, args), name="fnhost-isolated", daemon=True).start()
+    os._exit(0)  # guests still blocked (pinned) are abandoned with the process; the host stopped waiting
+
+
+def isolation_options(**options: Any) -> dict[str, Any]:
+    """`Host` keyword arguments for the child: the same stores and limits, no warm instances, no
+    child of its own."""
+    return {**options, "max_warm_mb": 0, "isolate": False}
+
+
+_CHILD = "import sys; from fnhost.isolation import _serve; _serve(int(sys.argv[1]))"
+"""The child's program: `_serve` under this module's own name (not `__main__`), so that what it sends
+unpickles here."""

@@ -1,0 +1,91 @@
+"""A demoted function runs in the isolation process (fnhost.isolation): its calls still answer, through
+the same stores and records; a well-behaved function never goes there; a killed isolation process
+costs only the calls it had, and is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import COMPILED, build_or_skip, wait_for
+
+from fnhost import Host, Outcome
+
+GUESTS = Path(__file__).resolve().parents[1] / "guests"
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    h = Host(tmp_path / "data", cache_dir=COMPILED, isolate=True)
+    built = build_or_skip(GUESTS / "rust" / "chaos")
+    for name, timeout_ms in (("hog", 2000), ("good", 2000)):
+        manifest = built.manifest.to_dict()
+        manifest.update(name=name, limits={**manifest["limits"], "timeout_ms": timeout_ms, "fuel": 10**15})
+        h.deploy(name, built.wasm_path.read_bytes(), manifest)
+    yield h
+    h.close()
+
+
+def demote(host: Host, name: str) -> int:
+    """Make `name` hit its timeout, then wait for the isolation process; its pid."""
+    assert host.invoke(name, b"loop").outcome == Outcome.TIMEOUT
+    assert host.isolation is not None
+    host.invoke(name, b"ok")  # a demoted call: starts the isolation process (this one runs here)
+    return wait_for(lambda: host.isolation.pid, timeout_s=60, what="the isolation process")  # type: ignore[union-attr]
+
+
+def test_a_demoted_function_runs_in_the_isolation_process_with_the_same_records(host: Host) -> None:
+    pid = demote(host, "hog")
+    assert pid != os.getpid() and Path(f"/proc/{pid}").exists()
+    before = host.runtime_stats().isolated_invocations
+
+    result = host.invoke("hog", b"alloc:40")
+    assert result.outcome == Outcome.OK, result.error
+    assert result.output == b'{"allocated_mb":40}'
+    assert result.memory_used_bytes is not None and result.memory_used_bytes >= 40 << 20  # measured there
+    assert host.runtime_stats().isolated_invocations == before + 1
+    record = host.invocations.get(result.invocation_id)
+    assert record is not None and record.outcome == "ok" and record.function == "hog"
+
+    timed_out = host.invoke("hog", b"loop")  # its limits hold there as here
+    assert timed_out.outcome == Outcome.TIMEOUT and "limits.timeout_ms" in (timed_out.error or "")
+
+    # the well-behaved function is not demoted, and never runs there
+    calls = host.runtime_stats().isolated_invocations
+    assert host.invoke("good", b"ok").output == b"ok"
+    assert host.runtime_stats().isolated_invocations == calls
+    # the child runs at a lower CPU priority than this process
+    assert os.getpriority(os.PRIO_PROCESS, pid) > os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_a_killed_isolation_process_fails_only_its_calls_and_is_replaced(host: Host) -> None:
+    pid = demote(host, "hog")
+    in_flight: list[object] = []
+    caller = threading.Thread(target=lambda: in_flight.append(host.invoke("hog", b"loop")))
+    caller.start()
+    time.sleep(0.3)  # the loop is running in the child
+    os.kill(pid, signal.SIGKILL)
+    caller.join(10)
+    (lost,) = in_flight
+    assert lost.outcome == Outcome.GUEST_TRAP  # type: ignore[attr-defined]
+    assert "isolation process" in lost.error and "signal 9" in lost.error, lost.error  # type: ignore[attr-defined]
+
+    assert host.invoke("good", b"ok").output == b"ok"  # the host goes on
+    assert host.invoke("hog", b"ok").output == b"ok"  # here, while a new child starts
+    new = wait_for(lambda: host.isolation.pid, timeout_s=60, what="a new isolation process")  # type: ignore[union-attr]
+    assert new != pid and host.isolation is not None and host.isolation.started == 2
+    before = host.runtime_stats().isolated_invocations
+    assert host.invoke("hog", b"ok").output == b"ok"
+    assert host.runtime_stats().isolated_invocations == before + 1
+
+
+def test_closing_the_host_ends_the_isolation_process(tmp_path: Path, host: Host) -> None:
+    pid = demote(host, "hog")
+    host.close()
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
+             timeout_s=10, what="the isolation process to end")  # fmt: skip
