@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "host"), str(ROOT / "bench")]
 
-from http_load import CACHE, fnhost_serve, wrk  # noqa: E402
+from http_load import CACHE, fnhost_server, wrk  # noqa: E402
 
 from fnhost import Host  # noqa: E402
 from fnhost.build import build_guest  # noqa: E402
@@ -81,6 +81,21 @@ def hostile(
     return outcomes
 
 
+def isolation_rss_mib(server_pid: int) -> float | None:
+    """Resident memory of the server's isolation process (fnhost.isolation), if it has one."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or b"fnhost.isolation" not in (entry / "cmdline").read_bytes():
+                continue
+            status = (entry / "status").read_text()
+        except OSError:  # it exited meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields["PPid"]) == server_pid:
+            return int(fields["VmRSS"].split()[0]) / 1024
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
@@ -103,7 +118,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         deploy(data)
-        with fnhost_serve(data, 1, *options) as base_url:
+        with fnhost_server(data, 1, *options) as (base_url, server_pid):
             token = (data / "admin.key").read_text().strip()
             url = f"{base_url}/fn/good/hello?name=bench"
             assert httpx.get(url).status_code == 200
@@ -125,6 +140,7 @@ def main() -> None:
                     attack.join(90)
                 time.sleep(4)  # the pinned sleeps return before the next solo round
             metrics = httpx.get(f"{base_url}/metrics").text
+            isolation_rss = isolation_rss_mib(server_pid)
     pinned = [line for line in metrics.splitlines() if line.startswith("fnhost_pinned_threads ")]
     isolated = [line for line in metrics.splitlines() if line.startswith("fnhost_isolated_invocations_total ")]
     medians = {}
@@ -135,6 +151,8 @@ def main() -> None:
     print("hostile outcomes: " + ", ".join(f"{k} x{v}" for k, v in sorted(outcomes.items())))
     print(f"after the attack: {pinned[0] if pinned else 'fnhost_pinned_threads missing'}")
     print(f"run in the isolation process: {isolated[0] if isolated else 'none (--no-isolate)'}")
+    if isolation_rss is not None:
+        print(f"isolation process resident after the attack: {isolation_rss:.0f} MiB")
     print(f"median p99 of {args.rounds} rounds: solo {medians['solo']:.2f} ms, under attack {medians['under attack']:.2f} ms")
     print(f"good p99 under attack / solo p99: {medians['under attack'] / medians['solo']:.2f}x")
 

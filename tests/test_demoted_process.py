@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import wat_guests as g
 from conftest import COMPILED, build_or_skip, wait_for
 
 from fnhost import Host, Outcome
@@ -89,3 +91,32 @@ def test_closing_the_host_ends_the_isolation_process(tmp_path: Path, host: Host)
     host.close()
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
              timeout_s=10, what="the isolation process to end")  # fmt: skip
+
+
+# wat_guests.KV_GET (the output is kv_get's status, an i64), but given an input longer than 600 bytes
+# (a payload past the ~100-byte context) it loops until the deadline first.
+KV_GET_OR_LOOP = g.kv_get("(if (i32.gt_u (local.get 1) (i32.const 600)) (then (loop $l (br $l))))")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_demoted_function_reaches_only_its_grants_from_the_isolation_process(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    database = request.getfixturevalue("postgres_server").new_database() if backend == "postgresql" else None
+    with Host(tmp_path / "data", cache_dir=COMPILED, isolate=True, database=database) as host:
+        limits = {"timeout_ms": 300, "fuel": 10**15}
+        host.deploy("granted", KV_GET_OR_LOOP, {"name": "granted", "grants": {"kv": ["b"]}, "limits": limits})
+        host.deploy("ungranted", KV_GET_OR_LOOP, {"name": "ungranted", "grants": {"kv": ["c"]}, "limits": limits})
+        host.kv.set("b", "k", b"value")
+        status = lambda r: struct.unpack("<q", r.output)[0]  # noqa: E731
+        for name in ("granted", "ungranted"):
+            assert host.invoke(name, b"x" * 1000).outcome == Outcome.TIMEOUT  # demoted
+        host.invoke("granted")  # starts the isolation process
+        wait_for(lambda: host.isolation.pid, timeout_s=60, what="the isolation process")  # type: ignore[union-attr]
+        before = host.runtime_stats().isolated_invocations
+
+        assert status(host.invoke("granted")) == 5  # the value's length: read through the shared store
+        host.kv.set("b", "k", b"changed!")
+        assert status(host.invoke("granted")) == 8  # written here, read there at once
+        assert status(host.invoke("ungranted")) == -1  # denied there as here, no trap
+        assert host.runtime_stats().isolated_invocations == before + 3

@@ -165,12 +165,15 @@ LOG_LOOP = module(
     imports='(import "fnhost" "log_write" (func $log (param i32 i32 i32)))',
 )
 
-# kv_get on bucket "b" key "k" (bytes at 16 and 17): returns [0][u32 8][i64 status] [u32 0].
-KV_GET = module(
-    """
+def kv_get(first: str = "") -> bytes:
+    """kv_get on bucket "b" key "k" (bytes at 16 and 17): returns [0][u32 8][i64 status] [u32 0].
+    `first`: instructions the handler runs before (its params are 0 and 1, the input's pointer and length)."""
+    return module(
+        f"""
   (data (i32.const 16) "bk")
   (func (export "fnhost_handle_event") (param i32 i32) (result i64)
     (local $r i64)
+    {first}
     (local.set $r (call $kv_get (i32.const 16) (i32.const 1) (i32.const 17) (i32.const 1)))
     (i32.store8 (i32.const 32) (i32.const 0))
     (i32.store (i32.const 33) (i32.const 8))
@@ -178,8 +181,11 @@ KV_GET = module(
     (i32.store (i32.const 45) (i32.const 0))
     (i64.or (i64.shl (i64.const 32) (i64.const 32)) (i64.const 17)))
 """,
-    imports='(import "fnhost" "kv_get" (func $kv_get (param i32 i32 i32 i32) (result i64)))',
-)
+        imports='(import "fnhost" "kv_get" (func $kv_get (param i32 i32 i32 i32) (result i64)))',
+    )
+
+
+KV_GET = kv_get()
 
 
 NO_ALLOC = wasmtime.wat2wasm(

@@ -241,7 +241,8 @@ def _serve(fd: int) -> None:
         with send_lock, contextlib.suppress(OSError, ValueError):
             conn.send(reply)
 
-    with contextlib.suppress(OSError, AttributeError):  # after starting at full speed; every thread after this inherits it
+    # lowered once started at full speed; the threads made from here on (the calls') inherit it
+    with contextlib.suppress(OSError, AttributeError):
         os.nice(ISOLATED_NICE)
     conn.send(("ready", os.getpid()))
     while True:
