@@ -79,11 +79,41 @@ def test_a_killed_isolation_process_fails_only_its_calls_and_is_replaced(host: H
 
     assert host.invoke("good", b"ok").output == b"ok"  # the host goes on
     assert host.invoke("hog", b"ok").output == b"ok"  # here, while a new child starts
-    new = wait_for(lambda: host.isolation.pid, timeout_s=60, what="a new isolation process")  # type: ignore[union-attr]
+
+    def restarted() -> int | None:
+        assert host.invoke("hog", b"ok").output == b"ok"
+        return host.isolation.pid  # type: ignore[union-attr]
+
+    new = wait_for(restarted, timeout_s=60, what="a new isolation process")
     assert new != pid and host.isolation is not None and host.isolation.started == 2
     before = host.runtime_stats().isolated_invocations
     assert host.invoke("hog", b"ok").output == b"ok"
     assert host.runtime_stats().isolated_invocations == before + 1
+
+
+def test_isolation_processes_that_keep_ending_are_restarted_ever_more_slowly(host: Host) -> None:
+    """Whatever kills the child (a guest that crashes Wasmtime, say) cannot make the host spend its
+    cores on starting children: one that ends within SHORT_LIFE_S delays the next start, 1 s, 2 s, ..."""
+    isolation = host.isolation
+    assert isolation is not None
+    demote(host, "hog")
+    for delay in (1.0, 2.0):
+        os.kill(isolation.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        wait_for(lambda: isolation.pid is None, timeout_s=10, what="the loss to be seen")
+        lost = time.monotonic()
+        started = isolation.started
+        while time.monotonic() < lost + delay - 0.3:  # asked for again and again: not started yet
+            assert host.invoke("hog", b"ok").output == b"ok"
+            assert isolation.started == started
+            time.sleep(0.1)
+        time.sleep(0.5)
+
+        def restarted() -> int | None:
+            assert host.invoke("hog", b"ok").output == b"ok"
+            return isolation.pid
+
+        wait_for(restarted, timeout_s=60, what="the next isolation process")
+        assert isolation.started == started + 1
 
 
 def test_closing_the_host_ends_the_isolation_process(tmp_path: Path, host: Host) -> None:

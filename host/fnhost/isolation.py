@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -41,6 +42,11 @@ ISOLATED_NICE = 10
 invocations get about ten times its share (Linux CFS weights)."""
 START_TIMEOUT_S = 120.0
 """How long the child may take to be ready (it imports Wasmtime and opens the stores)."""
+SHORT_LIFE_S = 10.0
+"""A child that ends sooner than this after it was ready delays the next start: the delay doubles
+with each such child in a row (from 1 s, at most `MAX_RESTART_DELAY_S`), so that whatever keeps
+ending it cannot make the host spend its cores on starting children."""
+MAX_RESTART_DELAY_S = 60.0
 
 
 class IsolationLost(Exception):
@@ -80,6 +86,8 @@ class _Child:
         self._waiting: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._next = 0
         self.lost = False
+        self.ready_at = 0.0  # time.monotonic() when it said it was ready
+        self.lost_at = 0.0
         self.conn.send(options)
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -88,6 +96,7 @@ class _Child:
         kind, detail = self.conn.recv()
         if kind != "ready":
             raise IsolationLost(f"the isolation process failed to start: {detail}")
+        self.ready_at = time.monotonic()
         threading.Thread(target=self._read, name="fnhost-isolation-reader", daemon=True).start()
 
     def call(self, args: tuple[Any, ...]) -> Ran:
@@ -127,9 +136,12 @@ class _Child:
             code: int | None = self.process.wait(5)  # its end of the socket closed: it is exiting
         except subprocess.TimeoutExpired:
             code = None
+            with contextlib.suppress(OSError):
+                self.process.kill()  # it cannot be reached any more: it must not go on running guests
         detail = "it closed its socket" if code is None else f"exit status {code}" if code >= 0 else f"signal {-code}"
         with self._lock:
             self.lost = True
+            self.lost_at = time.monotonic()
             waiting, self._waiting = self._waiting, {}
         lost = IsolationLost(
             f"the isolation process running demoted functions ended ({detail}) before this invocation "
@@ -163,6 +175,8 @@ class Isolation:
         self._starting = False
         self._closed = False
         self.started = 0  # children started, the first included (a restart after a loss adds one)
+        self._short_lived = 0  # children in a row that ended within SHORT_LIFE_S (or failed to start)
+        self._not_before = 0.0  # time.monotonic() before which no child starts
 
     def ready(self) -> bool:
         """Is a child up to take calls? If not, one is started in the background and the answer is
@@ -171,11 +185,23 @@ class Isolation:
             child = self._child
             if child is not None and not child.lost:
                 return True
-            if self._starting or self._closed:
+            if child is not None:  # it ended: count it once, and let go of it
+                self._child = None
+                self._backoff(short=child.lost_at - child.ready_at < SHORT_LIFE_S, since=child.lost_at)
+            if self._starting or self._closed or time.monotonic() < self._not_before:
                 return False
             self._starting = True
         threading.Thread(target=self._start, name="fnhost-isolation-start", daemon=True).start()
         return False
+
+    def _backoff(self, *, short: bool, since: float) -> None:
+        """A child ended (or failed to start, `short`): when may the next one start (under the lock)."""
+        if not short:
+            self._short_lived = 0
+            self._not_before = since
+            return
+        self._not_before = since + min(MAX_RESTART_DELAY_S, 2.0**self._short_lived)
+        self._short_lived += 1
 
     def _start(self) -> None:
         child = None
@@ -189,14 +215,13 @@ class Isolation:
             child = None
         with self._lock:
             self._starting = False
-            if child is not None and self._closed:
-                stale, child = child, None
-                stale.stop()
-            if child is not None:
-                old, self._child = self._child, child
+            if child is None:
+                self._backoff(short=True, since=time.monotonic())
+            elif self._closed:
+                child.stop()
+            else:
+                self._child = child
                 self.started += 1
-                if old is not None:
-                    old.stop()
 
     def run(self, args: tuple[Any, ...]) -> Ran:
         """Run `Invoker.run_here(*args)` in the child; `IsolationLost` if it ends first."""
