@@ -1,9 +1,16 @@
-"""The baseline for bench/http_load.py: a bare Starlette JSON endpoint under the same Hypercorn settings
-as `fnhost serve` (hypercorn.asyncio.serve, one process, access log off)."""
+"""The baseline for bench/http_load.py and bench/peers.py: a bare Starlette JSON endpoint under the same
+Hypercorn settings as `fnhost serve` (hypercorn.asyncio.serve, access log off).
+
+    python bench/bare_app.py PORT [PROCESSES]
+
+With PROCESSES > 1 it forks that many servers over one listening socket, as `fnhost serve --processes`
+does (SO_REUSEPORT)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 
 from hypercorn.asyncio import serve
@@ -21,7 +28,19 @@ async def hello(request: Request) -> JSONResponse:
 app = Starlette(routes=[Route("/hello", hello)])
 
 if __name__ == "__main__":
+    port, processes = int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1
     config = Config()
-    config.bind = [f"127.0.0.1:{sys.argv[1]}"]
     config.accesslog = None
+    if processes == 1:
+        config.bind = [f"127.0.0.1:{port}"]
+    else:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        config.bind = [f"fd://{sock.fileno()}"]
+        for _ in range(processes - 1):
+            if os.fork() == 0:
+                break  # a child serves too (stop them all with a signal to the process group)
     asyncio.run(serve(app, config))  # type: ignore[arg-type]
