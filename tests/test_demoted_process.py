@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import wat_guests as g
-from conftest import COMPILED, build_or_skip, wait_for
+from conftest import COMPILED, build_or_skip, needs_componentize_py, wait_for
 
-from fnhost import Host, Outcome
+from fnhost import Host, Outcome, isolation
 
 GUESTS = Path(__file__).resolve().parents[1] / "guests"
 
@@ -150,3 +150,36 @@ def test_a_demoted_function_reaches_only_its_grants_from_the_isolation_process(
         assert status(host.invoke("granted")) == 8  # written here, read there at once
         assert status(host.invoke("ungranted")) == -1  # denied there as here, no trap
         assert host.runtime_stats().isolated_invocations == before + 3
+
+
+@needs_componentize_py
+def test_a_guest_blocked_past_its_deadline_there_is_ended_with_the_isolation_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In this process a guest blocked in an uninterruptible WASI sleep keeps its thread (pinned) until
+    the sleep returns; in the isolation process it is ended MAX_OVERRUN_S past its deadline, with the
+    process. HTTP calls go there too."""
+    monkeypatch.setattr(isolation, "MAX_OVERRUN_S", 1.0)
+    wasm = build_or_skip(GUESTS / "python" / "pinned").wasm_path.read_bytes()
+    with Host(tmp_path / "data", cache_dir=COMPILED, isolate=True) as host:
+        host.deploy("pinned", wasm, {"name": "pinned", "http": {"public": True}, "limits": {"timeout_ms": 500}})
+        assert host.invoke("pinned", b"sleep:1").outcome == Outcome.TIMEOUT  # demoted; pinned here for 1 s
+
+        def up() -> int | None:
+            host.invoke_http("pinned", "GET", "/sleep?s=0")
+            return host.isolation.pid  # type: ignore[union-attr]
+
+        pid = wait_for(up, timeout_s=60, what="the isolation process")
+        before = host.runtime_stats().isolated_invocations
+        answer = host.invoke_http("pinned", "GET", "/sleep?s=0", [("accept", "application/json")])
+        assert answer.outcome == Outcome.OK and answer.response is not None, answer.error
+        assert answer.response.status == 200 and answer.response.body == b'{"slept_s":0.0}'
+        assert host.runtime_stats().isolated_invocations == before + 1
+
+        started = time.monotonic()
+        blocked = host.invoke("pinned", b"sleep:600")
+        assert blocked.outcome == Outcome.TIMEOUT and time.monotonic() - started < 1.5
+        assert host.runtime_stats().pinned_by_function == {"pinned": 1}
+        wait_for(lambda: host.runtime_stats().pinned_by_function == {}, timeout_s=10, what="the thread unpinned")
+        assert time.monotonic() - started < 5  # 0.5 s timeout + 1 s overrun, not 600 s
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout_s=10, what="the killed child reaped")

@@ -256,7 +256,8 @@ class Invoker:
             if isolation is not None and isolation.ready():
                 self.isolated_calls += 1
                 args = (name, record.version, record.sha256, call, invocation_id, chain_depth)
-                work: Callable[[], RunResult] = lambda: self._adopt(state, isolation.run(args))  # noqa: E731
+                timeout_s = limits.timeout_ms / 1000
+                work: Callable[[], RunResult] = lambda: self._adopt(state, isolation.run(args, timeout_s))  # noqa: E731
             else:
                 work = lambda: self.sandbox.run(prepared, call, state)  # noqa: E731
             if prepared.component or demoted:

@@ -47,6 +47,11 @@ SHORT_LIFE_S = 10.0
 with each such child in a row (from 1 s, at most `MAX_RESTART_DELAY_S`), so that whatever keeps
 ending it cannot make the host spend its cores on starting children."""
 MAX_RESTART_DELAY_S = 60.0
+MAX_OVERRUN_S = 30.0
+"""How long past its deadline a call may keep the child busy (a guest blocked where Wasmtime cannot
+interrupt it: a WASI preview-2 sleep). Then the child is killed, which frees every thread and byte
+such guests held — and fails the other calls it was running — and a new one starts. In this
+process a blocked guest's thread could only be waited for."""
 
 
 class IsolationLost(Exception):
@@ -88,6 +93,7 @@ class _Child:
         self.lost = False
         self.ready_at = 0.0  # time.monotonic() when it said it was ready
         self.lost_at = 0.0
+        self.killed_for: str | None = None  # why this host killed it
         self.conn.send(options)
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -99,7 +105,7 @@ class _Child:
         self.ready_at = time.monotonic()
         threading.Thread(target=self._read, name="fnhost-isolation-reader", daemon=True).start()
 
-    def call(self, args: tuple[Any, ...]) -> Ran:
+    def call(self, args: tuple[Any, ...], timeout_s: float) -> Ran:
         done = threading.Event()
         box: list[Any] = []
         with self._lock:
@@ -115,7 +121,11 @@ class _Child:
             with self._lock:
                 self._waiting.pop(call_id, None)
             raise IsolationLost(f"the isolation process cannot be reached ({e})") from None
-        done.wait()  # the caller (a guest thread) is abandoned at the deadline; the reader always answers
+        # The caller (a guest thread) is abandoned at the deadline; past MAX_OVERRUN_S more the child
+        # is killed, and the reader answers every call it had.
+        if not done.wait(timeout_s + MAX_OVERRUN_S):
+            self.kill(f"a call was still blocked {MAX_OVERRUN_S:.0f} s past its {timeout_s:.3g} s timeout")
+            done.wait()
         ok, value = box
         if not ok:
             raise value if isinstance(value, BaseException) else IsolationLost(str(value))
@@ -143,8 +153,9 @@ class _Child:
             self.lost = True
             self.lost_at = time.monotonic()
             waiting, self._waiting = self._waiting, {}
+        why = f"killed by the host: {self.killed_for}" if self.killed_for else detail
         lost = IsolationLost(
-            f"the isolation process running demoted functions ended ({detail}) before this invocation "
+            f"the isolation process running demoted functions ended ({why}) before this invocation "
             "finished; it is restarted for the next one"
         )
         for done, box in waiting.values():
@@ -152,6 +163,15 @@ class _Child:
             done.set()
         with contextlib.suppress(OSError):
             self.conn.close()
+
+    def kill(self, why: str) -> None:
+        with self._lock:
+            if self.lost:
+                return
+            self.killed_for = why
+        log.warning("killing the isolation process (pid %d): %s", self.process.pid, why)
+        with contextlib.suppress(OSError):
+            self.process.kill()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -223,13 +243,14 @@ class Isolation:
                 self._child = child
                 self.started += 1
 
-    def run(self, args: tuple[Any, ...]) -> Ran:
-        """Run `Invoker.run_here(*args)` in the child; `IsolationLost` if it ends first."""
+    def run(self, args: tuple[Any, ...], timeout_s: float) -> Ran:
+        """Run `Invoker.run_here(*args)` in the child; `IsolationLost` if it ends first (it is killed
+        when the call is still running `MAX_OVERRUN_S` past `timeout_s`)."""
         with self._lock:
             child = self._child
         if child is None:
             raise IsolationLost("the isolation process is not running")
-        return child.call(args)
+        return child.call(args, timeout_s)
 
     @property
     def pid(self) -> int | None:
