@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -183,3 +186,41 @@ def test_a_guest_blocked_past_its_deadline_there_is_ended_with_the_isolation_pro
         wait_for(lambda: host.runtime_stats().pinned_by_function == {}, timeout_s=10, what="the thread unpinned")
         assert time.monotonic() - started < 5  # 0.5 s timeout + 1 s overrun, not 600 s
         wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout_s=10, what="the killed child reaped")
+
+
+def test_the_isolation_process_does_not_outlive_a_killed_host(tmp_path: Path) -> None:
+    """A host that dies (SIGKILL: no close) leaves no isolation process running guests behind."""
+    wasm = build_or_skip(GUESTS / "rust" / "chaos").wasm_path
+    script = textwrap.dedent(f"""
+        import sys, time
+        from fnhost import Host
+        host = Host({str(tmp_path / "data")!r}, cache_dir={str(COMPILED)!r}, isolate=True)
+        limits = {{"timeout_ms": 300, "fuel": 10**15}}
+        host.deploy("hog", open({str(wasm)!r}, "rb").read(), {{"name": "hog", "limits": limits}})
+        host.invoke("hog", b"loop")
+        while host.isolation.pid is None:
+            host.invoke("hog", b"ok")
+            time.sleep(0.1)
+        print(host.isolation.pid, flush=True)
+        host.invoke("hog", b"loop")  # the child is running a guest when this process is killed
+        time.sleep(600)
+    """)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "host")}
+    host = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert host.stdout is not None
+        child = int(host.stdout.readline())
+        time.sleep(0.1)
+        host.kill()
+        host.wait(10)
+
+        def gone() -> bool:
+            try:
+                return Path(f"/proc/{child}/stat").read_text().split(") ", 1)[1][0] == "Z"
+            except OSError:
+                return True
+
+        wait_for(gone, timeout_s=10, what="the isolation process to end with its host")
+    finally:
+        host.kill()
