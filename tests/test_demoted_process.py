@@ -20,6 +20,7 @@ import wat_guests as g
 from conftest import COMPILED, build_or_skip, needs_componentize_py, wait_for
 
 from fnhost import Host, Outcome, isolation
+from fnhost.runtime import abi
 
 GUESTS = Path(__file__).resolve().parents[1] / "guests"
 
@@ -56,6 +57,10 @@ def test_a_demoted_function_runs_in_the_isolation_process_with_the_same_records(
     assert host.runtime_stats().isolated_invocations == before + 1
     record = host.invocations.get(result.invocation_id)
     assert record is not None and record.outcome == "ok" and record.function == "hog"
+
+    batch = abi.QueueBatch((abi.BatchMessage("m1", "orders", b"{}", 1),))  # events cross too
+    assert host.invoke_event("hog", batch, trigger="queue").output == b'{"ignored":"QueueBatch"}'
+    assert host.runtime_stats().isolated_invocations == before + 2
 
     timed_out = host.invoke("hog", b"loop")  # its limits hold there as here
     assert timed_out.outcome == Outcome.TIMEOUT and "limits.timeout_ms" in (timed_out.error or "")
