@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
-from conftest import build_or_skip, needs_componentize_py
+from conftest import build_or_skip, needs_componentize_py, wait_for
 
 from fnhost import Host, Outcome
 from fnhost.capabilities.body import INLINE_MAX
@@ -68,23 +69,60 @@ def test_a_response_over_max_response_bytes_is_refused(host: Host) -> None:
     assert r.outcome is Outcome.GUEST_ERROR and "over limits.max_response_bytes (100000)" in (r.error or "")
 
 
+# stdout reaches the host through a callback per write (a fresh instance with a small input) or a
+# pipe (runtime/limits.py StdoutPipe: a warm instance, or a large input): the same rules hold in both
+CHANNELS = pytest.mark.parametrize("reuse", [0, 10], ids=["callback", "pipe"])
+
+
 @needs_componentize_py
-def test_a_guest_writing_past_its_announced_output_cannot_grow_it(host: Host) -> None:
-    deploy(host, "python", "chaos", "chaos", max_response_bytes=1_000_000, max_log_bytes=10_000)
+@CHANNELS
+def test_a_guest_writing_past_its_announced_output_cannot_grow_it(host: Host, reuse: int) -> None:
+    deploy(host, "python", "chaos", "chaos", max_response_bytes=1_000_000, max_log_bytes=10_000, instance_reuse=reuse)
     # 40 MB written after announcing 1,000 bytes: the output is those 1,000, the rest a bounded log
-    r = host.invoke("chaos", b"announce:1000:40000000")
-    assert r.outcome is Outcome.OK, r.error
-    assert r.output == b"y" * 1000
-    assert sum(len(line) for line in r.logs) < 11_000 and "log truncated" in r.logs[-1]
+    for _ in range(2):  # twice: a warm instance's second call too
+        r = host.invoke("chaos", b"announce:1000:40000000")
+        assert r.outcome is Outcome.OK, r.error
+        assert r.output == b"y" * 1000
+        assert sum(len(line) for line in r.logs) < 11_000 and "log truncated" in r.logs[-1]
 
 
 @needs_componentize_py
-def test_an_output_shorter_than_announced_is_the_functions_error(host: Host) -> None:
-    deploy(host, "python", "chaos", "chaos")
+@CHANNELS
+def test_an_output_shorter_than_announced_is_the_functions_error(host: Host, reuse: int) -> None:
+    deploy(host, "python", "chaos", "chaos", instance_reuse=reuse)
     r = host.invoke("chaos", b"announce:50000:20000")
     assert r.outcome is Outcome.GUEST_ERROR
     assert r.error == "wrote 20000 of the 50000 output bytes announced to stdout"
     assert host.invoke("chaos", b"ok").output == b"ok"  # the next invocation is unaffected
+
+
+@needs_componentize_py
+@CHANNELS
+def test_stdout_stderr_and_host_log_lines_keep_their_order(host: Host, reuse: int) -> None:
+    deploy(host, "python", "chaos", "chaos", instance_reuse=reuse)
+    for _ in range(2):
+        r = host.invoke("chaos", b"mixed")
+        assert r.outcome is Outcome.OK, r.error
+        assert r.logs == ["[stdout] a", "[info] b", "[stderr] c", "[stdout] d"]
+    big = host.invoke("chaos", b"big:3000000")  # over the pipe's 1 MiB: read while it is written
+    assert big.outcome is Outcome.OK and big.output == b"x" * 3_000_000, big.error
+    printed = host.invoke("chaos", b"stdout:50000")  # printed, not announced: one log line
+    assert printed.logs == ["[stdout] " + "x" * 50_000]
+
+
+@needs_componentize_py
+def test_a_stdout_pipe_ends_with_its_instance(host: Host) -> None:
+    def pipes() -> int:
+        return sum(t.name == "fnhost-stdout" for t in threading.enumerate())
+
+    before = pipes()
+    deploy(host, "python", "chaos", "chaos", instance_reuse=10)
+    assert host.invoke("chaos", b"big:100000").output == b"x" * 100_000
+    assert pipes() == before + 1  # the warm instance's
+    deploy(host, "python", "hello", "hello")  # fresh instances: a pipe only for a large input, then gone
+    assert echo(host, "hello", b"z" * 100_000) == b"z" * 100_000
+    host.delete_function("chaos")  # its warm instance is dropped
+    wait_for(lambda: pipes() == before, timeout_s=10, what="the pipes' threads to end")
 
 
 @needs_componentize_py

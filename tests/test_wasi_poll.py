@@ -151,7 +151,7 @@ def test_stdio_is_ready_at_once_even_with_a_long_clock() -> None:
     assert event(events[0]) == (2, ESUCCESS, FD_WRITE, 1, 0)
     assert event(events[1]) == (3, ESUCCESS, FD_WRITE, 1, 0)
     assert event(events[2]) == (4, ESUCCESS, FD_READ, 0, HANGUP)  # stdin is empty
-    assert elapsed < 0.01
+    assert elapsed < 0.5  # at once, not at the 10 s clock (10 ms was too tight on a loaded machine)
 
 
 @pytest.mark.parametrize("sub", [fd(5, FD_READ, 9), fd(5, FD_WRITE, 9), fd(5, FD_WRITE, 0), fd(5, FD_READ, 1)])
@@ -160,7 +160,7 @@ def test_unknown_fd_gives_an_ebadf_event(sub: bytes) -> None:
     assert (errno, nevents) == (ESUCCESS, 1)
     userdata, ev_errno, kind, _, _ = event(events[0])
     assert (userdata, ev_errno, kind) == (5, EBADF, sub[8])
-    assert elapsed < 0.01
+    assert elapsed < 0.5  # at once, not at the 10 s clock (10 ms was too tight: 10.9 ms seen)
 
 
 # --- errors ---------------------------------------------------------------------------------

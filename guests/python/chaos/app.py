@@ -10,6 +10,7 @@ The invoke payload is one command (text):
     recurse      unbounded Python recursion with the recursion limit lifted: the wasm call stack
                  overflows ("call stack exhausted" trap)
     stdout:N     write N bytes to stdout
+    mixed        print "a" to stdout, log "b" through the host, "c" to stderr, then "d" to stdout
     big:N        return N bytes (the SDK hands an output this large to the host outside the record)
     announce:N:M announce an N-byte output on stdout (fnhost:function/body) and write M bytes there
     trap         os.abort(): a wasm `unreachable` trap
@@ -24,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from fnhost_sdk import App, Context, Event, Invoke
+from fnhost_sdk import App, Context, Event, Invoke, log
 from wit_world.imports import body
 
 app = App()
@@ -64,6 +65,12 @@ def on_event(event: Event, ctx: Context) -> str | dict[str, object]:
         sys.stdout.write("x" * int(arg))
         sys.stdout.flush()
         return {"printed": int(arg)}
+    if command == "mixed":  # the log keeps this order, whichever way stdout reaches the host
+        print("a", flush=True)
+        log.info("b")
+        print("c", file=sys.stderr, flush=True)
+        print("d", flush=True)
+        return "mixed"
     if command == "big":
         return b"x" * int(arg)
     if command == "announce":

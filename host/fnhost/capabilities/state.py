@@ -69,12 +69,17 @@ class LogBuffer:
         self.truncated = False
         self.budget_spent = False  # log calls stopped by the host-call budget (marked once)
         self._partial = {"stdout": b"", "stderr": b""}
+        # a store with its stdout on a pipe (runtime/limits.py StdoutPipe): read it before a line is
+        # added, so that what the guest printed before a host call's line comes before it
+        self.before_line: Callable[[], None] | None = None
 
     @property
     def lines(self) -> list[str]:
         return self._data.decode("utf-8", "replace").split("\n")[:-1] if self._data else []
 
     def add(self, line: str) -> None:
+        if self.before_line is not None:
+            self.before_line()
         if self.truncated or self._released:
             return
         raw = line.encode("utf-8", "replace")
@@ -187,6 +192,7 @@ class CallState:
     input_dir: str | None = None
     output: bytes | OutputSink | None = None
     max_output_bytes: int = 0
+    stdout_sync: Callable[[], None] = lambda: None  # reads the store's stdout pipe so far (runtime/limits.py)
 
     def charge(self, nbytes: int) -> None:
         """Count one host call moving `nbytes`; over budget is `limit-exceeded`."""

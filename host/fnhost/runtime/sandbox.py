@@ -99,7 +99,9 @@ class Sandbox:
         try:
             if warm is None:
                 takes_input = prepared.takes_bodies and len(call.payload) > INLINE_MAX
-                warm = new_store(tier.engine, prepared, input_dir=bool(takes_input))
+                # a large output is likely where the input is large, and a warm store pays for its pipe once
+                pipe = prepared.takes_bodies and (takes_input or limits.instance_reuse > 0)
+                warm = new_store(tier.engine, prepared, input_dir=bool(takes_input), stdout_pipe=bool(pipe))
                 self._stdio.add(warm.stdio)
             context = warm.context
             state.input_dir = warm.input_dir
@@ -114,6 +116,8 @@ class Sandbox:
             if call.kind not in prepared.exports:
                 raise GuestFailure(f"function does not export a {call.kind} handler")
             if warm.exports is None:  # a component (a core instance has its exports once instantiated)
+                if warm.stdio.pipe is not None:
+                    state.stdout_sync = state.logs.before_line = warm.stdio.sync
                 result = call_component(prepared, warm.store, warm.instance, call, state)
             else:
                 result = call_core(prepared, warm.exports, call)
@@ -128,6 +132,7 @@ class Sandbox:
             state.end()
             convert.signatures.cache = None
             if warm is not None:
+                warm.stdio.sync()  # what it printed before it trapped or returned is in its logs
                 warm.stdio.attach(None)
                 if warm.input_dir is not None:  # the next call never sees this one's input
                     with contextlib.suppress(FileNotFoundError):
