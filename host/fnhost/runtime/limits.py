@@ -107,6 +107,11 @@ class StdoutPipe:
         shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
         threading.Thread(target=self._run, name="fnhost-stdout", daemon=True).start()
 
+    def abandon(self) -> None:
+        """Wasmtime could not open the write end: nothing reads."""
+        shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+        self._close()
+
     def drain(self) -> None:
         """Read what has been written so far (a write the guest finished is in the pipe: all of it)."""
         with self._lock:
@@ -177,11 +182,14 @@ def new_store(
     wasi.env = prepared.env
     wasi.stderr_custom = stdio.stderr
     if stdout_pipe:
-        stdio.pipe = StdoutPipe(stdio)
+        pipe = StdoutPipe(stdio)
         try:
-            wasi.stdout_file = stdio.pipe.path
-        finally:
-            stdio.pipe.opened()
+            wasi.stdout_file = pipe.path
+        except BaseException:
+            pipe.abandon()
+            raise
+        pipe.opened()
+        stdio.pipe = pipe
     else:
         wasi.stdout_custom = stdio.stdout
     directory = None
