@@ -97,7 +97,7 @@ def test_chaos_outcomes(host: Host, command: str, outcome: Outcome) -> None:
     r = host.invoke("chaos", command.encode())
     assert r.outcome is outcome, r.error
     if outcome is Outcome.GUEST_ERROR:
-        assert r.error == "RuntimeError: chaos: raised on purpose (at app.py:81)"
+        assert r.error == "RuntimeError: chaos: raised on purpose (at app.py:88)"
 
 
 def test_chaos_sandbox(host: Host) -> None:
