@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import socket
 import subprocess
 import sys
@@ -135,7 +134,10 @@ class _Child:
         while True:
             try:
                 call_id, ok, value = self.conn.recv()
-            except (EOFError, OSError, pickle.UnpicklingError):
+            except (EOFError, OSError):
+                break
+            except Exception as e:  # an answer that does not unpickle: the child is replaced
+                self.killed_for = f"an answer could not be read ({type(e).__name__}: {e})"
                 break
             with self._lock:
                 entry = self._waiting.pop(call_id, None)
@@ -284,8 +286,15 @@ def _serve(fd: int) -> None:
             reply: tuple[int, bool, Any] = (call_id, True, host.run_here(*args))
         except Exception as e:
             reply = (call_id, False, IsolationLost(f"the isolation process could not run it: {type(e).__name__}: {e}"))
-        with send_lock, contextlib.suppress(OSError, ValueError):
-            conn.send(reply)
+        with send_lock:
+            try:
+                conn.send(reply)  # pickled whole before anything is written
+            except (OSError, ValueError):  # the host is gone
+                pass
+            except Exception as e:
+                error = IsolationLost(f"the isolation process could not send its answer: {type(e).__name__}: {e}")
+                with contextlib.suppress(OSError, ValueError):
+                    conn.send((call_id, False, error))
 
     # lowered once started at full speed; the threads made from here on (the calls') inherit it
     with contextlib.suppress(OSError, AttributeError):
