@@ -140,3 +140,14 @@ def test_the_input_directory_is_read_only_and_removed_with_its_instance(host: Ho
     before = ours()
     assert echo(host, "hello", b"z" * 100_000) == b"z" * 100_000
     assert not ours() - before
+
+    # a warm instance has one from the start (a small first call), read-only too, emptied after
+    # every call and removed with the instance
+    deploy(host, "python", "chaos", "warm", instance_reuse=10)
+    assert host.invoke("warm", b"ok").output == b"ok"
+    (directory,) = ours() - before
+    fs = json.loads(host.invoke("warm", b"fs" + b" " * 100_000).output)
+    assert not fs["write"]["ok"] and "No such file" not in fs["write"]["error"], fs
+    assert not list((root / directory).iterdir())  # the input is gone once the call is over
+    host.delete_function("warm")
+    wait_for(lambda: not ours() - before, timeout_s=10, what="the warm instance's directory to go")

@@ -4,8 +4,8 @@ Wasmtime's C API lowers a `list<u8>` as one 32-byte value per byte (1 MB ≈ 0.1
 hostcall fuel stops a Python guest's response at ~2.7 MiB). For a component that imports this
 interface, an input (request body, invoke payload) over `INLINE_MAX` bytes is left out of the call's
 record (`CallState.input`), and the guest takes it as text (a string: one copy; base64 or latin-1)
-or as a file in a directory preopened read-only for its store (`CallState.input_dir`; fresh
-instances only). It hands a
+or as a file in a directory preopened read-only for its store (`CallState.input_dir`: a fresh
+store with a large input, and every warm one). It hands a
 large output back as text, or as the next `length` bytes it writes to stdout: the store's stdout sink
 (runtime/limits.py `Stdio`) keeps at most `length` bytes — and `length` is at most
 `limits.max_response_bytes` — so the cap holds while the guest writes, whatever it writes.
@@ -45,7 +45,7 @@ class BodyCapability(Capability):
     @operation(since="0.2.0")
     def take_input_file(self, state: CallState) -> str:
         if state.input is not None and state.input_dir is None:  # the store has no directory
-            raise HostCallError(ErrorKind.UNAVAILABLE, "no input directory in a warm instance; use take-input")
+            raise HostCallError(ErrorKind.UNAVAILABLE, "this store has no input directory; use take-input")
         data = _take(state)
         assert state.input_dir is not None
         path = os.path.join(state.input_dir, INPUT_FILE)

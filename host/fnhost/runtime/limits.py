@@ -157,8 +157,8 @@ class Instance:
     exports: CoreExports | None = None  # core modules: the instance's exports, looked up once
     wasi_clock_origin_ns: int = 0  # Wasmtime counts the guest's monotonic clock from the WASI context
     uses: int = 0
-    # fresh instances with a large input only: preopened read-only at capabilities.body.GUEST_DIR,
-    # removed with the store (a preopen made every call of a warm Python instance several times slower)
+    # a store that may move a large body (runtime/sandbox.py): preopened read-only at
+    # capabilities.body.GUEST_DIR, emptied after every call, removed with the store
     input_dir: str | None = None
 
 

@@ -98,10 +98,10 @@ class Sandbox:
         fuel_set = 0
         try:
             if warm is None:
-                takes_input = prepared.takes_bodies and len(call.payload) > INLINE_MAX
-                # a large output is likely where the input is large, and a warm store pays for its pipe once
-                pipe = prepared.takes_bodies and (takes_input or limits.instance_reuse > 0)
-                warm = new_store(tier.engine, prepared, input_dir=bool(takes_input), stdout_pipe=bool(pipe))
+                # A store that may move a large body gets the channels for it: a fresh one when its input is
+                # large (a large output is likely then), a warm one always (it pays for them once).
+                channels = prepared.takes_bodies and (len(call.payload) > INLINE_MAX or limits.instance_reuse > 0)
+                warm = new_store(tier.engine, prepared, input_dir=channels, stdout_pipe=channels)
                 self._stdio.add(warm.stdio)
             context = warm.context
             state.input_dir = warm.input_dir

@@ -3,7 +3,7 @@
 Wasmtime moves a `list<u8>` one value per byte, so the host leaves a request body or invoke payload
 over 32 KiB out of the record, and this SDK returns an output over 32 KiB outside it too, through
 the channels CPython handles without decoding anything: the input is a file to read (in a directory
-the host preopens read-only for a fresh instance; a warm one takes latin-1 text), the output the
+the host preopens read-only for the store; a store without one takes latin-1 text), the output the
 next bytes written to stdout (announced first, so they
 are not log lines). A WASI write may take fewer bytes than given (8,192 at most): the loop goes on
 until every byte is written.
@@ -60,8 +60,9 @@ def take_input(inline: bytes) -> bytes:
             return b""
         if not isinstance(error, Unavailable):
             raise error from None
-        # a warm instance has no input directory: latin-1 text, which CPython encodes back in C
-        # (near a copy for ASCII, ~60 wasm instructions a byte above U+007F)
+        # a store without an input directory (a host before 2026-12-04 gave warm instances none):
+        # latin-1 text, which CPython encodes back in C (near a copy for ASCII, ~60 wasm instructions
+        # a byte above U+007F)
         return _body.take_input(_body.ByteText.LATIN1).encode("latin-1")
     with open(path, "rb") as f:
         return f.read()
