@@ -392,3 +392,33 @@ def test_fnhost_serve_egress_options_reach_the_server_config(tmp_path: Path) -> 
     assert server_config(serve.make_context("serve", []).params).egress.mode == "allowlist"
     with pytest.raises(click.BadParameter):
         serve.make_context("serve", ["--egress", "none"])
+
+
+@pytest.mark.parametrize("encoding", ["base64", "latin1"])
+def test_an_oversized_request_text_body_is_refused_before_it_is_decoded(encoding: str) -> None:
+    """`request-text` sizes its body from the text: one over the host's limit (or the invocation's
+    byte budget) is refused without the copy decoding would make — so a body that is not even valid
+    base64 is `too-large`, never `invalid`."""
+    from fnhost.capabilities.base import VersionGrants
+    from fnhost.capabilities.errors import ErrorKind, HostCallError
+    from fnhost.capabilities.http import HttpCapability
+    from fnhost.capabilities.state import CallState, LogBuffer
+    from fnhost.egress import Egress
+
+    def state(bytes_left: int) -> CallState:
+        grants = VersionGrants.of(Manifest.from_dict({"name": "f"}), "f")
+        return CallState("i", "f", 1, grants, LogBuffer(1 << 20), calls_left=10, bytes_left=bytes_left)
+
+    capability = HttpCapability(Egress(EgressConfig(max_request_bytes=1000)))
+    try:
+        body = "\u00e9" * 1001 if encoding == "latin1" else "*" * 1400  # ≥ 1,048 bytes once decoded, if it were
+        for bytes_left, kind in ((1 << 20, ErrorKind.TOO_LARGE), (500, ErrorKind.LIMIT_EXCEEDED)):
+            with pytest.raises(HostCallError) as refused:
+                capability.request_text(state(bytes_left), "POST", "https://example.com/", [], body, encoding, None)
+            assert refused.value.kind is kind, refused.value
+        # at the limit it is decoded (and then this one is invalid base64, or sent and denied: no grant)
+        with pytest.raises(HostCallError) as past:
+            capability.request_text(state(1 << 20), "POST", "https://example.com/", [], body[:1000], encoding, None)
+        assert past.value.kind in (ErrorKind.INVALID, ErrorKind.DENIED), past.value
+    finally:
+        capability.close()

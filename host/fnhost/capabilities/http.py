@@ -27,7 +27,7 @@ from ..egress import Egress, EgressFailure, EgressMode, Hop, OriginError, Origin
 from ..errors import ManifestError
 from .base import Capability
 from .errors import ErrorKind, HostCallError
-from .operations import U16, U32, ByteText, bytes_as_text, bytes_of_text, operation
+from .operations import U16, U32, ByteText, bytes_as_text, bytes_of_text, operation, text_size
 from .state import CallState
 
 HTTP = "http"
@@ -165,6 +165,20 @@ class HttpCapability(Capability):
         """`request` with both bodies as text: a string crosses a component's boundary in bulk, a
         list<u8> one value per byte. The response's encoding is the host's choice: latin-1 when the
         body is ASCII (a copy for the guest), else base64."""
+        # before decoding: an oversized body costs no copy (base64 may be up to 2 bytes shorter)
+        at_least = text_size(body, body_encoding) - (2 if body_encoding == "base64" else 0)
+        if at_least > state.bytes_left:  # the checks `request` makes, in its order
+            raise HostCallError(
+                ErrorKind.LIMIT_EXCEEDED,
+                f"a request body of at least {at_least} bytes is over what is left of the host-call byte budget "
+                f"({state.bytes_left} bytes, limits.max_host_bytes)",
+            )
+        limit = self.egress.config.max_request_bytes
+        if at_least > limit:
+            raise HostCallError(
+                ErrorKind.TOO_LARGE,
+                f"request body of at least {at_least} bytes is over the host's limit of {limit} bytes",
+            )
         data = bytes_of_text(body, body_encoding, "request body")
         reply = self.request(state, method, url, headers, data, timeout_ms)
         encoding: ByteText = "latin1" if reply.body.isascii() else "base64"
