@@ -124,7 +124,7 @@ def test_isolation_processes_that_keep_ending_are_restarted_ever_more_slowly(hos
         assert isolation.started == started + 1
 
 
-def test_closing_the_host_ends_the_isolation_process(tmp_path: Path, host: Host) -> None:
+def test_closing_the_host_ends_the_isolation_process(host: Host) -> None:
     pid = demote(host, "hog")
     host.close()
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],

@@ -254,7 +254,8 @@ class Invoker:
             call = build(ctx)
             isolation = self.isolation if demoted else None
             if isolation is not None and isolation.ready():
-                self.isolated_calls += 1
+                with self._lock:
+                    self.isolated_calls += 1
                 args = (name, record.version, record.sha256, call, invocation_id, chain_depth)
                 timeout_s = limits.timeout_ms / 1000
                 work: Callable[[], RunResult] = lambda: self._adopt(state, isolation.run(args, timeout_s))  # noqa: E731

@@ -192,7 +192,6 @@ class CallState:
     input_dir: str | None = None
     output: bytes | OutputSink | None = None
     max_output_bytes: int = 0
-    stdout_sync: Callable[[], None] = lambda: None  # reads the store's stdout pipe so far (runtime/limits.py)
 
     def charge(self, nbytes: int) -> None:
         """Count one host call moving `nbytes`; over budget is `limit-exceeded`."""

@@ -55,7 +55,8 @@ def call_component(prepared: Prepared, store: wasmtime.Store, instance: Any, cal
 
 def _output(inline: bytes, state: CallState) -> bytes:
     """The record's output, or the one set through `fnhost:function/body` (then the record's must be empty)."""
-    state.stdout_sync()  # what the guest wrote to stdout before it returned, read (a StdoutPipe)
+    if state.logs.before_line is not None:  # a StdoutPipe: what the guest wrote before it returned, read
+        state.logs.before_line()
     output = state.output
     if output is None:
         return inline

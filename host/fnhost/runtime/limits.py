@@ -45,8 +45,9 @@ class Stdio:
     (capabilities/body.py); what is left of a write is a log line, bounded like any other.
 
     A store that may move a large output has its stdout on a `StdoutPipe` instead of a callback:
-    then `sync` reads what the guest has written so far (before the output is taken, before a
-    stderr write and before any other log line, so that lines keep their order)."""
+    then `sync` reads what the guest has written so far: before the output is taken, when the call
+    ends, and before any other log line (`LogBuffer.before_line`, stderr's included), so that lines
+    keep their order."""
 
     def __init__(self) -> None:
         self.state: CallState | None = None
@@ -69,7 +70,6 @@ class Stdio:
             state.logs.stream("stdout", data)
 
     def stderr(self, data: bytes) -> None:
-        self.sync()
         with self._lock:
             if self.state is not None:
                 self.state.logs.stream("stderr", data)
@@ -82,7 +82,7 @@ class Stdio:
 class StdoutPipe:
     """A store's stdout as a FIFO that one host thread reads in large reads (`Stdio.stdout` gets
     them), instead of a callback into Python for each write of at most 8 KiB from Wasmtime's I/O
-    threads: a 1 MB output costs about half as much (docs/performance.md). Nothing is stored: the
+    threads: a 1 MB echo costs about a third less (docs/performance.md). Nothing is stored: the
     FIFO's path is unlinked once both ends are open, and the pipe holds at most `PIPE_BYTES`, so a
     guest that writes without end is held to what `Stdio.stdout` keeps (the announced output, then
     log lines within their cap) while it waits on a full pipe or its deadline. The thread ends when

@@ -117,7 +117,7 @@ class Sandbox:
                 raise GuestFailure(f"function does not export a {call.kind} handler")
             if warm.exports is None:  # a component (a core instance has its exports once instantiated)
                 if warm.stdio.pipe is not None:
-                    state.stdout_sync = state.logs.before_line = warm.stdio.sync
+                    state.logs.before_line = warm.stdio.sync
                 result = call_component(prepared, warm.store, warm.instance, call, state)
             else:
                 result = call_core(prepared, warm.exports, call)
